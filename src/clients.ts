@@ -1,0 +1,62 @@
+import { PostgresStorageError } from "./errors.js";
+
+/** What the storage binds to a statement's placeholders: keys, encoded values, limits. */
+export type QueryParameter = string | number | null;
+
+/**
+ * A client with `query(text, params)`: `pg` Pool and Client (also through
+ * Hyperdrive), PGlite, Neon's `neon()` HTTP function, Pool and Client, and
+ * `@vercel/postgres`. The result may be `{ rows }` or the rows themselves.
+ * Only this slice of the client is typed, so no driver is a dependency.
+ */
+export interface QueryClient {
+  /** Runs one parameterized statement. */
+  query(text: string, params: QueryParameter[]): PromiseLike<{ rows: readonly unknown[] } | readonly unknown[]>;
+}
+
+/** A postgres.js `sql` instance, whose parameterized entry point is `unsafe`. */
+export interface UnsafeQueryClient {
+  /** Runs one parameterized statement and resolves to its rows. */
+  unsafe(text: string, params: QueryParameter[]): PromiseLike<readonly unknown[]>;
+}
+
+/** Any client the storage accepts, passed exactly as the user holds it. */
+export type PostgresClient = QueryClient | UnsafeQueryClient;
+
+/** A row as the storage reads it. */
+export type Row = Record<string, unknown>;
+
+/** Runs one statement and resolves to its rows: the only thing the storage needs of a client. */
+export type Execute = (text: string, params: QueryParameter[]) => Promise<Row[]>;
+
+/**
+ * Wraps whatever client the user passed into one `Execute` function.
+ *
+ * @throws PostgresStorageError when the object is no client we know how to call
+ */
+export function toExecute(client: unknown): Execute {
+  const candidate = client as Partial<QueryClient & UnsafeQueryClient> | null | undefined;
+  if (candidate && typeof candidate.query === "function") {
+    const query = candidate.query.bind(candidate);
+    return async (text, params) => rowsOf(await query(text, params));
+  }
+  if (candidate && typeof candidate.unsafe === "function") {
+    const unsafe = candidate.unsafe.bind(candidate);
+    return async (text, params) => rowsOf(await unsafe(text, params));
+  }
+  throw new PostgresStorageError(
+    `options.client must be a PostgreSQL client: a pg Pool or Client, a postgres.js sql, ` +
+      `a PGlite instance, neon() or a Neon Pool/Client from @neondatabase/serverless, or any ` +
+      `object with query(text, params); got ${client === null ? "null" : typeof client}`,
+  );
+}
+
+function rowsOf(result: unknown): Row[] {
+  if (Array.isArray(result)) return result as Row[];
+  const rows = (result as { rows?: unknown } | null | undefined)?.rows;
+  if (Array.isArray(rows)) return rows as Row[];
+  throw new PostgresStorageError(
+    "the client's query() resolved to neither an array of rows nor an object with rows; " +
+      "pass the driver's client itself (not a wrapper with another result shape)",
+  );
+}

@@ -1,0 +1,59 @@
+import { PostgresStorageError } from "./errors.js";
+
+/**
+ * Turns session values into text and back. The text is stored in a `jsonb`
+ * column, so it must be JSON; `JSON` (the default), `superjson` and `devalue`
+ * can be passed as they are.
+ */
+export interface Codec {
+  /** Encodes a value as JSON text. */
+  stringify(value: unknown): string;
+  /** Decodes text that `stringify` produced. */
+  parse(text: string): unknown;
+}
+
+/**
+ * Encodes a value before anything is sent, so a value that cannot be stored
+ * is refused while the stored one is still intact.
+ */
+export function encode(codec: Codec, value: unknown, key: string): string {
+  let text: unknown;
+  try {
+    text = codec.stringify(value);
+  } catch (error) {
+    throw new PostgresStorageError(
+      `the value for key ${JSON.stringify(key)} cannot be encoded, so nothing was written: ` +
+        `${error instanceof Error ? error.message : String(error)}. JSON has no BigInt, no ` +
+        `cycles and no class instances; pass a codec such as superjson if you need them`,
+      { cause: error },
+    );
+  }
+  if (typeof text !== "string") {
+    throw new PostgresStorageError(
+      `the codec turned the value for key ${JSON.stringify(key)} into ${typeOf(text)}, not a ` +
+        `string, so nothing was written. ` +
+        (text === undefined
+          ? "Values such as undefined or a function have no JSON form; to remove a session, delete it"
+          : "A codec's stringify() must return JSON text"),
+    );
+  }
+  return text;
+}
+
+/** Decodes stored text; a failure is an error, never a missing value. */
+export function decode(codec: Codec, text: string, key: string): unknown {
+  try {
+    return codec.parse(text);
+  } catch (error) {
+    throw new PostgresStorageError(
+      `the stored value for key ${JSON.stringify(key)} cannot be decoded by the codec ` +
+        `(${error instanceof Error ? error.message : String(error)}); was it written with ` +
+        `another codec? The row was left as it is`,
+      { cause: error },
+    );
+  }
+}
+
+function typeOf(value: unknown): string {
+  return value === null ? "null" : value === undefined ? "undefined" : `a ${typeof value}`;
+}

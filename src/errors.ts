@@ -1,0 +1,37 @@
+/**
+ * Every error this library throws. When PostgreSQL refused a statement, `code`
+ * holds its SQLSTATE (for example `"42501"` for a missing privilege) and
+ * `cause` the driver's original error, so nothing the driver said is lost.
+ */
+export class PostgresStorageError extends Error {
+  /** The five-character SQLSTATE when the database reported one, otherwise `undefined`. */
+  readonly code: string | undefined;
+
+  /**
+   * @param message what went wrong and what to do about it
+   * @param options `code`: the SQLSTATE; `cause`: the underlying error
+   */
+  constructor(message: string, options: { code?: string | undefined; cause?: unknown } = {}) {
+    super(message, "cause" in options ? { cause: options.cause } : undefined);
+    this.name = "PostgresStorageError";
+    this.code = options.code;
+  }
+}
+
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/** The SQLSTATE a driver attached to its error, if it attached one. */
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && SQLSTATE.test(code) ? code : undefined;
+}
+
+/** The driver's own words, whatever shape its error has. */
+export function describe(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    return error.errors.map(describe).join("; ");
+  }
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}

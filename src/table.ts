@@ -1,0 +1,81 @@
+import { PostgresStorageError } from "./errors.js";
+
+/** The table used when `tableName` is not given. */
+export const DEFAULT_TABLE_NAME = "grammy_sessions";
+
+// PostgreSQL silently truncates longer identifiers, which would let two
+// different names land in one table.
+const MAX_IDENTIFIER_BYTES = 63;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/**
+ * Checks a table name (`table` or `schema.table`) and returns it quoted, ready
+ * to be placed in SQL. Names are case-sensitive and used exactly as written.
+ *
+ * @throws PostgresStorageError when the name is empty, has more than one dot,
+ * or a part is longer than 63 bytes or holds anything but letters, digits, `_` and `-`
+ */
+export function quoteTableName(tableName: unknown): string {
+  if (typeof tableName !== "string" || tableName.length === 0) {
+    throw new PostgresStorageError(
+      `tableName must be a non-empty string such as "grammy_sessions" or "app.sessions", got ${show(tableName)}`,
+    );
+  }
+  const parts = tableName.split(".");
+  if (parts.length > 2) {
+    throw new PostgresStorageError(
+      `tableName ${show(tableName)} has more than one dot; write it as "table" or "schema.table"`,
+    );
+  }
+  return parts.map((part) => quoteIdentifier(part, tableName)).join(".");
+}
+
+function quoteIdentifier(part: string, tableName: string): string {
+  if (!IDENTIFIER.test(part)) {
+    throw new PostgresStorageError(
+      `tableName ${show(tableName)} is not allowed: each part must start with a letter or "_" ` +
+        `and hold only letters A-Z, digits, "_" and "-" (quotes, dots inside names, spaces and ` +
+        `other characters are refused so that no name can change the SQL)`,
+    );
+  }
+  if (part.length > MAX_IDENTIFIER_BYTES) {
+    throw new PostgresStorageError(
+      `tableName ${show(tableName)} is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} ` +
+        `characters of "${part.slice(0, 20)}…", so pick a shorter name`,
+    );
+  }
+  return `"${part}"`;
+}
+
+/** The schema part of a quoted `"schema"."table"` name, if it has one. */
+export function quotedSchemaOf(quotedTable: string): string | undefined {
+  const dot = quotedTable.indexOf('"."');
+  return dot === -1 ? undefined : quotedTable.slice(0, dot + 1);
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : String(value);
+}
+
+/**
+ * The SQL that creates the session table, for migration tools (pass
+ * `createTable: false` to the storage when migrations own the schema).
+ * The key column sorts bytewise (`COLLATE "C"`) so that every key of one
+ * prefix lies in one contiguous index range.
+ *
+ * @param tableName `table` or `schema.table`; defaults to `grammy_sessions`
+ * @returns one `CREATE TABLE IF NOT EXISTS` statement
+ */
+export function createTableSql(tableName: string = DEFAULT_TABLE_NAME): string {
+  return tableDdl(quoteTableName(tableName));
+}
+
+/** The DDL for a table name that is already quoted. */
+export function tableDdl(quotedTable: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${quotedTable} (
+  key text COLLATE "C" PRIMARY KEY,
+  value jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz
+)`;
+}

@@ -1,0 +1,305 @@
+import * as devalue from "devalue";
+import superjson from "superjson";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresStorage, PostgresStorageError, prefixKeys, type PostgresStorageOptions } from "../src/index.js";
+import { tableExists, uniqueTable, type ClientKind, type OpenClient } from "./support/clients.js";
+import { countStatements } from "./support/counting.js";
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+const roundTripValues: Record<string, unknown> = {
+  object: { step: "age", name: "Ada", nested: { list: [1, 2, { deep: true }], nothing: null } },
+  "empty object": {},
+  array: [1, "two", { three: 3 }, [4], null],
+  "empty array": [],
+  string: "hello",
+  "empty string": "",
+  "string with quotes and backslashes": `'"; DROP TABLE x; -- \\ \n\t`,
+  integer: 42,
+  "negative float": -3.25,
+  zero: 0,
+  "large safe integer": Number.MAX_SAFE_INTEGER,
+  true: true,
+  false: false,
+  null: null,
+  unicode: { text: "Привет, 世界! 👋🏽 مرحبا e\u0301", emoji: "🧑‍💻" },
+};
+
+/**
+ * The behaviour every client must show, against a real database. Each call
+ * works in tables of its own and drops them afterwards.
+ */
+export function conformanceSuite(kind: ClientKind): void {
+  describe(kind.name, () => {
+    let open: OpenClient;
+    const tables: string[] = [];
+    const table = (label: string) => {
+      const name = uniqueTable(label);
+      tables.push(name);
+      return name;
+    };
+    const storage = <T>(options: Omit<PostgresStorageOptions, "client"> = {}) =>
+      new PostgresStorage<T>({ client: open.client, ...options });
+
+    beforeAll(async () => {
+      open = await kind.open();
+    });
+    afterAll(async () => {
+      for (const name of tables) await open.admin(`DROP TABLE IF EXISTS "${name}"`);
+      await open.close();
+    });
+
+    describe("round trip", () => {
+      let store: PostgresStorage<unknown>;
+      beforeAll(() => {
+        store = storage({ tableName: table("roundtrip") });
+      });
+      for (const [label, value] of Object.entries(roundTripValues)) {
+        it(`keeps ${label}`, async () => {
+          await store.write(`k:${label}`, value);
+          expect(await store.read(`k:${label}`)).toStrictEqual(value);
+        });
+      }
+      it("overwrites a value", async () => {
+        await store.write("overwrite", { v: 1, gone: true });
+        await store.write("overwrite", { v: 2 });
+        expect(await store.read("overwrite")).toStrictEqual({ v: 2 });
+      });
+      it("deletes a value, and deleting a missing key is no error", async () => {
+        await store.write("doomed", { v: 1 });
+        await store.delete("doomed");
+        expect(await store.read("doomed")).toBeUndefined();
+        await expect(store.delete("never-written")).resolves.toBeUndefined();
+      });
+      it("answers has() for present and absent keys", async () => {
+        await store.write("present", 0);
+        expect(await store.has("present")).toBe(true);
+        expect(await store.has("absent")).toBe(false);
+      });
+      it("reads undefined for a key never written", async () => {
+        expect(await store.read("nobody")).toBeUndefined();
+      });
+      it("stores keys that look like SQL verbatim", async () => {
+        const key = `'); DROP TABLE "${store.tableName}"; --`;
+        await store.write(key, { safe: true });
+        expect(await store.read(key)).toStrictEqual({ safe: true });
+        expect(await tableExists(open.admin, store.tableName)).toBe(true);
+      });
+    });
+
+    describe("missing table", () => {
+      it("reads, has, deletes and lists as empty without creating the table", async () => {
+        const name = table("missing");
+        const counted = countStatements(open.client);
+        const store = new PostgresStorage({ client: counted.client, tableName: name });
+        expect(await store.read("k")).toBeUndefined();
+        expect(await store.has("k")).toBe(false);
+        await store.delete("k");
+        expect(await collect(store.readAllKeys())).toStrictEqual([]);
+        expect(counted.statements).toHaveLength(4);
+        expect(await tableExists(open.admin, name)).toBe(false);
+      });
+      it("creates the table on the first write with one extra statement plus the retry", async () => {
+        const name = table("lazy");
+        const counted = countStatements(open.client);
+        const store = new PostgresStorage({ client: counted.client, tableName: name });
+        await store.write("k", { first: true });
+        expect(counted.statements).toHaveLength(3);
+        expect(counted.statements[1]).toMatch(/^CREATE TABLE IF NOT EXISTS/);
+        expect(await tableExists(open.admin, name)).toBe(true);
+        expect(await store.read("k")).toStrictEqual({ first: true });
+      });
+      it("creates the table on explicit createTable(), idempotently", async () => {
+        const name = table("explicit");
+        const store = storage({ tableName: name, createTable: false });
+        await store.createTable();
+        await store.createTable();
+        expect(await tableExists(open.admin, name)).toBe(true);
+      });
+      it("refuses to create the table when createTable is false, and says how to", async () => {
+        const name = table("nocreate");
+        const store = storage({ tableName: name, createTable: false });
+        const error = await store.write("k", 1).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PostgresStorageError);
+        expect((error as PostgresStorageError).code).toBe("42P01");
+        expect((error as Error).message).toMatch(/createTableSql|createTable\(\)/);
+        expect(await tableExists(open.admin, name)).toBe(false);
+      });
+    });
+
+    describe("statements per operation", () => {
+      it("costs exactly one statement for a warm read, write, delete and has", async () => {
+        const name = table("count");
+        const counted = countStatements(open.client);
+        const store = new PostgresStorage({ client: counted.client, tableName: name });
+        await store.write("warm", { a: 1 });
+        counted.statements.length = 0;
+        await store.read("warm");
+        expect(counted.statements).toHaveLength(1);
+        await store.write("warm", { a: 2 });
+        expect(counted.statements).toHaveLength(2);
+        await store.has("warm");
+        expect(counted.statements).toHaveLength(3);
+        await store.delete("warm");
+        expect(counted.statements).toHaveLength(4);
+        expect(counted.statements.some((text) => /CREATE/i.test(text))).toBe(false);
+      });
+      it("costs no statement to construct", () => {
+        const counted = countStatements(open.client);
+        new PostgresStorage({ client: counted.client, tableName: table("ctor") });
+        expect(counted.statements).toHaveLength(0);
+      });
+    });
+
+    describe("readAll*", () => {
+      const rows = 2_345; // more than two pages of keys and 23 pages of entries
+      let name: string;
+      beforeAll(async () => {
+        name = table("readall");
+        await storage({ tableName: name }).createTable();
+        await open.admin(
+          `INSERT INTO "${name}" (key, value) SELECT 'app:' || lpad(i::text, 5, '0'), jsonb_build_object('n', i) FROM generate_series(1, $1::int) AS i`,
+          [rows],
+        );
+        await open.admin(`INSERT INTO "${name}" (key, value) VALUES ('other:1', '{"n": -1}'), ('apple:1', '{"n": -2}'), ('app', '{"n": -3}')`);
+      });
+      it("lists every key of the builder across pages, in order, without the prefix", async () => {
+        const keys = await collect(storage({ tableName: name, keyBuilder: prefixKeys("app") }).readAllKeys());
+        expect(keys).toHaveLength(rows);
+        expect(keys[0]).toBe("00001");
+        expect(keys.at(-1)).toBe(String(rows).padStart(5, "0"));
+        expect(new Set(keys).size).toBe(rows);
+      });
+      it("lists values and entries across pages", async () => {
+        const store = storage<{ n: number }>({ tableName: name, keyBuilder: prefixKeys("app") });
+        const values = await collect(store.readAllValues());
+        expect(values.map((v) => v.n)).toStrictEqual(Array.from({ length: rows }, (_, i) => i + 1));
+        const entries = await collect(store.readAllEntries());
+        expect(entries).toHaveLength(rows);
+        expect(entries[41]).toStrictEqual(["00042", { n: 42 }]);
+      });
+      it("lists every key of the table with the default builder", async () => {
+        const keys = await collect(storage({ tableName: name }).readAllKeys());
+        expect(keys).toHaveLength(rows + 3);
+        expect(keys).toContain("other:1");
+        expect(keys).toContain("app");
+      });
+      it("keeps prefixes apart even when one starts with another", async () => {
+        const keys = await collect(storage({ tableName: name, keyBuilder: prefixKeys("apple") }).readAllKeys());
+        expect(keys).toStrictEqual(["1"]);
+      });
+      it("filters through parse() for builders without a prefix", async () => {
+        const store = storage({
+          tableName: name,
+          keyBuilder: { build: (k) => `other:${k}`, parse: (s) => (s.startsWith("other:") ? s.slice(6) : undefined) },
+        });
+        expect(await collect(store.readAllKeys())).toStrictEqual(["1"]);
+        expect(await collect(store.readAllEntries())).toStrictEqual([["1", { n: -1 }]]);
+      });
+    });
+
+    describe("key builders", () => {
+      it("keeps two prefixes in one table apart", async () => {
+        const name = table("prefix");
+        const a = storage({ tableName: name, keyBuilder: prefixKeys("bot-a") });
+        const b = storage({ tableName: name, keyBuilder: prefixKeys("bot-b", "/") });
+        await a.write("42", "from a");
+        await b.write("42", "from b");
+        expect(await a.read("42")).toBe("from a");
+        expect(await b.read("42")).toBe("from b");
+        const stored = await open.admin(`SELECT key FROM "${name}" ORDER BY key`);
+        expect(stored.map((row) => row.key)).toStrictEqual(["bot-a:42", "bot-b/42"]);
+        expect(await collect(a.readAllEntries())).toStrictEqual([["42", "from a"]]);
+      });
+      it("scopes non-ASCII prefixes", async () => {
+        const name = table("unicode_prefix");
+        const a = storage({ tableName: name, keyBuilder: prefixKeys("ü") });
+        const b = storage({ tableName: name, keyBuilder: prefixKeys("üb") });
+        await a.write("1", 1);
+        await b.write("2", 2);
+        expect(await collect(a.readAllKeys())).toStrictEqual(["1"]);
+        expect(await collect(b.readAllKeys())).toStrictEqual(["2"]);
+      });
+      it("accepts a plain function, and explains why readAll* needs parse()", async () => {
+        const name = table("fnbuilder");
+        const store = storage({ tableName: name, keyBuilder: (k) => `fn-${k}` });
+        await store.write("7", { ok: 1 });
+        expect(await store.read("7")).toStrictEqual({ ok: 1 });
+        expect((await open.admin(`SELECT key FROM "${name}"`))[0]?.key).toBe("fn-7");
+        await expect(collect(store.readAllKeys())).rejects.toThrow(/parse/);
+      });
+    });
+
+    describe("codecs", () => {
+      it("round-trips superjson's types when superjson is passed as it is", async () => {
+        const store = storage({ tableName: table("superjson"), codec: superjson });
+        const value = { at: new Date("2024-05-06T07:08:09.010Z"), tags: new Set(["a"]), map: new Map([[1, "one"]]), big: 10n ** 20n };
+        await store.write("k", value);
+        expect(await store.read("k")).toStrictEqual(value);
+      });
+      it("round-trips devalue's types, cycles included, when devalue is passed as it is", async () => {
+        const store = storage({ tableName: table("devalue"), codec: devalue });
+        const value: { at: Date; big: bigint; self?: unknown } = { at: new Date(0), big: 7n };
+        value.self = value;
+        await store.write("k", value);
+        const read = (await store.read("k")) as typeof value;
+        expect(read.at).toStrictEqual(new Date(0));
+        expect(read.big).toBe(7n);
+        expect(read.self).toBe(read);
+      });
+      it("stores the codec's text as JSON the database can query", async () => {
+        const name = table("jsonquery");
+        await storage({ tableName: name }).write("k", { step: "age" });
+        const [row] = await open.admin(`SELECT value->>'step' AS step FROM "${name}" WHERE key = 'k'`);
+        expect(row?.step).toBe("age");
+      });
+    });
+
+    describe("bad input leaves the stored value as it was", () => {
+      let store: PostgresStorage<unknown>;
+      beforeAll(async () => {
+        store = storage({ tableName: table("badinput") });
+        await store.write("k", { intact: true });
+      });
+      const refuse = async (attempt: () => Promise<unknown>, message: RegExp) => {
+        const error = await attempt().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PostgresStorageError);
+        expect((error as Error).message).toMatch(message);
+        expect(await store.read("k")).toStrictEqual({ intact: true });
+      };
+      it("refuses a BigInt under JSON", () => refuse(() => store.write("k", { n: 1n }), /cannot be encoded.*BigInt/s));
+      it("refuses a cyclic value under JSON", () => {
+        const cyclic: Record<string, unknown> = {};
+        cyclic.self = cyclic;
+        return refuse(() => store.write("k", cyclic), /cannot be encoded.*cycles/s);
+      });
+      it("refuses undefined", () => refuse(() => store.write("k", undefined), /not a string.*delete/s));
+      it("refuses a codec that returns a non-string", async () => {
+        const bad = storage({ tableName: store.tableName, codec: { stringify: () => 42 as unknown as string, parse: JSON.parse } });
+        await refuse(() => bad.write("k", { replaced: true }), /a number, not a string/);
+      });
+      it("refuses codec output that is not JSON", async () => {
+        const bad = storage({ tableName: store.tableName, codec: { stringify: () => "not json", parse: (t) => t } });
+        await refuse(() => bad.write("k", { replaced: true }), /not valid JSON/);
+      });
+      it("refuses a key that is not a string", () =>
+        refuse(() => store.write(17 as unknown as string, { replaced: true }), /keys must be strings, got number/));
+      it("refuses a key with U+0000", () => refuse(() => store.write("k\0", { replaced: true }), /U\+0000/));
+    });
+
+    describe("errors", () => {
+      it("throws, never answers undefined, when the table has the wrong shape", async () => {
+        const name = table("wrongshape");
+        await open.admin(`CREATE TABLE "${name}" (key text PRIMARY KEY, data jsonb)`);
+        const error = await storage({ tableName: name }).read("k").catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PostgresStorageError);
+        expect((error as PostgresStorageError).code).toBe("42703");
+        expect((error as PostgresStorageError).cause).toBeDefined();
+      });
+    });
+  });
+}
