@@ -1,4 +1,6 @@
 import { PGlite } from "@electric-sql/pglite";
+import { Client as NeonClient, Pool as NeonPool, neon } from "@neondatabase/serverless";
+import { sql as vercelSql, type VercelClient, type VercelPool } from "@vercel/postgres";
 import { Bot, session, type Context, type SessionFlavor, type StorageAdapter } from "grammy";
 import pg from "pg";
 import postgres from "postgres";
@@ -25,6 +27,12 @@ describe("types", () => {
     expectTypeOf<pg.PoolClient>().toExtend<PostgresClient>();
     expectTypeOf<postgres.Sql>().toExtend<PostgresClient>();
     expectTypeOf<PGlite>().toExtend<PostgresClient>();
+    expectTypeOf(neon("postgres://u@h/db")).toExtend<PostgresClient>();
+    expectTypeOf<NeonPool>().toExtend<PostgresClient>();
+    expectTypeOf<NeonClient>().toExtend<PostgresClient>();
+    expectTypeOf(vercelSql).toExtend<PostgresClient>();
+    expectTypeOf<VercelPool>().toExtend<PostgresClient>();
+    expectTypeOf<VercelClient>().toExtend<PostgresClient>();
     expectTypeOf<string>().not.toExtend<PostgresClient>();
   });
 
