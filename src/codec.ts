@@ -3,23 +3,35 @@ import { PostgresStorageError } from "./errors.js";
 /**
  * Turns session values into text and back. The text is stored in a `jsonb`
  * column, so it must be JSON; `JSON` (the default), `superjson` and `devalue`
- * can be passed as they are.
+ * can be passed as they are. Either method may return a promise (encryption
+ * through Web Crypto does).
  */
 export interface Codec {
   /** Encodes a value as JSON text. */
-  stringify(value: unknown): string;
+  stringify(value: unknown): string | PromiseLike<string>;
   /** Decodes text that `stringify` produced. */
   parse(text: string): unknown;
+  /**
+   * `true` when `stringify` writes an object as a JSON object with the same
+   * top-level keys, so that `update()` can merge a patch inside the database.
+   * `JSON` counts as mergeable without saying so.
+   */
+  readonly mergeable?: boolean;
+}
+
+/** Whether `update()` may merge this codec's output in the database. */
+export function isMergeable(codec: Codec): boolean {
+  return codec === JSON || codec.mergeable === true;
 }
 
 /**
  * Encodes a value before anything is sent, so a value that cannot be stored
  * is refused while the stored one is still intact.
  */
-export function encode(codec: Codec, value: unknown, key: string): string {
+export async function encode(codec: Codec, value: unknown, key: string): Promise<string> {
   let text: unknown;
   try {
-    text = codec.stringify(value);
+    text = await codec.stringify(value);
   } catch (error) {
     throw new PostgresStorageError(
       `the value for key ${JSON.stringify(key)} cannot be encoded, so nothing was written: ` +
@@ -41,14 +53,14 @@ export function encode(codec: Codec, value: unknown, key: string): string {
 }
 
 /** Decodes stored text; a failure is an error, never a missing value. */
-export function decode(codec: Codec, text: string, key: string): unknown {
+export async function decode(codec: Codec, text: string, key: string): Promise<unknown> {
   try {
-    return codec.parse(text);
+    return await codec.parse(text);
   } catch (error) {
     throw new PostgresStorageError(
       `the stored value for key ${JSON.stringify(key)} cannot be decoded by the codec ` +
         `(${error instanceof Error ? error.message : String(error)}); was it written with ` +
-        `another codec? The row was left as it is`,
+        `another codec or secret? The row was left as it is`,
       { cause: error },
     );
   }

@@ -1,3 +1,5 @@
+import type { StandardIssue } from "./schema.js";
+
 /**
  * Every error this library throws. When PostgreSQL refused a statement, `code`
  * holds its SQLSTATE (for example `"42501"` for a missing privilege) and
@@ -34,4 +36,28 @@ export function describe(error: unknown): string {
   }
   if (error instanceof Error) return error.message || error.name;
   return String(error);
+}
+
+/**
+ * A session value failed the storage's schema: on read (with
+ * `onInvalid: "throw"`), on write, or as the result of `update()`. Nothing
+ * invalid was written.
+ */
+export class StorageValidationError extends PostgresStorageError {
+  /** The grammY session key whose value failed. */
+  readonly key: string;
+  /** What the schema found wrong, as the schema library reported it. */
+  readonly issues: ReadonlyArray<StandardIssue>;
+
+  /**
+   * @param message what failed and what was done about it
+   * @param key the grammY session key
+   * @param issues the schema's issues
+   */
+  constructor(message: string, key: string, issues: ReadonlyArray<StandardIssue>) {
+    super(message);
+    this.name = "StorageValidationError";
+    this.key = key;
+    this.issues = issues;
+  }
 }

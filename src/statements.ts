@@ -9,12 +9,25 @@ export interface Statements {
   readonly read: string;
   /** `$1` key → one row when a live row exists. */
   readonly has: string;
-  /** `$1` key, `$2` encoded value: insert or overwrite. */
+  /** `$1` key, `$2` encoded value, `$3` milliseconds to live or null: insert or overwrite. */
   readonly write: string;
   /** `$1` key. */
   readonly delete: string;
+  /**
+   * `$1` key, `$2` encoded patch, `$3` milliseconds to live or null: merges the
+   * patch into the stored object (or stores it alone when there is none) →
+   * `value`, the merged JSON text, and `previous`, the live value before (or
+   * null). No row comes back when the stored value is not a JSON object.
+   */
+  readonly update: string;
+  /** `$1` key, `$2` value to put back, `$3` the value `update()` left: undoes an update nobody has changed since. */
+  readonly restore: string;
+  /** `$1` key, `$2` the value `update()` left: undoes an update that created the row. */
+  readonly deleteIfUnchanged: string;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */
   page(options: PageQuery): string;
+  /** Deletes up to `$2` expired rows after key `$1` (from `$1` on the first batch) → `deleted`, `last` key. */
+  prune(first: boolean): string;
 }
 
 /** What a page of `readAll*` selects and where it starts. */
@@ -27,9 +40,10 @@ export interface PageQuery {
   readonly bounded: boolean;
 }
 
-// Rows whose expiry has passed are invisible on the database's clock, not the
-// function's: serverless instances drift.
+// Expiry is judged on the database's clock, not the function's: serverless
+// instances drift.
 const LIVE = "(expires_at IS NULL OR expires_at > now())";
+const EXPIRES = "now() + $3::float8 * interval '1 millisecond'";
 
 /** The statements for one table name that is already validated and quoted. */
 export function statementsFor(table: string): Statements {
@@ -38,10 +52,24 @@ export function statementsFor(table: string): Statements {
     has: `SELECT 1 AS found FROM ${table} WHERE key = $1::text AND ${LIVE}`,
     write:
       `INSERT INTO ${table} (key, value, updated_at, expires_at) ` +
-      `VALUES ($1::text, $2::text::jsonb, now(), NULL) ` +
+      `VALUES ($1::text, $2::text::jsonb, now(), ${EXPIRES}) ` +
       `ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, ` +
       `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
     delete: `DELETE FROM ${table} WHERE key = $1::text`,
+    // `previous` locks the row and keeps its value before the merge, so that a
+    // merge the schema rejects can be undone; joining it into the inserted row
+    // makes it run (and lock) before the insert does.
+    update:
+      `WITH previous AS MATERIALIZED (SELECT value FROM ${table} WHERE key = $1::text AND ${LIVE} FOR UPDATE) ` +
+      `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) ` +
+      `SELECT $1::text, $2::text::jsonb, now(), ${EXPIRES} FROM (VALUES (1)) AS one LEFT JOIN previous ON true ` +
+      `ON CONFLICT (key) DO UPDATE SET ` +
+      `value = CASE WHEN t.expires_at IS NULL OR t.expires_at > now() THEN t.value || EXCLUDED.value ELSE EXCLUDED.value END, ` +
+      `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at ` +
+      `WHERE jsonb_typeof(t.value) = 'object' OR t.expires_at <= now() ` +
+      `RETURNING t.value::text AS value, (SELECT value::text FROM previous) AS previous`,
+    restore: `UPDATE ${table} SET value = $2::text::jsonb WHERE key = $1::text AND value = $3::text::jsonb`,
+    deleteIfUnchanged: `DELETE FROM ${table} WHERE key = $1::text AND value = $2::text::jsonb`,
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.
@@ -54,5 +82,13 @@ export function statementsFor(table: string): Statements {
         `ORDER BY key COLLATE "C" LIMIT ${limit}::int`
       );
     },
+    // Walks the primary key once across batches instead of rescanning the
+    // table for every batch, so no index on expires_at is needed (which would
+    // cost every write with a TTL an index update). Rows being written are skipped.
+    prune: (first) =>
+      `WITH doomed AS (SELECT key FROM ${table} WHERE key ${first ? ">=" : ">"} $1::text COLLATE "C" ` +
+      `AND expires_at <= now() ORDER BY key COLLATE "C" LIMIT $2::int FOR UPDATE SKIP LOCKED), ` +
+      `gone AS (DELETE FROM ${table} AS t USING doomed WHERE t.key = doomed.key RETURNING t.key) ` +
+      `SELECT count(*)::int AS deleted, max(key COLLATE "C") AS last FROM gone`,
   };
 }

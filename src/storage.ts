@@ -1,12 +1,18 @@
 import { toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
-import { decode, encode, type Codec } from "./codec.js";
-import { PostgresStorageError, describe, sqlState } from "./errors.js";
+import type { Codec } from "./codec.js";
+import { PostgresStorageError, StorageValidationError, describe, sqlState } from "./errors.js";
 import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
+import { formatIssues, type StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
+import { decodeFromRead, decodeMerged, encodeForWrite, encodePatch, type OnInvalid, type ValueRules } from "./values.js";
 
-/** Options of {@link PostgresStorage}. Only `client` is required. */
-export interface PostgresStorageOptions {
+/**
+ * Options of {@link PostgresStorage}. Only `client` is required.
+ *
+ * @typeParam T the session data; inferred from `schema` when one is given
+ */
+export interface PostgresStorageOptions<T = unknown> {
   /**
    * The database client, as you already hold it: a `pg` Pool or Client, a
    * postgres.js `sql`, a PGlite instance, Neon's `neon()`, Pool or Client,
@@ -14,17 +20,32 @@ export interface PostgresStorageOptions {
    */
   client: PostgresClient;
   /** The table, optionally `schema.table`; case-sensitive, always quoted. Defaults to `grammy_sessions`. */
-  tableName?: string;
+  tableName?: string | undefined;
   /** Maps grammY keys to stored keys, e.g. `prefixKeys("bot1")`. Defaults to storing keys as they are. */
-  keyBuilder?: KeyBuilderOption;
+  keyBuilder?: KeyBuilderOption | undefined;
   /** Turns values into JSON text and back. Defaults to `JSON`; `superjson` and `devalue` work as they are. */
-  codec?: Codec;
+  codec?: Codec | undefined;
   /**
    * Create the table the first time a write finds it missing (one extra
    * statement, once). Defaults to `true`; pass `false` when your migrations own
    * the schema (see `createTableSql`).
    */
-  createTable?: boolean;
+  createTable?: boolean | undefined;
+  /**
+   * A Standard Schema (zod, valibot, arktype, …) that session values must
+   * pass. Values are checked on read, and on write unless `validateOnWrite`
+   * is `false`; the session type is inferred from it.
+   */
+  schema?: StandardSchema<T> | undefined;
+  /** What a read does with a stored value that fails `schema`. Defaults to `"throw"`. */
+  onInvalid?: OnInvalid<T> | undefined;
+  /** Check values against `schema` before writing them. Defaults to `true`. */
+  validateOnWrite?: boolean | undefined;
+  /**
+   * Rows expire this long after their last write, on the database's clock;
+   * expired rows read as missing, and `prune()` deletes them. Defaults to never.
+   */
+  millisecondsToLive?: number | undefined;
 }
 
 // SQLSTATEs the storage acts on.
@@ -36,6 +57,7 @@ const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "23505"]);
 
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;
+const PRUNE_BATCH_SIZE = 1000;
 
 /** What a statement does when the table does not exist yet. */
 type WhenTableMissing = "answer-empty" | "create-and-retry";
@@ -60,7 +82,8 @@ export class PostgresStorage<T = unknown> {
   readonly #table: string;
   readonly #statements: Statements;
   readonly #keys: KeyBuilder;
-  readonly #codec: Codec;
+  readonly #rules: ValueRules<T>;
+  readonly #millisecondsToLive: number | null;
   readonly #createTable: boolean;
   #creating: Promise<void> | undefined;
 
@@ -69,7 +92,7 @@ export class PostgresStorage<T = unknown> {
    *
    * @throws PostgresStorageError when an option is invalid
    */
-  constructor(options: PostgresStorageOptions) {
+  constructor(options: PostgresStorageOptions<T>) {
     if (typeof options !== "object" || options === null) {
       throw new PostgresStorageError("new PostgresStorage(options) needs an options object with a client");
     }
@@ -78,10 +101,13 @@ export class PostgresStorage<T = unknown> {
     this.#table = quoteTableName(this.tableName);
     this.#statements = statementsFor(this.#table);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
-    this.#codec = options.codec ?? JSON;
-    if (typeof this.#codec?.stringify !== "function" || typeof this.#codec.parse !== "function") {
-      throw new PostgresStorageError("codec must have stringify(value) and parse(text), as JSON, superjson and devalue do");
-    }
+    this.#rules = {
+      codec: checkCodec(options.codec ?? JSON),
+      schema: checkSchema(options.schema),
+      onInvalid: checkOnInvalid(options.onInvalid ?? "throw"),
+      validateOnWrite: options.validateOnWrite ?? true,
+    };
+    this.#millisecondsToLive = checkMillisecondsToLive(options.millisecondsToLive);
     this.#createTable = options.createTable ?? true;
   }
 
@@ -95,18 +121,76 @@ export class PostgresStorage<T = unknown> {
   async read(key: string): Promise<T | undefined> {
     const storedKey = this.#storedKey(key);
     const [row] = await this.#run("read", key, this.#statements.read, [storedKey], "answer-empty");
-    return row === undefined ? undefined : (decode(this.#codec, String(row.value), key) as T);
+    return row === undefined ? undefined : decodeFromRead(this.#rules, key, String(row.value));
   }
 
   /**
-   * Stores `value` under `key`, replacing what was there, in one `INSERT … ON CONFLICT` statement.
+   * Stores `value` under `key`, replacing what was there (and pushing its
+   * expiry forward), in one `INSERT … ON CONFLICT` statement.
    *
+   * @throws StorageValidationError when the value fails the schema (nothing is written)
    * @throws PostgresStorageError when the value cannot be encoded (nothing is written) or the write fails
    */
   async write(key: string, value: T): Promise<void> {
     const storedKey = this.#storedKey(key);
-    const text = encode(this.#codec, value, key);
-    await this.#run("write", key, this.#statements.write, [storedKey, text], "create-and-retry");
+    const text = await encodeForWrite(this.#rules, key, value);
+    await this.#run("write", key, this.#statements.write, [storedKey, text, this.#millisecondsToLive], "create-and-retry");
+  }
+
+  /**
+   * Merges the fields of `patch` into the object stored under `key`, in one
+   * atomic statement: concurrent updates of different fields never lose each
+   * other (as read-modify-write does). Creates the row from `patch` when there
+   * is none. The merged value is checked against the schema; if it fails, the
+   * previous value is put back and `StorageValidationError` is thrown.
+   *
+   * @returns the merged value, as a read would return it
+   * @throws PostgresStorageError when the stored value is not an object, or the codec cannot merge
+   */
+  async update(key: string, patch: Partial<T>): Promise<T> {
+    const storedKey = this.#storedKey(key);
+    const text = await encodePatch(this.#rules, key, patch);
+    const params = [storedKey, text, this.#millisecondsToLive];
+    const [row] = await this.#run("update", key, this.#statements.update, params, "create-and-retry");
+    if (row === undefined) {
+      throw new PostgresStorageError(
+        `update() cannot merge into the value stored under key ${JSON.stringify(key)}: it is not a JSON object. Nothing was changed; write() a whole value instead`,
+      );
+    }
+    const merged = String(row.value);
+    const result = await decodeMerged(this.#rules, key, merged);
+    if (result.issues === undefined) return result.value;
+    const previous = row.previous === null ? null : String(row.previous);
+    if (previous === null) {
+      await this.#run("update (undo)", key, this.#statements.deleteIfUnchanged, [storedKey, merged], "answer-empty");
+    } else {
+      await this.#run("update (undo)", key, this.#statements.restore, [storedKey, previous, merged], "answer-empty");
+    }
+    throw new StorageValidationError(
+      `update() of key ${JSON.stringify(key)} would leave a value that fails the schema (${formatIssues(result.issues)}); the previous value was put back`,
+      key,
+      result.issues,
+    );
+  }
+
+  /**
+   * Deletes expired rows, in batches of at most 1000 rows per statement, so
+   * that no statement holds many locks or runs for long. Expired rows are
+   * already invisible; this reclaims their space. Run it from a scheduled job
+   * (on Workers, a Cron Trigger).
+   *
+   * @returns how many rows were deleted
+   */
+  async prune(): Promise<number> {
+    let deleted = 0;
+    let cursor = "";
+    for (let first = true; ; first = false) {
+      const [row] = await this.#run("prune", undefined, this.#statements.prune(first), [cursor, PRUNE_BATCH_SIZE], "answer-empty");
+      const count = Number(row?.deleted ?? 0);
+      deleted += count;
+      if (count < PRUNE_BATCH_SIZE || typeof row?.last !== "string") return deleted;
+      cursor = row.last;
+    }
   }
 
   /** Deletes the session stored under `key`; deleting a missing key is not an error. */
@@ -130,15 +214,19 @@ export class PostgresStorage<T = unknown> {
     for await (const [key] of this.#scan(false)) yield key;
   }
 
-  /** Every session value this storage's key builder owns, paginated like {@link readAllKeys}. */
+  /**
+   * Every session value this storage's key builder owns, paginated like
+   * {@link readAllKeys}; values that `onInvalid` discards are left out.
+   */
   async *readAllValues(): AsyncGenerator<T, void, undefined> {
-    for await (const [key, row] of this.#scan(true)) yield decode(this.#codec, String(row.value), key) as T;
+    for await (const [, value] of this.readAllEntries()) yield value;
   }
 
   /** Every `[key, value]` pair this storage's key builder owns, paginated like {@link readAllKeys}. */
   async *readAllEntries(): AsyncGenerator<[key: string, value: T], void, undefined> {
     for await (const [key, row] of this.#scan(true)) {
-      yield [key, decode(this.#codec, String(row.value), key) as T];
+      const value = await decodeFromRead(this.#rules, key, String(row.value));
+      if (value !== undefined) yield [key, value];
     }
   }
 
@@ -268,4 +356,35 @@ function hintFor(code: string | undefined, tableName: string, table: string): st
     default:
       return "";
   }
+}
+
+function checkCodec(codec: Codec): Codec {
+  if (typeof codec?.stringify !== "function" || typeof codec.parse !== "function") {
+    throw new PostgresStorageError("codec must have stringify(value) and parse(text), as JSON, superjson and devalue do");
+  }
+  return codec;
+}
+
+function checkSchema<T>(schema: StandardSchema<T> | undefined): StandardSchema<T> | undefined {
+  if (schema !== undefined && typeof schema?.["~standard"]?.validate !== "function") {
+    throw new PostgresStorageError(
+      "schema must be a Standard Schema (zod 3.24+, valibot 1+, arktype 2+ and others implement it); got an object without ~standard.validate",
+    );
+  }
+  return schema;
+}
+
+function checkOnInvalid<T>(onInvalid: OnInvalid<T>): OnInvalid<T> {
+  if (onInvalid === "throw" || onInvalid === "discard" || typeof onInvalid === "function") return onInvalid;
+  throw new PostgresStorageError(`onInvalid must be "throw", "discard" or a function that repairs the value; got ${JSON.stringify(onInvalid)}`);
+}
+
+function checkMillisecondsToLive(milliseconds: number | undefined): number | null {
+  if (milliseconds === undefined) return null;
+  if (typeof milliseconds !== "number" || !Number.isFinite(milliseconds) || milliseconds <= 0) {
+    throw new PostgresStorageError(
+      `millisecondsToLive must be a positive number of milliseconds (e.g. 7 * 24 * 60 * 60 * 1000 for a week); got ${String(milliseconds)}`,
+    );
+  }
+  return milliseconds;
 }

@@ -42,7 +42,7 @@ export function conformanceSuite(kind: ClientKind): void {
       tables.push(name);
       return name;
     };
-    const storage = <T>(options: Omit<PostgresStorageOptions, "client"> = {}) =>
+    const storage = <T>(options: Omit<PostgresStorageOptions<T>, "client"> = {}) =>
       new PostgresStorage<T>({ client: open.client, ...options });
 
     beforeAll(async () => {
