@@ -52,8 +52,9 @@ export interface PostgresStorageOptions<T = unknown> {
 const UNDEFINED_TABLE = "42P01";
 const INVALID_SCHEMA_NAME = "3F000";
 // Concurrent CREATE ... IF NOT EXISTS in separate sessions can still collide
-// on the catalogs; by the time these are raised the other creator has won.
-const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "23505"]);
+// on the catalogs (the table, its row type, its schema); by the time these
+// are raised the other creator has won.
+const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
 
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;

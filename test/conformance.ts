@@ -291,6 +291,41 @@ export function conformanceSuite(kind: ClientKind): void {
       it("refuses a key with U+0000", () => refuse(() => store.write("k\0", { replaced: true }), /U\+0000/));
     });
 
+    describe("update, expiry and prune", () => {
+      it("update() creates the row from the patch, merges later patches, and returns the merged value", async () => {
+        const store = storage<{ a?: number; b?: string; keep?: boolean }>({ tableName: table("update") });
+        expect(await store.update("k", { a: 1, keep: true })).toStrictEqual({ a: 1, keep: true });
+        expect(await store.update("k", { b: "x", a: 2 })).toStrictEqual({ a: 2, b: "x", keep: true });
+        expect(await store.read("k")).toStrictEqual({ a: 2, b: "x", keep: true });
+      });
+      it("writes with millisecondsToLive set an expiry on the database clock, and expired rows are invisible", async () => {
+        const name = table("ttl");
+        const store = storage({ tableName: name, millisecondsToLive: 60_000 });
+        await store.write("k", { v: 1 });
+        const [row] = await open.admin(
+          `SELECT extract(epoch FROM expires_at - now()) * 1000 AS left_ms FROM "${name}" WHERE key = 'k'`,
+        );
+        expect(Number(row?.left_ms)).toBeGreaterThan(55_000);
+        expect(Number(row?.left_ms)).toBeLessThanOrEqual(60_000);
+        await open.admin(`UPDATE "${name}" SET expires_at = now() - interval '1 second' WHERE key = 'k'`);
+        expect(await store.read("k")).toBeUndefined();
+        expect(await store.has("k")).toBe(false);
+        expect(await collect(store.readAllKeys())).toStrictEqual([]);
+        expect(await store.update("k", { fresh: true })).toStrictEqual({ fresh: true });
+      });
+      it("prune() deletes expired rows only and counts them", async () => {
+        const name = table("prune");
+        const store = storage({ tableName: name });
+        await store.write("live", 1);
+        await open.admin(
+          `INSERT INTO "${name}" (key, value, expires_at) SELECT 'old:' || i, '1', now() - interval '1 minute' FROM generate_series(1, 1500) AS i`,
+        );
+        expect(await store.prune()).toBe(1500);
+        expect(await store.prune()).toBe(0);
+        expect(await open.admin(`SELECT key FROM "${name}"`)).toStrictEqual([{ key: "live" }]);
+      });
+    });
+
     describe("errors", () => {
       it("throws, never answers undefined, when the table has the wrong shape", async () => {
         const name = table("wrongshape");

@@ -4,8 +4,10 @@ import { sql as vercelSql, type VercelClient, type VercelPool } from "@vercel/po
 import { Bot, session, type Context, type SessionFlavor, type StorageAdapter } from "grammy";
 import pg from "pg";
 import postgres from "postgres";
+import * as v from "valibot";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { PostgresStorage, type PostgresClient } from "../src/index.js";
+import { z } from "zod";
+import { PostgresStorage, encryptedCodec, jsonWithDates, sessionKey, type Codec, type PostgresClient } from "../src/index.js";
 
 interface Form {
   step: "idle" | "name";
@@ -47,5 +49,49 @@ describe("types", () => {
     expectTypeOf(storage.read).returns.resolves.toEqualTypeOf<Form | undefined>();
     expectTypeOf(storage.readAllValues()).toEqualTypeOf<AsyncGenerator<Form, void, undefined>>();
     expect(storage).toBeInstanceOf(PostgresStorage);
+  });
+
+  describe("typed by a schema", () => {
+    const client = { query: async () => [] };
+    const Session = z.object({ step: z.enum(["idle", "name", "age"]), name: z.string().optional(), at: z.coerce.date().optional() });
+    type Session = z.infer<typeof Session>;
+
+    it("infers the value type from a zod schema's output", () => {
+      const storage = new PostgresStorage({ client, schema: Session });
+      expectTypeOf(storage).toEqualTypeOf<PostgresStorage<Session>>();
+      expectTypeOf(storage.update).parameter(1).toEqualTypeOf<Partial<Session>>();
+      expectTypeOf(storage.update).returns.resolves.toEqualTypeOf<Session>();
+      expect(storage).toBeInstanceOf(PostgresStorage);
+    });
+
+    it("types ctx.session through session({ storage }) with no annotation", () => {
+      const storage = new PostgresStorage({ client, schema: Session });
+      const middleware = session({ initial: () => ({ step: "idle" as const }), storage });
+      type Ctx = Parameters<typeof middleware>[0];
+      expectTypeOf<Ctx["session"]>().toEqualTypeOf<Session>();
+      // @ts-expect-error initial() must produce what the schema describes
+      session({ initial: () => ({ step: "flying" }), storage });
+      const bot = new Bot<Context & SessionFlavor<Session>>("0:test");
+      bot.use(session({ initial: (): Session => ({ step: "idle" }), storage }));
+      bot.on("message", (ctx) => expectTypeOf(ctx.session.step).toEqualTypeOf<"idle" | "name" | "age">());
+      expect(typeof middleware).toBe("function");
+    });
+
+    it("infers from valibot too, and types onInvalid's repair", () => {
+      const Counter = v.object({ count: v.number() });
+      const storage = new PostgresStorage({ client, schema: Counter, onInvalid: ({ value }) => ({ count: Number(value) || 0 }) });
+      expectTypeOf(storage).toEqualTypeOf<PostgresStorage<{ count: number }>>();
+      // @ts-expect-error a repair must produce the schema's type
+      new PostgresStorage({ client, schema: Counter, onInvalid: () => ({ count: "one" }) });
+      expect(storage).toBeInstanceOf(PostgresStorage);
+    });
+
+    it("exports codecs and key strategies with their types", () => {
+      expectTypeOf(jsonWithDates).toEqualTypeOf<Codec>();
+      expectTypeOf(encryptedCodec).returns.toEqualTypeOf<Codec>();
+      const bot = new Bot<Context & SessionFlavor<Session>>("0:test");
+      bot.use(session({ initial: (): Session => ({ step: "idle" }), getSessionKey: sessionKey("user-in-chat", { withBotId: true }) }));
+      expect(typeof sessionKey("chat")).toBe("function");
+    });
   });
 });

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { PostgresStorage } from "../src/index.js";
+import { countStatements } from "./support/counting.js";
+import { collect, sleep, useFixture } from "./support/fixture.js";
+
+// Real time on the database's clock: no mocked timers. The margins are wide so
+// a loaded machine cannot turn "before" into "after".
+describe("millisecondsToLive", () => {
+  const db = useFixture();
+
+  it("a row is readable before its TTL and gone after it", async () => {
+    const store = new PostgresStorage({ client: db.pool, tableName: db.table("ttl_expire"), millisecondsToLive: 800 });
+    await store.write("k", { v: 1 });
+    expect(await store.read("k")).toStrictEqual({ v: 1 });
+    expect(await store.has("k")).toBe(true);
+    await sleep(1_200);
+    expect(await store.read("k")).toBeUndefined();
+    expect(await store.has("k")).toBe(false);
+    expect(await collect(store.readAllKeys())).toStrictEqual([]);
+  });
+
+  it("every write pushes the expiry forward", async () => {
+    const name = db.table("ttl_refresh");
+    const store = new PostgresStorage({ client: db.pool, tableName: name, millisecondsToLive: 1_000 });
+    const expiry = async () => (await db.admin(`SELECT expires_at FROM "${name}" WHERE key = 'k'`))[0]?.expires_at as Date;
+    await store.write("k", { v: 1 });
+    const first = await expiry();
+    await sleep(700);
+    await store.write("k", { v: 2 });
+    const second = await expiry();
+    expect(second.getTime() - first.getTime()).toBeGreaterThanOrEqual(600);
+    await sleep(700); // 1400 ms after the first write: past its TTL, within the second's
+    expect(await store.read("k")).toStrictEqual({ v: 2 });
+  });
+
+  it("a write without a TTL clears an earlier expiry", async () => {
+    const name = db.table("ttl_clear");
+    await new PostgresStorage({ client: db.pool, tableName: name, millisecondsToLive: 500 }).write("k", 1);
+    await new PostgresStorage({ client: db.pool, tableName: name }).write("k", 2);
+    expect(await db.admin(`SELECT expires_at FROM "${name}"`)).toStrictEqual([{ expires_at: null }]);
+  });
+
+  it("prune() deletes what expired, in batches of at most 1000 rows, and returns the count", async () => {
+    const name = db.table("ttl_prune");
+    const counted = countStatements(db.pool);
+    const store = new PostgresStorage({ client: counted.client, tableName: name, millisecondsToLive: 600 });
+    await store.write("short-lived", 1);
+    await db.admin(
+      `INSERT INTO "${name}" (key, value, expires_at) SELECT 'gone:' || lpad(i::text, 4, '0'), '{}', now() - interval '1 second' FROM generate_series(1, 2345) AS i`,
+    );
+    await new PostgresStorage({ client: db.pool, tableName: name }).write("forever", 1);
+    counted.statements.length = 0;
+    expect(await store.prune()).toBe(2345);
+    expect(counted.statements).toHaveLength(3);
+    await sleep(1_000);
+    expect(await store.prune()).toBe(1);
+    expect(await db.admin(`SELECT key FROM "${name}"`)).toStrictEqual([{ key: "forever" }]);
+  });
+
+  it("prune() of a table that does not exist yet deletes nothing and creates nothing", async () => {
+    const name = db.table("ttl_prune_missing");
+    expect(await new PostgresStorage({ client: db.pool, tableName: name }).prune()).toBe(0);
+    expect(await db.admin("SELECT to_regclass($1) AS t", [`"${name}"`])).toStrictEqual([{ t: null }]);
+  });
+});

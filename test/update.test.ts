@@ -1,0 +1,104 @@
+import superjson from "superjson";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { PostgresStorage, PostgresStorageError, StorageValidationError, encryptedCodec, jsonWithDates } from "../src/index.js";
+import { countStatements } from "./support/counting.js";
+import { useFixture } from "./support/fixture.js";
+
+const FIELDS = 50;
+type Fields = Record<string, number>;
+
+describe("update()", () => {
+  // 20 connections: the 50 storages below really run side by side.
+  const db = useFixture(20);
+  const storages = (tableName: string) =>
+    Array.from({ length: FIELDS }, () => new PostgresStorage<Fields>({ client: db.pool, tableName }));
+
+  it("50 concurrent updates of 50 different fields of one key, from 50 storages: all 50 fields are there", async () => {
+    const name = db.table("update_race");
+    await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
+    await Promise.all(storages(name).map((storage, i) => storage.update("chat", { [`field${i}`]: i })));
+    const stored = (await new PostgresStorage<Fields>({ client: db.pool, tableName: name }).read("chat")) ?? {};
+    expect(Object.keys(stored)).toHaveLength(FIELDS);
+    for (let i = 0; i < FIELDS; i += 1) expect(stored[`field${i}`]).toBe(i);
+  });
+
+  it("the same through read-modify-write loses fields, which is why update() exists", async () => {
+    const name = db.table("update_rmw");
+    await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
+    await Promise.all(
+      storages(name).map(async (storage, i) => {
+        const current = (await storage.read("chat")) ?? {};
+        await storage.write("chat", { ...current, [`field${i}`]: i });
+      }),
+    );
+    const stored = (await new PostgresStorage<Fields>({ client: db.pool, tableName: name }).read("chat")) ?? {};
+    expect(Object.keys(stored).length).toBeLessThan(FIELDS);
+  });
+
+  it("costs one statement", async () => {
+    const name = db.table("update_count");
+    const counted = countStatements(db.pool);
+    const store = new PostgresStorage<Fields>({ client: counted.client, tableName: name });
+    await store.write("k", { a: 1 });
+    counted.statements.length = 0;
+    expect(await store.update("k", { b: 2 })).toStrictEqual({ a: 1, b: 2 });
+    expect(counted.statements).toHaveLength(1);
+  });
+
+  describe("with a schema", () => {
+    const Profile = z.object({ name: z.string(), age: z.number().int().min(0), city: z.string().optional() });
+    const profiles = (tableName: string) => new PostgresStorage({ client: db.pool, tableName, schema: Profile });
+
+    it("returns the merged value as the schema parses it", async () => {
+      const store = profiles(db.table("update_schema"));
+      await store.write("k", { name: "Ada", age: 36 });
+      const merged = await store.update("k", { city: "London" });
+      expect(merged).toStrictEqual({ name: "Ada", age: 36, city: "London" });
+    });
+
+    it("puts the previous value back when the merge fails the schema", async () => {
+      const store = profiles(db.table("update_invalid"));
+      await store.write("k", { name: "Ada", age: 36 });
+      const error = await store.update("k", { age: -1 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageValidationError);
+      expect((error as Error).message).toMatch(/previous value was put back/);
+      expect(await store.read("k")).toStrictEqual({ name: "Ada", age: 36 });
+    });
+
+    it("removes the row it created when that first patch fails the schema", async () => {
+      const store = profiles(db.table("update_invalid_new"));
+      await expect(store.update("k", { name: "Ada" })).rejects.toBeInstanceOf(StorageValidationError);
+      expect(await store.has("k")).toBe(false);
+    });
+  });
+
+  it("refuses to merge into a value that is not an object, and changes nothing", async () => {
+    const name = db.table("update_scalar");
+    const store = new PostgresStorage<unknown>({ client: db.pool, tableName: name });
+    await store.write("k", [1, 2]);
+    await expect(store.update("k", { a: 1 } as never)).rejects.toThrow(/not a JSON object/);
+    expect(await store.read("k")).toStrictEqual([1, 2]);
+  });
+
+  it("refuses a patch that is not an object", async () => {
+    const store = new PostgresStorage<Fields>({ client: db.pool, tableName: db.table("update_badpatch") });
+    await expect(store.update("k", [1] as never)).rejects.toThrow(/takes an object/);
+    await expect(store.update("k", null as never)).rejects.toThrow(/takes an object/);
+  });
+
+  it("refuses codecs whose output cannot be merged in the database", async () => {
+    for (const codec of [superjson, encryptedCodec({ secret: "x".repeat(32) })]) {
+      const store = new PostgresStorage<Fields>({ client: db.pool, tableName: db.table("update_codec"), codec });
+      await expect(store.update("k", { a: 1 })).rejects.toBeInstanceOf(PostgresStorageError);
+      await expect(store.update("k", { a: 1 })).rejects.toThrow(/mergeable/);
+    }
+  });
+
+  it("merges Dates under jsonWithDates", async () => {
+    const store = new PostgresStorage<{ at?: Date; n?: number }>({ client: db.pool, tableName: db.table("update_dates"), codec: jsonWithDates });
+    await store.write("k", { n: 1 });
+    const at = new Date("2031-05-05T05:05:05.005Z");
+    expect(await store.update("k", { at })).toStrictEqual({ n: 1, at });
+  });
+});
