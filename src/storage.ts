@@ -68,11 +68,11 @@ type WhenTableMissing = "answer-empty" | "create-and-retry";
  * in full, one parameterized statement per operation, and creates its table
  * lazily without spending a query to look for it.
  *
- * @typeParam T the session data
+ * @typeParam T the session data; inferred from `schema` when one is given
  * @example
  * ```ts
- * const storage = new PostgresStorage<SessionData>({ client: new pg.Pool() });
- * bot.use(session({ initial: () => ({ count: 0 }), storage }));
+ * const storage = new PostgresStorage({ client: neon(env.DATABASE_URL), schema: Session });
+ * bot.use(session({ initial: () => ({ step: "idle" as const }), storage }));
  * ```
  */
 export class PostgresStorage<T = unknown> {
