@@ -1,7 +1,7 @@
 import { PostgresStorageError } from "./errors.js";
 
 /**
- * Turns session values into text and back. The text is stored in a `jsonb`
+ * Turns session values into text and back. The text is stored in a `json`
  * column, so it must be JSON; `JSON` (the default), `superjson` and `devalue`
  * can be passed as they are. Either method may return a promise (encryption
  * through Web Crypto does).

@@ -2,7 +2,7 @@
  * Every statement the storage sends, built once per storage from its quoted
  * table name. Keys and values only ever travel as parameters; each parameter
  * is cast to the type it must have, because some drivers (postgres.js) would
- * otherwise serialise a string bound for `jsonb` as a JSON string literal.
+ * otherwise serialise a string bound for a JSON type as a JSON string literal.
  */
 export interface Statements {
   /** `$1` key → `value` as JSON text, when the row exists and has not expired. */
@@ -52,7 +52,7 @@ export function statementsFor(table: string): Statements {
     has: `SELECT 1 AS found FROM ${table} WHERE key = $1::text AND ${LIVE}`,
     write:
       `INSERT INTO ${table} (key, value, updated_at, expires_at) ` +
-      `VALUES ($1::text, $2::text::jsonb, now(), ${EXPIRES}) ` +
+      `VALUES ($1::text, $2::text::json, now(), ${EXPIRES}) ` +
       `ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, ` +
       `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
     delete: `DELETE FROM ${table} WHERE key = $1::text`,
@@ -62,14 +62,14 @@ export function statementsFor(table: string): Statements {
     update:
       `WITH previous AS MATERIALIZED (SELECT value FROM ${table} WHERE key = $1::text AND ${LIVE} FOR UPDATE) ` +
       `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) ` +
-      `SELECT $1::text, $2::text::jsonb, now(), ${EXPIRES} FROM (VALUES (1)) AS one LEFT JOIN previous ON true ` +
+      `SELECT $1::text, $2::text::json, now(), ${EXPIRES} FROM (VALUES (1)) AS one LEFT JOIN previous ON true ` +
       `ON CONFLICT (key) DO UPDATE SET ` +
-      `value = CASE WHEN t.expires_at IS NULL OR t.expires_at > now() THEN t.value || EXCLUDED.value ELSE EXCLUDED.value END, ` +
+      `value = CASE WHEN t.expires_at IS NULL OR t.expires_at > now() THEN (t.value::jsonb || EXCLUDED.value::jsonb)::json ELSE EXCLUDED.value END, ` +
       `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at ` +
-      `WHERE jsonb_typeof(t.value) = 'object' OR t.expires_at <= now() ` +
+      `WHERE json_typeof(t.value) = 'object' OR t.expires_at <= now() ` +
       `RETURNING t.value::text AS value, (SELECT value::text FROM previous) AS previous`,
-    restore: `UPDATE ${table} SET value = $2::text::jsonb WHERE key = $1::text AND value = $3::text::jsonb`,
-    deleteIfUnchanged: `DELETE FROM ${table} WHERE key = $1::text AND value = $2::text::jsonb`,
+    restore: `UPDATE ${table} SET value = $2::text::json WHERE key = $1::text AND value::text = $3::text`,
+    deleteIfUnchanged: `DELETE FROM ${table} WHERE key = $1::text AND value::text = $2::text`,
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.

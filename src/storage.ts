@@ -349,9 +349,9 @@ function hintFor(code: string | undefined, tableName: string, table: string): st
     case "42501":
       return `The database role lacks a privilege: GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and CREATE on its schema for automatic table creation)`;
     case "22P02":
-      return "The codec's output is not valid JSON, which the jsonb value column requires";
+      return "The codec's output is not valid JSON, which the json value column requires";
     case "22P05":
-      return "jsonb cannot hold the character U+0000 inside strings; remove it from the value";
+      return "update() merges as jsonb, which cannot hold the character U+0000 inside strings; remove it from the value or use write()";
     case "22021":
       return "The text is not valid UTF-8 or contains U+0000";
     default:

@@ -61,7 +61,9 @@ function show(value: unknown): string {
  * The SQL that creates the session table, for migration tools (pass
  * `createTable: false` to the storage when migrations own the schema).
  * The key column sorts bytewise (`COLLATE "C"`) so that every key of one
- * prefix lies in one contiguous index range.
+ * prefix lies in one contiguous index range. The value column is `json`, which
+ * keeps the codec's text exactly as written: a read returns the very text a
+ * write of the same value produces, which is what lets unchanged writes be skipped.
  *
  * @param tableName `table` or `schema.table`; defaults to `grammy_sessions`
  * @returns one `CREATE TABLE IF NOT EXISTS` statement
@@ -74,7 +76,7 @@ export function createTableSql(tableName: string = DEFAULT_TABLE_NAME): string {
 export function tableDdl(quotedTable: string): string {
   return `CREATE TABLE IF NOT EXISTS ${quotedTable} (
   key text COLLATE "C" PRIMARY KEY,
-  value jsonb NOT NULL,
+  value json NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz
 )`;

@@ -162,7 +162,7 @@ export function conformanceSuite(kind: ClientKind): void {
         name = table("readall");
         await storage({ tableName: name }).createTable();
         await open.admin(
-          `INSERT INTO "${name}" (key, value) SELECT 'app:' || lpad(i::text, 5, '0'), jsonb_build_object('n', i) FROM generate_series(1, $1::int) AS i`,
+          `INSERT INTO "${name}" (key, value) SELECT 'app:' || lpad(i::text, 5, '0'), json_build_object('n', i) FROM generate_series(1, $1::int) AS i`,
           [rows],
         );
         await open.admin(`INSERT INTO "${name}" (key, value) VALUES ('other:1', '{"n": -1}'), ('apple:1', '{"n": -2}'), ('app', '{"n": -3}')`);
