@@ -5,7 +5,10 @@
  * otherwise serialise a string bound for a JSON type as a JSON string literal.
  */
 export interface Statements {
-  /** `$1` key → `value` as JSON text, when the row exists and has not expired. */
+  /**
+   * `$1` key → `value` as JSON text and `ms_left` before it expires (null:
+   * never), when the row exists and has not expired.
+   */
   readonly read: string;
   /** `$1` key → one row when a live row exists. */
   readonly has: string;
@@ -48,7 +51,9 @@ const EXPIRES = "now() + $3::float8 * interval '1 millisecond'";
 /** The statements for one table name that is already validated and quoted. */
 export function statementsFor(table: string): Statements {
   return {
-    read: `SELECT value::text AS value FROM ${table} WHERE key = $1::text AND ${LIVE}`,
+    read:
+      `SELECT value::text AS value, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS ms_left ` +
+      `FROM ${table} WHERE key = $1::text AND ${LIVE}`,
     has: `SELECT 1 AS found FROM ${table} WHERE key = $1::text AND ${LIVE}`,
     write:
       `INSERT INTO ${table} (key, value, updated_at, expires_at) ` +

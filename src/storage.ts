@@ -1,6 +1,7 @@
 import { toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
 import type { Codec } from "./codec.js";
 import { PostgresStorageError, StorageValidationError, describe, sqlState } from "./errors.js";
+import { LastKnownValues } from "./last-known.js";
 import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
 import { formatIssues, type StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
@@ -59,6 +60,9 @@ const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;
 const PRUNE_BATCH_SIZE = 1000;
+// Enough to span the read and write-back of every update a process handles at once.
+const REMEMBERED_KEYS = 1000;
+const REMEMBERED_CHARS = 8_000_000;
 
 /** What a statement does when the table does not exist yet. */
 type WhenTableMissing = "answer-empty" | "create-and-retry";
@@ -86,6 +90,7 @@ export class PostgresStorage<T = unknown> {
   readonly #rules: ValueRules<T>;
   readonly #millisecondsToLive: number | null;
   readonly #createTable: boolean;
+  readonly #lastKnown = new LastKnownValues(REMEMBERED_KEYS, REMEMBERED_CHARS);
   #creating: Promise<void> | undefined;
 
   /**
@@ -121,13 +126,25 @@ export class PostgresStorage<T = unknown> {
    */
   async read(key: string): Promise<T | undefined> {
     const storedKey = this.#storedKey(key);
+    const ticket = this.#lastKnown.beginRead();
     const [row] = await this.#run("read", key, this.#statements.read, [storedKey], "answer-empty");
-    return row === undefined ? undefined : decodeFromRead(this.#rules, key, String(row.value));
+    if (row === undefined) return undefined;
+    const text = String(row.value);
+    const msLeft = row.ms_left === null || row.ms_left === undefined ? null : Number(row.ms_left);
+    this.#lastKnown.endRead(storedKey, ticket, text, this.#renewAt(msLeft === null ? null : performance.now() + msLeft));
+    return decodeFromRead(this.#rules, key, text);
   }
 
   /**
    * Stores `value` under `key`, replacing what was there (and pushing its
    * expiry forward), in one `INSERT … ON CONFLICT` statement.
+   *
+   * grammY writes every session back after each update that touched it. When
+   * this storage knows the database already holds exactly this value (it read
+   * or wrote it, and no other write of the key has happened in this process
+   * since), the write is skipped: a read-only update costs one statement, not
+   * two. With `millisecondsToLive`, an unchanged value is still written once
+   * half its time to live has passed, so sessions in use do not expire.
    *
    * @throws StorageValidationError when the value fails the schema (nothing is written)
    * @throws PostgresStorageError when the value cannot be encoded (nothing is written) or the write fails
@@ -135,7 +152,12 @@ export class PostgresStorage<T = unknown> {
   async write(key: string, value: T): Promise<void> {
     const storedKey = this.#storedKey(key);
     const text = await encodeForWrite(this.#rules, key, value);
-    await this.#run("write", key, this.#statements.write, [storedKey, text, this.#millisecondsToLive], "create-and-retry");
+    if (this.#lastKnown.holds(storedKey, text, this.#millisecondsToLive !== null)) return;
+    const params = [storedKey, text, this.#millisecondsToLive];
+    await this.#tracked(storedKey, async () => {
+      await this.#run("write", key, this.#statements.write, params, "create-and-retry");
+      return text;
+    });
   }
 
   /**
@@ -152,6 +174,16 @@ export class PostgresStorage<T = unknown> {
     const storedKey = this.#storedKey(key);
     const text = await encodePatch(this.#rules, key, patch);
     const params = [storedKey, text, this.#millisecondsToLive];
+    let merged: { value: T } | undefined;
+    await this.#tracked(storedKey, async () => {
+      const result = await this.#merge(key, storedKey, params);
+      merged = result;
+      return result.text;
+    });
+    return (merged as { value: T }).value;
+  }
+
+  async #merge(key: string, storedKey: string, params: QueryParameter[]): Promise<{ value: T; text: string }> {
     const [row] = await this.#run("update", key, this.#statements.update, params, "create-and-retry");
     if (row === undefined) {
       throw new PostgresStorageError(
@@ -160,7 +192,7 @@ export class PostgresStorage<T = unknown> {
     }
     const merged = String(row.value);
     const result = await decodeMerged(this.#rules, key, merged);
-    if (result.issues === undefined) return result.value;
+    if (result.issues === undefined) return { value: result.value, text: merged };
     const previous = row.previous === null ? null : String(row.previous);
     if (previous === null) {
       await this.#run("update (undo)", key, this.#statements.deleteIfUnchanged, [storedKey, merged], "answer-empty");
@@ -197,7 +229,10 @@ export class PostgresStorage<T = unknown> {
   /** Deletes the session stored under `key`; deleting a missing key is not an error. */
   async delete(key: string): Promise<void> {
     const storedKey = this.#storedKey(key);
-    await this.#run("delete", key, this.#statements.delete, [storedKey], "answer-empty");
+    await this.#tracked(storedKey, async () => {
+      await this.#run("delete", key, this.#statements.delete, [storedKey], "answer-empty");
+      return undefined;
+    });
   }
 
   /** Whether a session is stored under `key`. */
@@ -241,6 +276,24 @@ export class PostgresStorage<T = unknown> {
       this.#creating = undefined;
     });
     return this.#creating;
+  }
+
+  /** Runs a write-like operation, telling `#lastKnown` what the database holds after it (`undefined`: not known). */
+  async #tracked(storedKey: string, operation: () => Promise<string | undefined>): Promise<void> {
+    const started = performance.now();
+    const ticket = this.#lastKnown.beginWrite(storedKey);
+    let text: string | undefined;
+    try {
+      text = await operation();
+    } finally {
+      const expiresAt = this.#millisecondsToLive === null ? null : started + this.#millisecondsToLive;
+      this.#lastKnown.endWrite(storedKey, ticket, text, this.#renewAt(expiresAt));
+    }
+  }
+
+  /** When an unchanged row expiring at `expiresAt` (local time) must be written again anyway. */
+  #renewAt(expiresAt: number | null): number | null {
+    return expiresAt === null ? null : expiresAt - (this.#millisecondsToLive ?? 0) / 2;
   }
 
   async #createNow(): Promise<void> {
@@ -348,6 +401,9 @@ function hintFor(code: string | undefined, tableName: string, table: string): st
       return `The table does not exist and createTable is false: run createTableSql(${JSON.stringify(tableName)}) in your migrations or call storage.createTable()`;
     case "42501":
       return `The database role lacks a privilege: GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and CREATE on its schema for automatic table creation)`;
+    case "42P10":
+    case "42703":
+      return `The table does not have the columns and primary key this storage needs; compare it with createTableSql(${JSON.stringify(tableName)})`;
     case "22P02":
       return "The codec's output is not valid JSON, which the json value column requires";
     case "22P05":

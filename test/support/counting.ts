@@ -19,3 +19,14 @@ export function countStatements<C extends object>(client: C): { client: C; state
   });
   return { client: proxy, statements };
 }
+
+/** How many statements a counted client ran while a bot handled one update. */
+export async function statementsPerUpdate(
+  counted: { readonly statements: string[] },
+  bot: { handleUpdate(update: never): Promise<void> },
+  update: unknown,
+): Promise<number> {
+  const before = counted.statements.length;
+  await bot.handleUpdate(update as never);
+  return counted.statements.length - before;
+}
