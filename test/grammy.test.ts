@@ -71,6 +71,10 @@ describe("grammY end to end", () => {
         const theirs = await perUpdate(storage, counted, 102);
         expect(setup).toBe(2); // two DDL statements on every instantiation
         expect(theirs).toStrictEqual({ first: 2, modifying: 2, readOnly: 2, readOnlyAgain: 2, reset: 2 });
+        const lazy = newBot<Context & LazySessionFlavor<Counter>>();
+        lazy.use(lazySession({ initial: () => ({ count: 0 }), storage }));
+        lazy.command("ping", (ctx) => ctx.reply("pong"));
+        expect(await statementsPerUpdate(counted, lazy, textMessage(102, "/ping"))).toBe(0);
       } finally {
         await client.end();
       }
