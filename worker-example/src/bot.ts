@@ -1,0 +1,91 @@
+import { conversations, createConversation, type Conversation, type ConversationFlavor } from "@grammyjs/conversations";
+import { Bot, session, type Context, type SessionFlavor } from "grammy";
+import type { UserFromGetMe } from "grammy/types";
+import { initialSession, type FormSession } from "./session.js";
+import type { BotStorages } from "./storage.js";
+
+/** The bot's context: a typed session and the conversations plugin. */
+export type BotContext = ConversationFlavor<Context & SessionFlavor<FormSession>>;
+
+/** What every deployment of the bot (Workers, Hyperdrive, Vercel) provides. */
+export interface BotConfig {
+  /** The token from @BotFather. */
+  readonly BOT_TOKEN: string;
+  /** The bot's getMe result as JSON, so no request spends a round trip on it. */
+  readonly BOT_INFO: string;
+  /** Where the Bot API is; only set for local development. */
+  readonly BOT_API_ROOT?: string | undefined;
+  /** The table for sessions and conversations; defaults to `grammy_sessions`. */
+  readonly SESSION_TABLE?: string | undefined;
+}
+
+const HELP = "Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.";
+
+async function feedback(conversation: Conversation<BotContext, Context>, ctx: Context): Promise<void> {
+  await ctx.reply("What do you like about this bot?");
+  const liked = await conversation.form.text();
+  await ctx.reply("And from 1 to 5, how would you rate it?");
+  const answer = await conversation.waitUntil((reply) => /^[1-5]$/.test(reply.msg?.text?.trim() ?? ""), {
+    otherwise: (reply) => reply.reply("Please send a whole number from 1 to 5."),
+  });
+  const stars = Number(answer.msg?.text?.trim());
+  await ctx.reply(`Thanks! You liked "${liked}" and gave ${"★".repeat(stars)}${"☆".repeat(5 - stars)}.`);
+}
+
+/** Creates the bot for one request; nothing here costs a query until an update needs one. */
+export function createBot(config: BotConfig, storages: BotStorages): Bot<BotContext> {
+  const bot = new Bot<BotContext>(config.BOT_TOKEN, {
+    botInfo: JSON.parse(config.BOT_INFO) as UserFromGetMe,
+    ...(config.BOT_API_ROOT ? { client: { apiRoot: config.BOT_API_ROOT } } : {}),
+  });
+  bot.use(conversations({ storage: storages.conversations }));
+  bot.use(createConversation(feedback, "feedback"));
+  bot.use(session({ initial: initialSession, storage: storages.sessions }));
+
+  bot.command("start", (ctx) => ctx.reply(`Hello! ${HELP}`));
+  bot.command("form", (ctx) => {
+    ctx.session = { step: "name", confirmed: false };
+    return ctx.reply("What is your name?");
+  });
+  bot.command("me", (ctx) => {
+    const { name, age, confirmed, step } = ctx.session;
+    if (name === undefined) return ctx.reply("Nothing stored yet. Send /form.");
+    const state = confirmed ? "confirmed" : step === "idle" ? "not confirmed" : `waiting for ${step}`;
+    return ctx.reply(`Name: ${name}, age: ${age ?? "?"} (${state}).`);
+  });
+  bot.command("reset", (ctx) => {
+    ctx.session = null as unknown as FormSession; // grammY deletes the row
+    return ctx.reply("Deleted everything stored about you.");
+  });
+  bot.command("feedback", (ctx) => ctx.conversation.enter("feedback"));
+
+  bot.on("message:text", async (ctx) => {
+    const text = ctx.msg.text.trim();
+    const form = ctx.session;
+    switch (form.step) {
+      case "name":
+        if (text.length === 0 || text.length > 64) return ctx.reply("Please send a name of 1 to 64 characters.");
+        ctx.session = { ...form, name: text, step: "age" };
+        return ctx.reply(`Nice to meet you, ${text}. How old are you?`);
+      case "age": {
+        const age = Number(text);
+        if (!Number.isInteger(age) || age < 1 || age > 150) return ctx.reply("Please send your age as a whole number from 1 to 150.");
+        ctx.session = { ...form, age, step: "confirm" };
+        return ctx.reply(`${form.name}, ${age}. Is that right? (yes/no)`);
+      }
+      case "confirm":
+        if (/^y(es)?$/i.test(text)) {
+          ctx.session = { ...form, step: "idle", confirmed: true };
+          return ctx.reply("Saved. Send /me to see it.");
+        }
+        if (/^no?$/i.test(text)) {
+          ctx.session = { step: "name", confirmed: false };
+          return ctx.reply("Let's start again. What is your name?");
+        }
+        return ctx.reply("Please answer yes or no.");
+      case "idle":
+        return ctx.reply(HELP);
+    }
+  });
+  return bot;
+}
