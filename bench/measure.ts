@@ -1,0 +1,57 @@
+/** Latencies of one (adapter, operation), in milliseconds. */
+export interface Samples {
+  readonly latencies: number[];
+}
+
+/** The p-th percentile (0–100) of some numbers. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] as number;
+}
+
+/** Times one call, in milliseconds. */
+export async function time(operation: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await operation();
+  return performance.now() - start;
+}
+
+/**
+ * Runs `total` operations with `concurrency` workers pulling from one counter;
+ * answers operations per second.
+ */
+export async function throughput(total: number, concurrency: number, operation: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < total; i = next++) await operation(i);
+    }),
+  );
+  return total / ((performance.now() - start) / 1000);
+}
+
+/** The list rotated by `by` places, so each round starts with another adapter. */
+export function rotate<T>(items: readonly T[], by: number): T[] {
+  const shift = by % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}
+
+/** Samples memory while `work` runs; answers the peak RSS above the start, in MB, and the result. */
+export async function peakRss<T>(work: () => Promise<T>): Promise<{ peakMb: number; result: T }> {
+  (globalThis as { gc?: () => void }).gc?.();
+  const baseline = process.memoryUsage().rss;
+  let peak = baseline;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 2);
+  try {
+    const result = await work();
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return { peakMb: (peak - baseline) / 1024 / 1024, result };
+  } finally {
+    clearInterval(timer);
+  }
+}
