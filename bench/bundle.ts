@@ -11,9 +11,9 @@ export interface BundleSize {
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-async function measure(name: string, entry: string, platform: "neutral" | "browser"): Promise<BundleSize> {
+async function measure(name: string, source: string, platform: "neutral" | "browser"): Promise<BundleSize> {
   const result = await build({
-    entryPoints: [entry],
+    stdin: { contents: source, resolveDir: root, loader: "ts" },
     absWorkingDir: root,
     bundle: true,
     minify: true,
@@ -32,10 +32,15 @@ async function measure(name: string, entry: string, platform: "neutral" | "brows
   return { name, minified: code.length, gzipped: gzipSync(code, { level: 9 }).length };
 }
 
-/** The library alone, and the whole example Worker (grammY, conversations, zod, Neon's driver and the library). */
+/**
+ * What a bot ships of the library (`PostgresStorage`; the rest tree-shakes
+ * away when unused), everything the library exports, and the whole example
+ * Worker (grammY, conversations, zod, Neon's driver and the library).
+ */
 export async function measureBundles(): Promise<BundleSize[]> {
   return [
-    await measure("grammy-postgres-storage (everything it exports)", "src/index.ts", "neutral"),
-    await measure("worker-example (the whole Worker)", "worker-example/src/index.ts", "browser"),
+    await measure("grammy-postgres-storage: PostgresStorage", 'export { PostgresStorage } from "./src/index.ts";', "neutral"),
+    await measure("grammy-postgres-storage: everything it exports", 'export * from "./src/index.ts";', "neutral"),
+    await measure("worker-example: the whole Worker", 'export { default } from "./worker-example/src/index.ts";', "browser"),
   ];
 }

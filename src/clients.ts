@@ -45,9 +45,8 @@ export function toExecute(client: unknown): Execute {
     return async (text, params) => rowsOf(await unsafe(text, params));
   }
   throw new PostgresStorageError(
-    `options.client must be a PostgreSQL client: a pg Pool or Client, a postgres.js sql, ` +
-      `a PGlite instance, neon() or a Neon Pool/Client from @neondatabase/serverless, or any ` +
-      `object with query(text, params); got ${client === null ? "null" : typeof client}`,
+    `client must be a pg Pool or Client, a postgres.js sql, a PGlite instance, neon(), ` +
+      `a Neon Pool or Client, or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
   );
 }
 
@@ -56,7 +55,6 @@ function rowsOf(result: unknown): Row[] {
   const rows = (result as { rows?: unknown } | null | undefined)?.rows;
   if (Array.isArray(rows)) return rows as Row[];
   throw new PostgresStorageError(
-    "the client's query() resolved to neither an array of rows nor an object with rows; " +
-      "pass the driver's client itself (not a wrapper with another result shape)",
+    "client.query() resolved to neither rows nor { rows }; pass the driver's own client",
   );
 }

@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.js";
+import { PostgresStorageError, describe } from "./errors.js";
 
 /**
  * Turns session values into text and back. The text is stored in a `json`
@@ -34,19 +34,16 @@ export async function encode(codec: Codec, value: unknown, key: string): Promise
     text = await codec.stringify(value);
   } catch (error) {
     throw new PostgresStorageError(
-      `the value for key ${JSON.stringify(key)} cannot be encoded, so nothing was written: ` +
-        `${error instanceof Error ? error.message : String(error)}. JSON has no BigInt, no ` +
-        `cycles and no class instances; pass a codec such as superjson if you need them`,
+      `nothing was written: the value for key ${JSON.stringify(key)} cannot be encoded ` +
+        `(${describe(error)}); JSON has no BigInt and no cycles, superjson has`,
       { cause: error },
     );
   }
   if (typeof text !== "string") {
     throw new PostgresStorageError(
-      `the codec turned the value for key ${JSON.stringify(key)} into ${typeOf(text)}, not a ` +
-        `string, so nothing was written. ` +
-        (text === undefined
-          ? "Values such as undefined or a function have no JSON form; to remove a session, delete it"
-          : "A codec's stringify() must return JSON text"),
+      `nothing was written: the codec turned the value for key ${JSON.stringify(key)} into ` +
+        `${text === null ? "null" : typeof text}, not a string` +
+        (text === undefined ? " (to remove a session, delete it)" : ""),
     );
   }
   return text;
@@ -58,14 +55,9 @@ export async function decode(codec: Codec, text: string, key: string): Promise<u
     return await codec.parse(text);
   } catch (error) {
     throw new PostgresStorageError(
-      `the stored value for key ${JSON.stringify(key)} cannot be decoded by the codec ` +
-        `(${error instanceof Error ? error.message : String(error)}); was it written with ` +
-        `another codec or secret? The row was left as it is`,
+      `the stored value for key ${JSON.stringify(key)} cannot be decoded (${describe(error)}); ` +
+        `was it written with another codec or secret? The row was left as it is`,
       { cause: error },
     );
   }
-}
-
-function typeOf(value: unknown): string {
-  return value === null ? "null" : value === undefined ? "undefined" : `a ${typeof value}`;
 }

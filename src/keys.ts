@@ -49,8 +49,7 @@ export function normalizeKeyBuilder(option: KeyBuilderOption | undefined): KeyBu
     return option;
   }
   throw new PostgresStorageError(
-    "keyBuilder must be a function (key) => storedKey or an object { build(key), parse?(storedKey) }, " +
-      "such as prefixKeys(\"bot\")",
+    "keyBuilder must be a function (key) => storedKey or { build(key), parse?(storedKey) }, e.g. prefixKeys(\"bot\")",
   );
 }
 

@@ -52,20 +52,20 @@ const EXPIRES = "now() + $3::float8 * interval '1 millisecond'";
 export function statementsFor(table: string): Statements {
   return {
     read:
-      `SELECT value::text AS value, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS ms_left ` +
-      `FROM ${table} WHERE key = $1::text AND ${LIVE}`,
-    has: `SELECT 1 AS found FROM ${table} WHERE key = $1::text AND ${LIVE}`,
+      `SELECT value::text, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS ms_left ` +
+      `FROM ${table} WHERE key = $1 AND ${LIVE}`,
+    has: `SELECT 1 FROM ${table} WHERE key = $1 AND ${LIVE}`,
     write:
       `INSERT INTO ${table} (key, value, updated_at, expires_at) ` +
-      `VALUES ($1::text, $2::text::json, now(), ${EXPIRES}) ` +
+      `VALUES ($1, $2::text::json, now(), ${EXPIRES}) ` +
       `ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, ` +
       `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
-    delete: `DELETE FROM ${table} WHERE key = $1::text`,
+    delete: `DELETE FROM ${table} WHERE key = $1`,
     // `previous` locks the row and keeps its value before the merge, so that a
     // merge the schema rejects can be undone; joining it into the inserted row
     // makes it run (and lock) before the insert does.
     update:
-      `WITH previous AS MATERIALIZED (SELECT value FROM ${table} WHERE key = $1::text AND ${LIVE} FOR UPDATE) ` +
+      `WITH previous AS MATERIALIZED (SELECT value FROM ${table} WHERE key = $1 AND ${LIVE} FOR UPDATE) ` +
       `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) ` +
       `SELECT $1::text, $2::text::json, now(), ${EXPIRES} FROM (VALUES (1)) AS one LEFT JOIN previous ON true ` +
       `ON CONFLICT (key) DO UPDATE SET ` +
@@ -73,12 +73,12 @@ export function statementsFor(table: string): Statements {
       `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at ` +
       `WHERE json_typeof(t.value) = 'object' OR t.expires_at <= now() ` +
       `RETURNING t.value::text AS value, (SELECT value::text FROM previous) AS previous`,
-    restore: `UPDATE ${table} SET value = $2::text::json WHERE key = $1::text AND value::text = $3::text`,
-    deleteIfUnchanged: `DELETE FROM ${table} WHERE key = $1::text AND value::text = $2::text`,
+    restore: `UPDATE ${table} SET value = $2::text::json WHERE key = $1 AND value::text = $3`,
+    deleteIfUnchanged: `DELETE FROM ${table} WHERE key = $1 AND value::text = $2`,
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.
-      const columns = values ? "key, value::text AS value" : "key";
+      const columns = values ? "key, value::text" : "key";
       const lower = `key ${first ? ">=" : ">"} $1::text COLLATE "C"`;
       const upper = bounded ? ` AND key < $2::text COLLATE "C"` : "";
       const limit = bounded ? "$3" : "$2";

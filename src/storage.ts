@@ -99,21 +99,35 @@ export class PostgresStorage<T = unknown> {
    * @throws PostgresStorageError when an option is invalid
    */
   constructor(options: PostgresStorageOptions<T>) {
-    if (typeof options !== "object" || options === null) {
-      throw new PostgresStorageError("new PostgresStorage(options) needs an options object with a client");
-    }
-    this.#execute = toExecute(options.client);
+    this.#execute = toExecute(options?.client);
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#table = quoteTableName(this.tableName);
     this.#statements = statementsFor(this.#table);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
+    const { codec = JSON, schema, onInvalid = "throw", millisecondsToLive: ttl = null } = options;
     this.#rules = {
-      codec: checkCodec(options.codec ?? JSON),
-      schema: checkSchema(options.schema),
-      onInvalid: checkOnInvalid(options.onInvalid ?? "throw"),
+      codec: check(
+        codec,
+        typeof codec?.stringify === "function" && typeof codec.parse === "function",
+        "codec must have stringify(value) and parse(text), as JSON and superjson do",
+      ),
+      schema: check(
+        schema,
+        schema === undefined || typeof schema?.["~standard"]?.validate === "function",
+        "schema must be a Standard Schema (zod, valibot, arktype…)",
+      ),
+      onInvalid: check(
+        onInvalid,
+        onInvalid === "throw" || onInvalid === "discard" || typeof onInvalid === "function",
+        'onInvalid must be "throw", "discard" or a function',
+      ),
       validateOnWrite: options.validateOnWrite ?? true,
     };
-    this.#millisecondsToLive = checkMillisecondsToLive(options.millisecondsToLive);
+    this.#millisecondsToLive = check(
+      ttl,
+      ttl === null || (typeof ttl === "number" && ttl > 0 && ttl < Infinity),
+      "millisecondsToLive must be a positive number of milliseconds",
+    );
     this.#createTable = options.createTable ?? true;
   }
 
@@ -187,7 +201,7 @@ export class PostgresStorage<T = unknown> {
     const [row] = await this.#run("update", key, this.#statements.update, params, "create-and-retry");
     if (row === undefined) {
       throw new PostgresStorageError(
-        `update() cannot merge into the value stored under key ${JSON.stringify(key)}: it is not a JSON object. Nothing was changed; write() a whole value instead`,
+        `nothing was changed: update() merges into objects, and the value under key ${JSON.stringify(key)} is not one; write() it instead`,
       );
     }
     const merged = String(row.value);
@@ -200,7 +214,7 @@ export class PostgresStorage<T = unknown> {
       await this.#run("update (undo)", key, this.#statements.restore, [storedKey, previous, merged], "answer-empty");
     }
     throw new StorageValidationError(
-      `update() of key ${JSON.stringify(key)} would leave a value that fails the schema (${formatIssues(result.issues)}); the previous value was put back`,
+      `update() of key ${JSON.stringify(key)} made a value that fails the schema (${formatIssues(result.issues)}); the previous value was put back`,
       key,
       result.issues,
     );
@@ -297,28 +311,25 @@ export class PostgresStorage<T = unknown> {
   }
 
   async #createNow(): Promise<void> {
-    try {
-      await this.#execute(tableDdl(this.#table), []);
-    } catch (error) {
-      const code = sqlState(error);
-      if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return;
-      const schema = quotedSchemaOf(this.#table);
-      if (code === INVALID_SCHEMA_NAME && schema !== undefined) {
-        await this.#createSchema(schema);
-        return this.#createNow();
-      }
-      throw this.#failure("create table", undefined, error);
+    const schema = quotedSchemaOf(this.#table);
+    if ((await this.#create(tableDdl(this.#table), schema)) === INVALID_SCHEMA_NAME) {
+      await this.#create(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await this.#create(tableDdl(this.#table));
     }
   }
 
-  async #createSchema(schema: string): Promise<void> {
+  /**
+   * Runs one DDL statement; losing a creation race counts as success.
+   * Answers 3F000 instead of throwing it when the schema may be created first.
+   */
+  async #create(ddl: string, schema?: string): Promise<string | void> {
     try {
-      await this.#execute(`CREATE SCHEMA IF NOT EXISTS ${schema}`, []);
+      await this.#execute(ddl, []);
     } catch (error) {
       const code = sqlState(error);
-      if (code === undefined || !CREATED_CONCURRENTLY.has(code)) {
-        throw this.#failure("create schema", undefined, error);
-      }
+      if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return;
+      if (code === INVALID_SCHEMA_NAME && schema !== undefined) return code;
+      throw this.#failure("create table", undefined, error);
     }
   }
 
@@ -342,8 +353,7 @@ export class PostgresStorage<T = unknown> {
     const parse = this.#keys.parse;
     if (parse === undefined) {
       throw new PostgresStorageError(
-        "readAllKeys, readAllValues and readAllEntries need keyBuilder.parse(storedKey) to turn stored keys " +
-          "back into grammY keys; give your key builder a parse method, or use prefixKeys()",
+        "readAll* needs keyBuilder.parse(storedKey); add it, or use prefixKeys()",
       );
     }
     const lower = this.#keys.prefix ?? "";
@@ -367,7 +377,7 @@ export class PostgresStorage<T = unknown> {
   #storedKey(key: unknown): string {
     if (typeof key !== "string") {
       throw new PostgresStorageError(
-        `session keys must be strings, got ${key === null ? "null" : typeof key}; check your getSessionKey`,
+        `session keys must be strings, got ${key === null ? "null" : typeof key}; check getSessionKey`,
       );
     }
     const storedKey: unknown = this.#keys.build(key);
@@ -376,7 +386,7 @@ export class PostgresStorage<T = unknown> {
     }
     if (storedKey.includes("\0")) {
       throw new PostgresStorageError(
-        `key ${JSON.stringify(key)} contains the character U+0000, which PostgreSQL text cannot hold; remove it from your session keys`,
+        `key ${JSON.stringify(key)} contains U+0000, which PostgreSQL text cannot hold`,
       );
     }
     return storedKey;
@@ -396,52 +406,25 @@ export class PostgresStorage<T = unknown> {
 function hintFor(code: string | undefined, tableName: string, table: string): string {
   switch (code) {
     case undefined:
-      return "The statement may not have reached the database: check the connection string, the network, and that the client is connected and not ended";
+      return "Check the connection string, and that the client is connected and not ended";
     case UNDEFINED_TABLE:
-      return `The table does not exist and createTable is false: run createTableSql(${JSON.stringify(tableName)}) in your migrations or call storage.createTable()`;
+      return `Run createTableSql(${JSON.stringify(tableName)}) in your migrations, or storage.createTable()`;
     case "42501":
-      return `The database role lacks a privilege: GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and CREATE on its schema for automatic table creation)`;
+      return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
     case "42P10":
     case "42703":
-      return `The table does not have the columns and primary key this storage needs; compare it with createTableSql(${JSON.stringify(tableName)})`;
+      return `The table differs from createTableSql(${JSON.stringify(tableName)})`;
     case "22P02":
-      return "The codec's output is not valid JSON, which the json value column requires";
+      return "The codec's output must be JSON";
     case "22P05":
-      return "update() merges as jsonb, which cannot hold the character U+0000 inside strings; remove it from the value or use write()";
-    case "22021":
-      return "The text is not valid UTF-8 or contains U+0000";
+      return "update() merges as jsonb, which cannot hold U+0000; use write()";
     default:
       return "";
   }
 }
 
-function checkCodec(codec: Codec): Codec {
-  if (typeof codec?.stringify !== "function" || typeof codec.parse !== "function") {
-    throw new PostgresStorageError("codec must have stringify(value) and parse(text), as JSON, superjson and devalue do");
-  }
-  return codec;
-}
-
-function checkSchema<T>(schema: StandardSchema<T> | undefined): StandardSchema<T> | undefined {
-  if (schema !== undefined && typeof schema?.["~standard"]?.validate !== "function") {
-    throw new PostgresStorageError(
-      "schema must be a Standard Schema (zod 3.24+, valibot 1+, arktype 2+ and others implement it); got an object without ~standard.validate",
-    );
-  }
-  return schema;
-}
-
-function checkOnInvalid<T>(onInvalid: OnInvalid<T>): OnInvalid<T> {
-  if (onInvalid === "throw" || onInvalid === "discard" || typeof onInvalid === "function") return onInvalid;
-  throw new PostgresStorageError(`onInvalid must be "throw", "discard" or a function that repairs the value; got ${JSON.stringify(onInvalid)}`);
-}
-
-function checkMillisecondsToLive(milliseconds: number | undefined): number | null {
-  if (milliseconds === undefined) return null;
-  if (typeof milliseconds !== "number" || !Number.isFinite(milliseconds) || milliseconds <= 0) {
-    throw new PostgresStorageError(
-      `millisecondsToLive must be a positive number of milliseconds (e.g. 7 * 24 * 60 * 60 * 1000 for a week); got ${String(milliseconds)}`,
-    );
-  }
-  return milliseconds;
+/** Refuses an option with a message naming it, or passes it on. */
+function check<V>(value: V, valid: boolean, problem: string): V {
+  if (!valid) throw new PostgresStorageError(problem);
+  return value;
 }

@@ -18,13 +18,13 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 export function quoteTableName(tableName: unknown): string {
   if (typeof tableName !== "string" || tableName.length === 0) {
     throw new PostgresStorageError(
-      `tableName must be a non-empty string such as "grammy_sessions" or "app.sessions", got ${show(tableName)}`,
+      `tableName must be a non-empty string like "sessions" or "app.sessions", got ${show(tableName)}`,
     );
   }
   const parts = tableName.split(".");
   if (parts.length > 2) {
     throw new PostgresStorageError(
-      `tableName ${show(tableName)} has more than one dot; write it as "table" or "schema.table"`,
+      `tableName ${show(tableName)} has more than one dot; write "table" or "schema.table"`,
     );
   }
   return parts.map((part) => quoteIdentifier(part, tableName)).join(".");
@@ -33,15 +33,12 @@ export function quoteTableName(tableName: unknown): string {
 function quoteIdentifier(part: string, tableName: string): string {
   if (!IDENTIFIER.test(part)) {
     throw new PostgresStorageError(
-      `tableName ${show(tableName)} is not allowed: each part must start with a letter or "_" ` +
-        `and hold only letters A-Z, digits, "_" and "-" (quotes, dots inside names, spaces and ` +
-        `other characters are refused so that no name can change the SQL)`,
+      `tableName ${show(tableName)} is not allowed: use letters A-Z, digits, "_" and "-", starting with a letter or "_"`,
     );
   }
   if (part.length > MAX_IDENTIFIER_BYTES) {
     throw new PostgresStorageError(
-      `tableName ${show(tableName)} is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} ` +
-        `characters of "${part.slice(0, 20)}…", so pick a shorter name`,
+      `tableName ${show(tableName)} is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} characters of a name`,
     );
   }
   return `"${part}"`;

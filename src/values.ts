@@ -34,7 +34,7 @@ export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value
     const result = await runSchema(rules.schema, value);
     if (result.issues !== undefined) {
       throw new StorageValidationError(
-        `the value for key ${JSON.stringify(key)} fails the schema, so nothing was written: ${formatIssues(result.issues)}`,
+        `nothing was written: the value for key ${JSON.stringify(key)} fails the schema: ${formatIssues(result.issues)}`,
         key,
         result.issues,
       );
@@ -54,8 +54,8 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
   if (onInvalid === "discard") return undefined;
   if (onInvalid === "throw") {
     throw new StorageValidationError(
-      `the stored value for key ${JSON.stringify(key)} fails the schema: ${formatIssues(result.issues)}. ` +
-        `The row was left as it is; pass onInvalid: "discard" to start such sessions afresh, or a function that repairs them`,
+      `the stored value for key ${JSON.stringify(key)} fails the schema: ${formatIssues(result.issues)}; ` +
+        `onInvalid can discard or repair such values`,
       key,
       result.issues,
     );
@@ -65,7 +65,7 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
   const again = await runSchema(rules.schema, repaired);
   if (again.issues !== undefined) {
     throw new StorageValidationError(
-      `onInvalid repaired the value for key ${JSON.stringify(key)} into one that still fails the schema: ${formatIssues(again.issues)}`,
+      `onInvalid's repair of key ${JSON.stringify(key)} still fails the schema: ${formatIssues(again.issues)}`,
       key,
       again.issues,
     );
@@ -77,16 +77,15 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
 export async function encodePatch<T>(rules: ValueRules<T>, key: string, patch: unknown): Promise<string> {
   if (!isMergeable(rules.codec)) {
     throw new PostgresStorageError(
-      "update() merges JSON objects inside the database, which needs a codec that stores an object as a JSON " +
-        "object with the same keys (JSON, jsonWithDates, or a codec with mergeable: true); with this codec, read and write instead",
+      "update() needs a mergeable codec (JSON, jsonWithDates, mergeable: true); with this one, read and write",
     );
   }
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
-    throw new PostgresStorageError(`update() takes an object of fields to merge, got ${Array.isArray(patch) ? "an array" : String(patch)}`);
+    throw new PostgresStorageError(`update() takes an object of fields, got ${Array.isArray(patch) ? "an array" : String(patch)}`);
   }
   const text = await encode(rules.codec, patch, key);
   if (!text.startsWith("{")) {
-    throw new PostgresStorageError("update() needs the codec to encode the patch as a JSON object; it did not, so nothing was written");
+    throw new PostgresStorageError("a mergeable codec must encode objects as JSON objects");
   }
   return text;
 }

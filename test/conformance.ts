@@ -280,11 +280,11 @@ export function conformanceSuite(kind: ClientKind): void {
       it("refuses undefined", () => refuse(() => store.write("k", undefined), /not a string.*delete/s));
       it("refuses a codec that returns a non-string", async () => {
         const bad = storage({ tableName: store.tableName, codec: { stringify: () => 42 as unknown as string, parse: JSON.parse } });
-        await refuse(() => bad.write("k", { replaced: true }), /a number, not a string/);
+        await refuse(() => bad.write("k", { replaced: true }), /into number, not a string/);
       });
       it("refuses codec output that is not JSON", async () => {
         const bad = storage({ tableName: store.tableName, codec: { stringify: () => "not json", parse: (t) => t } });
-        await refuse(() => bad.write("k", { replaced: true }), /not valid JSON/);
+        await refuse(() => bad.write("k", { replaced: true }), /must be JSON/);
       });
       it("refuses a key that is not a string", () =>
         refuse(() => store.write(17 as unknown as string, { replaced: true }), /keys must be strings, got number/));

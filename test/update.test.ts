@@ -77,7 +77,7 @@ describe("update()", () => {
     const name = db.table("update_scalar");
     const store = new PostgresStorage<unknown>({ client: db.pool, tableName: name });
     await store.write("k", [1, 2]);
-    await expect(store.update("k", { a: 1 } as never)).rejects.toThrow(/not a JSON object/);
+    await expect(store.update("k", { a: 1 } as never)).rejects.toThrow(/merges into objects/);
     expect(await store.read("k")).toStrictEqual([1, 2]);
   });
 
