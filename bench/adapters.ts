@@ -30,18 +30,18 @@ type Query = (text: string, params: unknown[]) => Promise<{ rows: unknown[] } | 
  * adapter costs at the least.
  */
 function bare(name: string, via: Adapter["via"], table: string, query: Query): Adapter {
-  const sql = statementsFor(`"${table}"`);
+  const sql = statementsFor(`"${table}"`, false);
   return {
     name,
     via,
     read: async (key) => query(sql.read, [key]),
-    write: async (key, value) => void (await query(sql.write, [key, JSON.stringify(value), null])),
+    write: async (key, value) => void (await query(sql.write, [key, JSON.stringify(value)])),
     delete: async (key) => void (await query(sql.delete, [key])),
     has: async (key) => {
       const result = await query(sql.has, [key]);
       return (Array.isArray(result) ? result : result.rows).length > 0;
     },
-    update: async (key, patch) => query(sql.update, [key, JSON.stringify(patch), null]),
+    update: async (key, patch) => query(sql.update, [key, JSON.stringify(patch)]),
     prepare: async () => void (await query(createTableSql(table), [])),
   };
 }

@@ -45,8 +45,8 @@ export function toExecute(client: unknown): Execute {
     return async (text, params) => rowsOf(await unsafe(text, params));
   }
   throw new PostgresStorageError(
-    `client must be a pg Pool or Client, a postgres.js sql, a PGlite instance, neon(), ` +
-      `a Neon Pool or Client, or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
+    `client must be a pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite, ` +
+      `or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
   );
 }
 

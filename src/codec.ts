@@ -35,7 +35,7 @@ export async function encode(codec: Codec, value: unknown, key: string): Promise
   } catch (error) {
     throw new PostgresStorageError(
       `nothing was written: the value for key ${JSON.stringify(key)} cannot be encoded ` +
-        `(${describe(error)}); JSON has no BigInt and no cycles, superjson has`,
+        `(${describe(error)}); JSON has no BigInt or cycles; superjson has`,
       { cause: error },
     );
   }
@@ -56,7 +56,7 @@ export async function decode(codec: Codec, text: string, key: string): Promise<u
   } catch (error) {
     throw new PostgresStorageError(
       `the stored value for key ${JSON.stringify(key)} cannot be decoded (${describe(error)}); ` +
-        `was it written with another codec or secret? The row was left as it is`,
+        `written with another codec or secret? The row is unchanged`,
       { cause: error },
     );
   }

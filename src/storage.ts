@@ -102,7 +102,6 @@ export class PostgresStorage<T = unknown> {
     this.#execute = toExecute(options?.client);
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#table = quoteTableName(this.tableName);
-    this.#statements = statementsFor(this.#table);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
     const { codec = JSON, schema, onInvalid = "throw", millisecondsToLive: ttl = null } = options;
     this.#rules = {
@@ -126,8 +125,9 @@ export class PostgresStorage<T = unknown> {
     this.#millisecondsToLive = check(
       ttl,
       ttl === null || (typeof ttl === "number" && ttl > 0 && ttl < Infinity),
-      "millisecondsToLive must be a positive number of milliseconds",
+      "millisecondsToLive must be a positive number",
     );
+    this.#statements = statementsFor(this.#table, ttl !== null);
     this.#createTable = options.createTable ?? true;
   }
 
@@ -144,8 +144,8 @@ export class PostgresStorage<T = unknown> {
     const [row] = await this.#run("read", key, this.#statements.read, [storedKey], "answer-empty");
     if (row === undefined) return undefined;
     const text = String(row.value);
-    const msLeft = row.ms_left === null || row.ms_left === undefined ? null : Number(row.ms_left);
-    this.#lastKnown.endRead(storedKey, ticket, text, this.#renewAt(msLeft === null ? null : performance.now() + msLeft));
+    const expiresAt = row.ms_left == null ? null : performance.now() + Number(row.ms_left);
+    this.#lastKnown.endRead(storedKey, ticket, text, this.#renewAt(expiresAt));
     return decodeFromRead(this.#rules, key, text);
   }
 
@@ -167,7 +167,7 @@ export class PostgresStorage<T = unknown> {
     const storedKey = this.#storedKey(key);
     const text = await encodeForWrite(this.#rules, key, value);
     if (this.#lastKnown.holds(storedKey, text, this.#millisecondsToLive !== null)) return;
-    const params = [storedKey, text, this.#millisecondsToLive];
+    const params = this.#withTtl([storedKey, text]);
     await this.#tracked(storedKey, async () => {
       await this.#run("write", key, this.#statements.write, params, "create-and-retry");
       return text;
@@ -187,7 +187,7 @@ export class PostgresStorage<T = unknown> {
   async update(key: string, patch: Partial<T>): Promise<T> {
     const storedKey = this.#storedKey(key);
     const text = await encodePatch(this.#rules, key, patch);
-    const params = [storedKey, text, this.#millisecondsToLive];
+    const params = this.#withTtl([storedKey, text]);
     let merged: { value: T } | undefined;
     await this.#tracked(storedKey, async () => {
       const result = await this.#merge(key, storedKey, params);
@@ -303,6 +303,11 @@ export class PostgresStorage<T = unknown> {
       const expiresAt = this.#millisecondsToLive === null ? null : started + this.#millisecondsToLive;
       this.#lastKnown.endWrite(storedKey, ticket, text, this.#renewAt(expiresAt));
     }
+  }
+
+  /** The parameters of a write, with the TTL when there is one. */
+  #withTtl(params: QueryParameter[]): QueryParameter[] {
+    return this.#millisecondsToLive === null ? params : [...params, this.#millisecondsToLive];
   }
 
   /** When an unchanged row expiring at `expiresAt` (local time) must be written again anyway. */
