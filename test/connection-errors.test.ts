@@ -69,7 +69,7 @@ describe("options", () => {
     ["a string", { client: "postgres://x" }],
     ["null", { client: null }],
   ])("refuses %s as client, naming what it accepts", (_label, options) => {
-    expect(() => new PostgresStorage(options as never)).toThrow(/pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite/);
+    expect(() => new PostgresStorage(options as never)).toThrow(/pg or Neon Pool or Client, neon\(\), a postgres.js sql, PGlite/);
   });
   it("refuses a codec without parse", () => {
     expect(() => new PostgresStorage({ client: { query: async () => [] }, codec: { stringify: JSON.stringify } as never })).toThrow(/codec must have/);
