@@ -21,8 +21,8 @@ import { measureRoundTrips } from "./round-trips.js";
 const { values: args } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string" } } });
 const quick = args.quick ?? false;
 const settings = quick
-  ? { samples: 240, rounds: 4, throughputOps: 600, sizeSamples: 12, scanRows: [1_000, 100_000] }
-  : { samples: 2_000, rounds: 10, throughputOps: 4_000, sizeSamples: 60, scanRows: [1_000, 1_000_000] };
+  ? { samples: 240, rounds: 4, throughputOps: 600, throughputRounds: 3, sizeSamples: 12, scanRows: [1_000, 100_000] }
+  : { samples: 2_000, rounds: 10, throughputOps: 16_000, throughputRounds: 4, sizeSamples: 60, scanRows: [1_000, 1_000_000] };
 const KEYS = 1_000;
 const OPERATIONS = ["read", "write", "has", "update", "delete"] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -75,10 +75,10 @@ try {
   for (const concurrency of [1, 8, 32]) {
     for (const operation of ["read", "write"] as const) {
       const spent = new Map<string, { ops: number; seconds: number }>();
-      for (let round = 0; round < 3; round += 1) {
+      for (let round = 0; round < settings.throughputRounds; round += 1) {
         for (const adapter of rotate(adapters, round)) {
           const run = operationOf(adapter, operation) as (key: string, i: number) => Promise<unknown>;
-          const ops = Math.round(settings.throughputOps / 3);
+          const ops = Math.round(settings.throughputOps / settings.throughputRounds);
           const rate = await throughput(ops, concurrency, (i) => run(`k${i % KEYS}`, round * ops + i + 1_000_000));
           const total = spent.get(adapter.name) ?? { ops: 0, seconds: 0 };
           spent.set(adapter.name, { ops: total.ops + ops, seconds: total.seconds + ops / rate });
