@@ -19,18 +19,29 @@ export async function time(operation: () => Promise<unknown>): Promise<number> {
 }
 
 /**
- * Runs `total` operations with `concurrency` workers pulling from one counter;
- * answers operations per second.
+ * Runs `operation` with `concurrency` workers pulling from one counter, for
+ * `total` operations or until `milliseconds` have passed, whichever comes
+ * first; answers how many ran and in how many seconds.
  */
-export async function throughput(total: number, concurrency: number, operation: (i: number) => Promise<unknown>): Promise<number> {
+export async function throughput(
+  total: number,
+  concurrency: number,
+  operation: (i: number) => Promise<unknown>,
+  milliseconds = Infinity,
+): Promise<{ ops: number; seconds: number }> {
   let next = 0;
+  let done = 0;
   const start = performance.now();
+  const deadline = start + milliseconds;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < total; i = next++) await operation(i);
+      for (let i = next++; i < total && performance.now() < deadline; i = next++) {
+        await operation(i);
+        done += 1;
+      }
     }),
   );
-  return total / ((performance.now() - start) / 1000);
+  return { ops: done, seconds: (performance.now() - start) / 1000 };
 }
 
 /** The list rotated by `by` places, so each round starts with another adapter. */

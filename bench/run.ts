@@ -21,8 +21,8 @@ import { measureRoundTrips } from "./round-trips.js";
 const { values: args } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string" } } });
 const quick = args.quick ?? false;
 const settings = quick
-  ? { samples: 240, rounds: 4, throughputOps: 600, throughputRounds: 3, sizeSamples: 12, scanRows: [1_000, 100_000] }
-  : { samples: 2_000, rounds: 10, throughputOps: 16_000, throughputRounds: 4, sizeSamples: 60, scanRows: [1_000, 1_000_000] };
+  ? { samples: 240, rounds: 4, throughputMs: 120, throughputRounds: 3, sizeSamples: 12, scanRows: [1_000, 100_000] }
+  : { samples: 2_000, rounds: 10, throughputMs: 700, throughputRounds: 4, sizeSamples: 60, scanRows: [1_000, 1_000_000] };
 const KEYS = 1_000;
 const OPERATIONS = ["read", "write", "has", "update", "delete"] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -78,10 +78,10 @@ try {
       for (let round = 0; round < settings.throughputRounds; round += 1) {
         for (const adapter of rotate(adapters, round)) {
           const run = operationOf(adapter, operation) as (key: string, i: number) => Promise<unknown>;
-          const ops = Math.round(settings.throughputOps / settings.throughputRounds);
-          const rate = await throughput(ops, concurrency, (i) => run(`k${i % KEYS}`, round * ops + i + 1_000_000));
+          const offset = (round + 1) * 10_000_000;
+          const measured = await throughput(Infinity, concurrency, (i) => run(`k${i % KEYS}`, offset + i), settings.throughputMs);
           const total = spent.get(adapter.name) ?? { ops: 0, seconds: 0 };
-          spent.set(adapter.name, { ops: total.ops + ops, seconds: total.seconds + ops / rate });
+          spent.set(adapter.name, { ops: total.ops + measured.ops, seconds: total.seconds + measured.seconds });
         }
       }
       for (const [name, { ops, seconds }] of spent) rates.set(`${name}|${operation}|${concurrency}`, ops / seconds);

@@ -1,4 +1,4 @@
-import { PostgresStorageError, describe } from "./errors.js";
+import { PostgresStorageError, describe, showKey } from "./errors.js";
 
 /**
  * Turns session values into text and back. The text is stored in a `json`
@@ -19,6 +19,27 @@ export interface Codec {
   readonly mergeable?: boolean;
 }
 
+/**
+ * The default codec: JSON that refuses what JSON would silently change
+ * (NaN and Infinity become null, functions and symbols vanish) instead of
+ * storing something else than was written.
+ */
+export const strictJson: Codec = {
+  mergeable: true,
+  stringify: (value) => JSON.stringify(value, refuseLossy),
+  parse: JSON.parse,
+};
+
+function refuseLossy(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  // toJSON has already run: an invalid Date arrives as null, so look at the original.
+  const original = this[key];
+  if (typeof value === "function" || typeof value === "symbol") throw new TypeError(`a ${typeof value} has no JSON form`);
+  if ((typeof value === "number" && !Number.isFinite(value)) || (original instanceof Date && Number.isNaN(original.getTime()))) {
+    throw new TypeError(`${String(original)} has no JSON form`);
+  }
+  return value;
+}
+
 /** Whether `update()` may merge this codec's output in the database. */
 export function isMergeable(codec: Codec): boolean {
   return codec === JSON || codec.mergeable === true;
@@ -34,14 +55,14 @@ export async function encode(codec: Codec, value: unknown, key: string): Promise
     text = await codec.stringify(value);
   } catch (error) {
     throw new PostgresStorageError(
-      `nothing was written: the value for key ${JSON.stringify(key)} cannot be encoded ` +
+      `nothing was written: the value for key ${showKey(key)} cannot be encoded ` +
         `(${describe(error)}); JSON has no BigInt or cycles; superjson has`,
       { cause: error },
     );
   }
   if (typeof text !== "string") {
     throw new PostgresStorageError(
-      `nothing was written: the codec turned the value for key ${JSON.stringify(key)} into ` +
+      `nothing was written: the codec turned the value for key ${showKey(key)} into ` +
         `${text === null ? "null" : typeof text}, not a string` +
         (text === undefined ? " (to remove a session, delete it)" : ""),
     );
@@ -55,7 +76,7 @@ export async function decode(codec: Codec, text: string, key: string): Promise<u
     return await codec.parse(text);
   } catch (error) {
     throw new PostgresStorageError(
-      `the stored value for key ${JSON.stringify(key)} cannot be decoded (${describe(error)}); ` +
+      `the stored value for key ${showKey(key)} cannot be decoded (${describe(error)}); ` +
         `written with another codec or secret? The row is unchanged`,
       { cause: error },
     );

@@ -29,6 +29,11 @@ export function sqlState(error: unknown): string | undefined {
   return typeof code === "string" && SQLSTATE.test(code) ? code : undefined;
 }
 
+/** A key as error messages show it: quoted, and cut short when long. */
+export function showKey(key: string): string {
+  return JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}…` : key);
+}
+
 /** The driver's own words, whatever shape its error has. */
 export function describe(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) {

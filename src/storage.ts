@@ -1,8 +1,9 @@
 import { toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
-import type { Codec } from "./codec.js";
-import { PostgresStorageError, StorageValidationError, describe, sqlState } from "./errors.js";
+import { strictJson, type Codec } from "./codec.js";
+import { PostgresStorageError, StorageValidationError, describe, showKey, sqlState } from "./errors.js";
 import { LastKnownValues } from "./last-known.js";
 import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
+import { retrying, transience, type RetryOptions } from "./retry.js";
 import { formatIssues, type StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
@@ -24,7 +25,11 @@ export interface PostgresStorageOptions<T = unknown> {
   tableName?: string | undefined;
   /** Maps grammY keys to stored keys, e.g. `prefixKeys("bot1")`. Defaults to storing keys as they are. */
   keyBuilder?: KeyBuilderOption | undefined;
-  /** Turns values into JSON text and back. Defaults to `JSON`; `superjson` and `devalue` work as they are. */
+  /**
+   * Turns values into JSON text and back. Defaults to JSON that refuses NaN,
+   * Infinity, functions and symbols (plain JSON would store null or nothing);
+   * `JSON`, `superjson` and `devalue` can be passed as they are.
+   */
   codec?: Codec | undefined;
   /**
    * Create the table the first time a write finds it missing (one extra
@@ -47,6 +52,13 @@ export interface PostgresStorageOptions<T = unknown> {
    * expired rows read as missing, and `prune()` deletes them. Defaults to never.
    */
   millisecondsToLive?: number | undefined;
+  /**
+   * How transient failures (lost connections, Neon's 5xx, 57P01, 40001,
+   * 40P01) are retried; `false` turns retrying off. Defaults to 3 tries with
+   * backoff from 50 ms. `update()` is retried only when its statement
+   * certainly did not take effect, so a patch is never merged twice.
+   */
+  retry?: RetryOptions | false | undefined;
 }
 
 // SQLSTATEs the storage acts on.
@@ -57,6 +69,8 @@ const INVALID_SCHEMA_NAME = "3F000";
 // are raised the other creator has won.
 const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
 
+// Keys index in a btree, whose entries must stay under a third of a page.
+const MAX_KEY_LENGTH = 512;
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;
 const PRUNE_BATCH_SIZE = 1000;
@@ -84,6 +98,7 @@ export class PostgresStorage<T = unknown> {
   readonly tableName: string;
 
   readonly #execute: Execute;
+  readonly #retry: RetryOptions | false;
   readonly #table: string;
   readonly #statements: Statements;
   readonly #keys: KeyBuilder;
@@ -103,7 +118,8 @@ export class PostgresStorage<T = unknown> {
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#table = quoteTableName(this.tableName);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
-    const { codec = JSON, schema, onInvalid = "throw", millisecondsToLive: ttl = null } = options;
+    const { codec = strictJson, schema, onInvalid = "throw", millisecondsToLive: ttl = null, retry = {} } = options;
+    this.#retry = retry;
     this.#rules = {
       codec: check(
         codec,
@@ -201,7 +217,7 @@ export class PostgresStorage<T = unknown> {
     const [row] = await this.#run("update", key, this.#statements.update, params, "create-and-retry");
     if (row === undefined) {
       throw new PostgresStorageError(
-        `nothing was changed: update() merges into objects, and the value under key ${JSON.stringify(key)} is not one; write() it instead`,
+        `nothing was changed: update() merges into objects, and the value under key ${showKey(key)} is not one; write() it instead`,
       );
     }
     const merged = String(row.value);
@@ -214,7 +230,7 @@ export class PostgresStorage<T = unknown> {
       await this.#run("update (undo)", key, this.#statements.restore, [storedKey, previous, merged], "answer-empty");
     }
     throw new StorageValidationError(
-      `update() of key ${JSON.stringify(key)} made a value that fails the schema (${formatIssues(result.issues)}); the previous value was put back`,
+      `update() of key ${showKey(key)} made a value that fails the schema (${formatIssues(result.issues)}); the previous value was put back`,
       key,
       result.issues,
     );
@@ -329,7 +345,7 @@ export class PostgresStorage<T = unknown> {
    */
   async #create(ddl: string, schema?: string): Promise<string | void> {
     try {
-      await this.#execute(ddl, []);
+      await retrying(() => this.#execute(ddl, []), this.#retry, false);
     } catch (error) {
       const code = sqlState(error);
       if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return;
@@ -339,8 +355,10 @@ export class PostgresStorage<T = unknown> {
   }
 
   async #run(operation: string, key: string | undefined, text: string, params: QueryParameter[], whenMissing: WhenTableMissing): Promise<Row[]> {
+    // Every statement is safe to run twice except update()'s merge.
+    const execute = () => retrying(() => this.#execute(text, params), this.#retry, operation === "update");
     try {
-      return await this.#execute(text, params);
+      return await execute();
     } catch (error) {
       if (sqlState(error) !== UNDEFINED_TABLE) throw this.#failure(operation, key, error);
       if (whenMissing === "answer-empty") return [];
@@ -348,7 +366,7 @@ export class PostgresStorage<T = unknown> {
     }
     await this.createTable();
     try {
-      return await this.#execute(text, params);
+      return await execute();
     } catch (error) {
       throw this.#failure(operation, key, error);
     }
@@ -380,18 +398,19 @@ export class PostgresStorage<T = unknown> {
   }
 
   #storedKey(key: unknown): string {
-    if (typeof key !== "string") {
+    if (typeof key !== "string" || key === "") {
       throw new PostgresStorageError(
-        `session keys must be strings, got ${key === null ? "null" : typeof key}; check getSessionKey`,
+        `session keys must be strings, got ${key === "" ? "an empty one" : key === null ? "null" : typeof key}; check getSessionKey`,
       );
     }
     const storedKey: unknown = this.#keys.build(key);
     if (typeof storedKey !== "string") {
-      throw new PostgresStorageError(`keyBuilder.build(${JSON.stringify(key)}) returned ${typeof storedKey}, not a string`);
+      throw new PostgresStorageError(`keyBuilder.build(${showKey(key)}) returned ${typeof storedKey}, not a string`);
     }
-    if (storedKey.includes("\0")) {
+    // Drivers would turn a lone surrogate into U+FFFD, so two keys could meet in one row.
+    if (/[\0\p{Cs}]/u.test(storedKey) || storedKey.length > MAX_KEY_LENGTH) {
       throw new PostgresStorageError(
-        `key ${JSON.stringify(key)} contains U+0000, which PostgreSQL text cannot hold`,
+        `key ${showKey(key)} is refused: it contains U+0000 or a lone surrogate, or is too long (over ${MAX_KEY_LENGTH} characters)`,
       );
     }
     return storedKey;
@@ -399,8 +418,11 @@ export class PostgresStorage<T = unknown> {
 
   #failure(operation: string, key: string | undefined, error: unknown): PostgresStorageError {
     const code = sqlState(error);
-    const target = key === undefined ? `table ${this.#table}` : `key ${JSON.stringify(key)} in table ${this.#table}`;
-    const hint = hintFor(code, this.tableName, this.#table);
+    const target = key === undefined ? `table ${this.#table}` : `key ${showKey(key)} in table ${this.#table}`;
+    const hint =
+      operation === "update" && transience(error) === "unknown"
+        ? "The connection broke after update() was sent, so it may have taken effect and was not retried; read the key to see"
+        : hintFor(code, this.tableName, this.#table);
     return new PostgresStorageError(
       `${operation} of ${target} failed: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
       { code, cause: error },

@@ -1,5 +1,5 @@
 import { decode, encode, isMergeable, type Codec } from "./codec.js";
-import { PostgresStorageError, StorageValidationError } from "./errors.js";
+import { PostgresStorageError, StorageValidationError, showKey } from "./errors.js";
 import { formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.js";
 
 /** A stored value that failed the schema, as `onInvalid` receives it. */
@@ -34,7 +34,7 @@ export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value
     const result = await runSchema(rules.schema, value);
     if (result.issues !== undefined) {
       throw new StorageValidationError(
-        `nothing was written: the value for key ${JSON.stringify(key)} fails the schema: ${formatIssues(result.issues)}`,
+        `nothing was written: the value for key ${showKey(key)} fails the schema: ${formatIssues(result.issues)}`,
         key,
         result.issues,
       );
@@ -54,7 +54,7 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
   if (onInvalid === "discard") return undefined;
   if (onInvalid === "throw") {
     throw new StorageValidationError(
-      `the stored value for key ${JSON.stringify(key)} fails the schema: ${formatIssues(result.issues)}; ` +
+      `the stored value for key ${showKey(key)} fails the schema: ${formatIssues(result.issues)}; ` +
         `onInvalid can discard or repair such values`,
       key,
       result.issues,
@@ -65,7 +65,7 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
   const again = await runSchema(rules.schema, repaired);
   if (again.issues !== undefined) {
     throw new StorageValidationError(
-      `onInvalid's repair of key ${JSON.stringify(key)} still fails the schema: ${formatIssues(again.issues)}`,
+      `onInvalid's repair of key ${showKey(key)} still fails the schema: ${formatIssues(again.issues)}`,
       key,
       again.issues,
     );
