@@ -11,8 +11,6 @@ export type Fault =
 
 /** What the proxy does to traffic; every field can be changed while it runs. */
 export interface FaultSettings {
-  /** New connections are closed at once, as by a server that is down. */
-  refuse: boolean;
   /** Added before each chunk is passed on, either way. */
   latencyMs: number;
   /** Chance that a chunk meets one of `faults` (0 to 1). */
@@ -28,9 +26,14 @@ export interface FaultProxy {
   readonly url: string;
   readonly settings: FaultSettings;
   /** How many of each fault were injected. */
-  readonly injected: Record<Fault | "refused", number>;
+  readonly injected: Record<Fault, number>;
   /** Closes every open connection now, as a restarting server would. */
   dropAll(): void;
+  /**
+   * Stops listening, so that new connections are refused (ECONNREFUSED), as
+   * by a server that is down; `false` listens again on the same port.
+   */
+  refuse(refusing: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,8 +48,8 @@ const STARTUP_BYTES = 8; // the wire protocol's first message from a client is S
  */
 export async function startFaultProxy(url: string, random: () => number = Math.random): Promise<FaultProxy> {
   const target = new URL(url);
-  const settings: FaultSettings = { refuse: false, latencyMs: 0, probability: 0, faults: [] };
-  const injected: FaultProxy["injected"] = { "drop-before-query": 0, "drop-mid-query": 0, "drop-mid-response": 0, refused: 0 };
+  const settings: FaultSettings = { latencyMs: 0, probability: 0, faults: [] };
+  const injected: FaultProxy["injected"] = { "drop-before-query": 0, "drop-mid-query": 0, "drop-mid-response": 0 };
   const sockets = new Set<Socket>();
 
   const pick = (allowed: Fault[]): Fault | undefined => {
@@ -57,11 +60,6 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
   const later = (action: () => void) => (settings.latencyMs > 0 ? setTimeout(action, settings.latencyMs) : action());
 
   const server = createServer((client) => {
-    if (settings.refuse) {
-      injected.refused += 1;
-      client.destroy();
-      return;
-    }
     const upstream = connect({ host: target.hostname, port: Number(target.port || 5432) });
     sockets.add(client);
     sockets.add(upstream);
@@ -113,9 +111,14 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
       for (const socket of sockets) socket.destroy();
       sockets.clear();
     },
+    async refuse(refusing) {
+      // close() stops listening at once; its callback would wait for open connections.
+      if (refusing) server.close();
+      else await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    },
     async stop() {
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

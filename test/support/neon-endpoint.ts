@@ -22,6 +22,8 @@ export interface NeonEndpoint {
   readonly port: number;
   /** What the endpoint has served so far. */
   readonly stats: NeonEndpointStats;
+  /** Faults to inject into `POST /sql`; off unless set. */
+  readonly faults: HttpFaults;
   /** Closes every tunnel and database connection, then the server. */
   stop(): Promise<void>;
 }
@@ -34,6 +36,27 @@ export interface NeonEndpointStats {
   tunnelsOpened: number;
   /** WebSocket tunnels open right now. */
   tunnelsOpen: number;
+}
+
+/** A way an HTTP request to the endpoint can fail. */
+export type HttpFault =
+  /** 503 before the query runs: it did not take effect. */
+  | "5xx"
+  /** The query runs, but the answer comes only after `timeoutMs`, when the client has given up. */
+  | "timeout"
+  /** The query runs and half of the answer is sent before the connection closes. */
+  | "truncate";
+
+/** What the endpoint does to `POST /sql`; change it while it runs. */
+export interface HttpFaults {
+  /** Chance (0 to 1) that a request meets one of `kinds`. */
+  probability: number;
+  kinds: HttpFault[];
+  /** How long a "timeout" holds the answer back. */
+  timeoutMs: number;
+  random: () => number;
+  /** How many of each were injected. */
+  readonly injected: Record<HttpFault, number>;
 }
 
 /** The part of `neonConfig` (driver 0.9.x and 1.x) that points the driver at an endpoint. */
@@ -88,6 +111,9 @@ interface QueryBody {
 /** Starts the endpoint on 127.0.0.1 (port 0: a free one). */
 export async function startNeonEndpoint(options: { port?: number } = {}): Promise<NeonEndpoint> {
   const stats: NeonEndpointStats = { httpRequests: 0, tunnelsOpened: 0, tunnelsOpen: 0 };
+  const faults: HttpFaults = { probability: 0, kinds: [], timeoutMs: 1_000, random: Math.random, injected: { "5xx": 0, timeout: 0, truncate: 0 } };
+  const pickFault = (): HttpFault | undefined =>
+    faults.kinds.length > 0 && faults.random() < faults.probability ? faults.kinds[Math.floor(faults.random() * faults.kinds.length)] : undefined;
   const pools = new Map<string, pg.Pool>();
   const sockets = new Set<Socket>();
 
@@ -135,8 +161,24 @@ export async function startNeonEndpoint(options: { port?: number } = {}): Promis
       return;
     }
     stats.httpRequests += 1;
+    const fault = pickFault();
+    if (fault !== undefined) faults.injected[fault] += 1;
+    if (fault === "5xx") {
+      request.resume();
+      send(response, 503, { message: "injected: service unavailable" });
+      return;
+    }
     handleSql(request).then(
-      (result) => send(response, 200, result),
+      async (result) => {
+        if (fault === "timeout") await new Promise((resolve) => setTimeout(resolve, faults.timeoutMs));
+        if (fault === "truncate") {
+          const text = JSON.stringify(result);
+          response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+          response.end(text.slice(0, Math.floor(text.length / 2)), () => response.destroy());
+          return;
+        }
+        if (!response.destroyed) send(response, 200, result);
+      },
       (error: unknown) => send(response, ...errorResponse(error)),
     );
   });
@@ -189,6 +231,7 @@ export async function startNeonEndpoint(options: { port?: number } = {}): Promis
     origin: `http://127.0.0.1:${port}`,
     port,
     stats,
+    faults,
     async stop() {
       for (const socket of sockets) socket.destroy();
       for (const client of webSockets.clients) client.terminate();
