@@ -2,7 +2,7 @@ import pg from "pg";
 import postgres from "postgres";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { PostgresStorage } from "../src/index.js";
-import { adminPool, databaseUrl, uniqueTable } from "./support/clients.js";
+import { adminPool, connectClients, databaseUrl, uniqueTable } from "./support/clients.js";
 
 describe("separate processes creating one table at once", () => {
   const { admin, close } = adminPool();
@@ -16,13 +16,7 @@ describe("separate processes creating one table at once", () => {
   it.each([1, 2, 3, 4, 5])("20 storages on 20 pg connections all write their first row (round %i)", async () => {
     const name = uniqueTable("race");
     tables.push(name);
-    const clients = await Promise.all(
-      Array.from({ length: 20 }, async () => {
-        const client = new pg.Client({ connectionString: databaseUrl() });
-        await client.connect();
-        return client;
-      }),
-    );
+    const clients = await connectClients(20);
     try {
       const storages = clients.map((client) => new PostgresStorage({ client, tableName: name }));
       const results = await Promise.allSettled(storages.map((storage, i) => storage.write(`user:${i}`, { i })));

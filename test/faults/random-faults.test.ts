@@ -1,41 +1,30 @@
 import { neon, neonConfig } from "@neondatabase/serverless";
-import pg from "pg";
 import ws from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStorage } from "../../src/index.js";
 import { databaseUrl } from "../support/clients.js";
-import { seededRandom, startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
+import { seededRandom } from "../support/fault-proxy.js";
 import { useFixture } from "../support/fixture.js";
 import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "../support/neon-endpoint.js";
 import { runAgainstModel } from "./model.js";
+import { useProxiedPool } from "./proxied-pool.js";
 
 type Value = Record<string, number>;
 const retry = { attempts: 4, baseDelayMs: 5, maxDelayMs: 50 };
 
 describe("1,000 operations through a TCP proxy dropping connections at random", () => {
   const db = useFixture();
-  let proxy: FaultProxy;
-  let pool: pg.Pool;
-
-  beforeAll(async () => {
-    proxy = await startFaultProxy(databaseUrl(), seededRandom(42));
-    pool = new pg.Pool({ connectionString: proxy.url, max: 4 });
-    pool.on("error", () => {}); // idle clients cut by the proxy: the pool replaces them
-  });
-  afterAll(async () => {
-    await pool.end();
-    await proxy.stop();
-  });
+  const proxied = useProxiedPool(4, seededRandom(42));
 
   it("every operation answers right or rejects with PostgresStorageError, and no acknowledged write is lost", async () => {
     const table = db.table("random_faults");
     await new PostgresStorage({ client: db.pool, tableName: table }).createTable();
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry });
-    Object.assign(proxy.settings, { probability: 0.04, faults: ["drop-before-query", "drop-mid-query", "drop-mid-response"], latencyMs: 0 });
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry });
+    Object.assign(proxied.proxy.settings, { probability: 0.04, faults: ["drop-before-query", "drop-mid-query", "drop-mid-response"], latencyMs: 0 });
     const run = await runAgainstModel(storage, { operations: 1_000, keys: 25, random: seededRandom(7) });
-    Object.assign(proxy.settings, { probability: 0 });
-    const injected = proxy.injected["drop-before-query"] + proxy.injected["drop-mid-query"] + proxy.injected["drop-mid-response"];
-    console.log(`random faults: ${JSON.stringify(proxy.injected)}; ${run.succeeded} succeeded, ${run.failed} failed`);
+    Object.assign(proxied.proxy.settings, { probability: 0 });
+    const injected = proxied.proxy.injected["drop-before-query"] + proxied.proxy.injected["drop-mid-query"] + proxied.proxy.injected["drop-mid-response"];
+    console.log(`random faults: ${JSON.stringify(proxied.proxy.injected)}; ${run.succeeded} succeeded, ${run.failed} failed`);
     expect(injected).toBeGreaterThanOrEqual(50);
     expect(run.succeeded + run.failed).toBe(1_000);
     expect(run.foreignErrors).toBe(0);
@@ -46,10 +35,10 @@ describe("1,000 operations through a TCP proxy dropping connections at random", 
   it("with retrying off, faults surface as PostgresStorageError and the model still holds", async () => {
     const table = db.table("random_faults_noretry");
     await new PostgresStorage({ client: db.pool, tableName: table }).createTable();
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry: false });
-    Object.assign(proxy.settings, { probability: 0.04, faults: ["drop-before-query", "drop-mid-query", "drop-mid-response"] });
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry: false });
+    Object.assign(proxied.proxy.settings, { probability: 0.04, faults: ["drop-before-query", "drop-mid-query", "drop-mid-response"] });
     const run = await runAgainstModel(storage, { operations: 300, keys: 10, random: seededRandom(11) });
-    Object.assign(proxy.settings, { probability: 0 });
+    Object.assign(proxied.proxy.settings, { probability: 0 });
     expect(run.failed).toBeGreaterThan(0);
     expect(run.foreignErrors).toBe(0);
     await run.check(new PostgresStorage<Value>({ client: db.pool, tableName: table }));

@@ -1,27 +1,17 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { PostgresStorage, PostgresStorageError } from "../../src/index.js";
-import { databaseUrl } from "../support/clients.js";
+import { connectClients, databaseUrl } from "../support/clients.js";
 import { countStatements } from "../support/counting.js";
-import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
 import { useFixture } from "../support/fixture.js";
+import { useProxiedPool } from "./proxied-pool.js";
 
 type Value = Record<string, number>;
 const retry = { attempts: 4, baseDelayMs: 10, maxDelayMs: 100 };
 
 describe("recovering without restarting the process", () => {
   const db = useFixture();
-  let proxy: FaultProxy;
-  let pool: pg.Pool;
-  beforeAll(async () => {
-    proxy = await startFaultProxy(databaseUrl());
-    pool = new pg.Pool({ connectionString: proxy.url, max: 4 });
-    pool.on("error", () => {});
-  });
-  afterAll(async () => {
-    await pool.end();
-    await proxy.stop();
-  });
+  const proxied = useProxiedPool(4);
 
   /** Runs 300 writes-then-reads, calling `disrupt` before every 50th; answers what happened. */
   async function through(storage: PostgresStorage<Value>, disrupt: () => Promise<void> | void) {
@@ -42,8 +32,8 @@ describe("recovering without restarting the process", () => {
 
   it("survives every connection being cut, again and again", async () => {
     const table = db.table("recover_drop");
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry });
-    const outcomes = await through(storage, () => proxy.dropAll());
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry });
+    const outcomes = await through(storage, () => proxied.proxy.dropAll());
     expect(outcomes.filter((o) => o === "ok").length).toBeGreaterThanOrEqual(295);
     expect(outcomes.slice(-20)).toStrictEqual(Array(20).fill("ok"));
   });
@@ -70,12 +60,12 @@ describe("recovering without restarting the process", () => {
 
   it("rejects with PostgresStorageError while the server refuses connections, and works again after", async () => {
     const table = db.table("recover_refuse");
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry });
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry });
     await storage.write("k", { before: 1 });
-    await proxy.refuse(true);
-    proxy.dropAll();
+    await proxied.proxy.refuse(true);
+    proxied.proxy.dropAll();
     const error = await storage.read("k").catch((e: unknown) => e);
-    await proxy.refuse(false);
+    await proxied.proxy.refuse(false);
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as Error).message).toMatch(/ECONNREFUSED/);
     expect(await storage.read("k")).toStrictEqual({ before: 1 });
@@ -83,11 +73,11 @@ describe("recovering without restarting the process", () => {
 
   it("retries a refused connection until the server is back within the retry window", async () => {
     const table = db.table("recover_window");
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 } });
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 } });
     await storage.write("k", { v: 1 });
-    await proxy.refuse(true);
-    proxy.dropAll();
-    setTimeout(() => void proxy.refuse(false), 150);
+    await proxied.proxy.refuse(true);
+    proxied.proxy.dropAll();
+    setTimeout(() => void proxied.proxy.refuse(false), 150);
     const started = performance.now();
     expect(await storage.read("k")).toStrictEqual({ v: 1 });
     expect(performance.now() - started).toBeGreaterThanOrEqual(100); // it did wait for the server
@@ -95,39 +85,29 @@ describe("recovering without restarting the process", () => {
 
   it("adds latency without changing any answer", async () => {
     const table = db.table("recover_latency");
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry });
-    proxy.settings.latencyMs = 30;
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry });
+    proxied.proxy.settings.latencyMs = 30;
     const started = performance.now();
     await storage.write("k", { slow: 1 });
     expect(await storage.read("k")).toStrictEqual({ slow: 1 });
-    proxy.settings.latencyMs = 0;
+    proxied.proxy.settings.latencyMs = 0;
     expect(performance.now() - started).toBeGreaterThanOrEqual(60);
   });
 });
 
 describe("update() is never applied twice", () => {
   const db = useFixture();
-  let proxy: FaultProxy;
-  let pool: pg.Pool;
-  beforeAll(async () => {
-    proxy = await startFaultProxy(databaseUrl());
-    pool = new pg.Pool({ connectionString: proxy.url, max: 1 });
-    pool.on("error", () => {});
-  });
-  afterAll(async () => {
-    await pool.end();
-    await proxy.stop();
-  });
+  const proxied = useProxiedPool(1);
 
   it("is not retried when the connection breaks after it was sent, and says so", async () => {
     const table = db.table("update_once");
     await new PostgresStorage({ client: db.pool, tableName: table }).write("k", { a: 1 });
-    const counted = countStatements(pool);
+    const counted = countStatements(proxied.pool);
     const storage = new PostgresStorage<Value>({ client: counted.client, tableName: table, retry });
     await storage.read("k"); // a warm connection, so the next chunk is the update itself
-    Object.assign(proxy.settings, { probability: 1, faults: ["drop-mid-response"] });
+    Object.assign(proxied.proxy.settings, { probability: 1, faults: ["drop-mid-response"] });
     const error = await storage.update("k", { b: 2 }).catch((e: unknown) => e);
-    proxy.settings.probability = 0;
+    proxied.proxy.settings.probability = 0;
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as Error).message).toMatch(/may have taken effect and was not retried/);
     expect(counted.statements.filter((text) => text.startsWith("WITH previous"))).toHaveLength(1);
@@ -137,10 +117,10 @@ describe("update() is never applied twice", () => {
   it("is retried when the connection was refused, since then it never ran", async () => {
     const table = db.table("update_refused");
     await new PostgresStorage({ client: db.pool, tableName: table }).write("k", { a: 1 });
-    const storage = new PostgresStorage<Value>({ client: pool, tableName: table, retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 } });
-    await proxy.refuse(true);
-    proxy.dropAll();
-    setTimeout(() => void proxy.refuse(false), 120);
+    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 } });
+    await proxied.proxy.refuse(true);
+    proxied.proxy.dropAll();
+    setTimeout(() => void proxied.proxy.refuse(false), 120);
     expect(await storage.update("k", { c: 3 })).toStrictEqual({ a: 1, c: 3 });
   });
 });
@@ -150,13 +130,7 @@ describe("cold starts racing to create the table", () => {
 
   it("50 storages on 50 connections doing their first write to a missing table at once all succeed", async () => {
     const table = db.table("cold_start_50");
-    const clients = await Promise.all(
-      Array.from({ length: 50 }, async () => {
-        const client = new pg.Client({ connectionString: databaseUrl() });
-        await client.connect();
-        return client;
-      }),
-    );
+    const clients = await connectClients(50);
     try {
       const results = await Promise.allSettled(
         clients.map((client, i) => new PostgresStorage({ client, tableName: table }).write(`chat:${i}`, { i })),

@@ -37,7 +37,8 @@ export function adminPool(): { admin: Admin; close(): Promise<void> } {
   };
 }
 
-function onServer(name: string, connect: (url: string) => Promise<{ client: PostgresClient; close(): Promise<void> }>): ClientKind {
+/** A client kind on the suite's server: `connect` opens the client, an admin pool is opened beside it. */
+export function onServer(name: string, connect: (url: string) => Promise<{ client: PostgresClient; close(): Promise<void> }>): ClientKind {
   return {
     name,
     async open() {
@@ -87,6 +88,17 @@ export const clientKinds: readonly ClientKind[] = [
     },
   },
 ];
+
+/** `count` connected pg Clients on the suite's database: separate connections, as separate processes have. */
+export async function connectClients(count: number): Promise<pg.Client[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const client = new pg.Client({ connectionString: databaseUrl() });
+      await client.connect();
+      return client;
+    }),
+  );
+}
 
 let tableCount = 0;
 

@@ -5,8 +5,8 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import ws from "ws";
-import { adminPool, databaseUrl, type ClientKind, type OpenClient } from "./clients.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "./neon-endpoint.js";
+import { databaseUrl, onServer, type ClientKind, type OpenClient } from "./clients.js";
+import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "./neon-endpoint.js";
 
 /**
  * `@vercel/postgres` bundles its own copy of the Neon driver (0.9.x) with its
@@ -35,29 +35,20 @@ export function vercelConnectionString(url = databaseUrl()): string {
 function throughEndpoint(
   name: string,
   connect: (url: string) => Promise<{ client: OpenClient["client"]; close(): Promise<void> }>,
-): ClientKind & { endpoint(): NeonEndpoint | undefined } {
-  let current: NeonEndpoint | undefined;
-  return {
-    name,
-    endpoint: () => current,
-    async open() {
-      const endpoint = await startNeonEndpoint();
-      current = endpoint;
-      useNeonEndpoint(neonConfig as NeonConfigLike, endpoint, ws);
-      useNeonEndpoint(await vercelNeonConfig(), endpoint, ws);
-      const { client, close } = await connect(databaseUrl());
-      const admin = adminPool();
-      return {
-        client,
-        admin: admin.admin,
-        async close() {
-          await close();
-          await admin.close();
-          await endpoint.stop();
-        },
-      };
-    },
-  };
+): ClientKind {
+  return onServer(name, async (url) => {
+    const endpoint = await startNeonEndpoint();
+    useNeonEndpoint(neonConfig as NeonConfigLike, endpoint, ws);
+    useNeonEndpoint(await vercelNeonConfig(), endpoint, ws);
+    const { client, close } = await connect(url);
+    return {
+      client,
+      async close() {
+        await close();
+        await endpoint.stop();
+      },
+    };
+  });
 }
 
 /** Every Neon and @vercel/postgres client, each reaching the database through the local endpoint. */
