@@ -41,7 +41,7 @@ function bare(name: string, via: Adapter["via"], table: string, query: Query): A
       const result = await query(sql.has, [key]);
       return (Array.isArray(result) ? result : result.rows).length > 0;
     },
-    update: async (key, patch) => query(sql.update, [key, JSON.stringify(patch)]),
+    update: async (key, patch) => query(sql.merge, [key, JSON.stringify(patch)]),
     prepare: async () => void (await query(createTableSql(table), [])),
   };
 }

@@ -51,10 +51,21 @@ export function toExecute(client: unknown): Execute {
 }
 
 function rowsOf(result: unknown): Row[] {
-  if (Array.isArray(result)) return result as Row[];
-  const rows = (result as { rows?: unknown } | null | undefined)?.rows;
-  if (Array.isArray(rows)) return rows as Row[];
-  throw new PostgresStorageError(
-    "client.query() resolved to neither rows nor { rows }; pass the driver's own client",
-  );
+  const rows = Array.isArray(result) ? result : (result as { rows?: unknown } | null | undefined)?.rows;
+  if (!Array.isArray(rows)) {
+    throw new PostgresStorageError("client.query() resolved to neither rows nor { rows }; pass the driver's own client");
+  }
+  if (Array.isArray(rows[0])) {
+    throw new PostgresStorageError("the client returns rows as arrays; pass it without arrayMode");
+  }
+  return rows as Row[];
+}
+
+/** A text column of a row, checked: a client that transforms results would otherwise corrupt keys and values. */
+export function textOf(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== "string") {
+    throw new PostgresStorageError(`the client returned column ${column} as ${typeof value}, not text; pass it without result transforms`);
+  }
+  return value;
 }

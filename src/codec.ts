@@ -30,7 +30,8 @@ export const strictJson: Codec = {
   parse: JSON.parse,
 };
 
-function refuseLossy(this: Record<string, unknown>, key: string, value: unknown): unknown {
+/** A JSON.stringify replacer that throws where JSON would store something else than it was given. */
+export function refuseLossy(this: Record<string, unknown>, key: string, value: unknown): unknown {
   // toJSON has already run: an invalid Date arrives as null, so look at the original.
   const original = this[key];
   if (typeof value === "function" || typeof value === "symbol") throw new TypeError(`a ${typeof value} has no JSON form`);
@@ -56,7 +57,7 @@ export async function encode(codec: Codec, value: unknown, key: string): Promise
   } catch (error) {
     throw new PostgresStorageError(
       `nothing was written: the value for key ${showKey(key)} cannot be encoded ` +
-        `(${describe(error)}); JSON has no BigInt or cycles; superjson has`,
+        `(${describe(error)}); superjson and devalue store more types than JSON (BigInt, Map, cycles)`,
       { cause: error },
     );
   }

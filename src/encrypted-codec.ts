@@ -1,4 +1,4 @@
-import type { Codec } from "./codec.js";
+import { strictJson, type Codec } from "./codec.js";
 import { PostgresStorageError } from "./errors.js";
 
 /** Options of {@link encryptedCodec}. */
@@ -10,7 +10,7 @@ export interface EncryptedCodecOptions {
    * with whichever fits.
    */
   secret: string | readonly string[];
-  /** Encodes values before encryption. Defaults to `JSON`. */
+  /** Encodes values before encryption. Defaults to the storage's default: JSON that refuses NaN, Infinity and functions. */
   codec?: Codec | undefined;
 }
 
@@ -38,7 +38,7 @@ export function encryptedCodec(options: EncryptedCodecOptions): Codec {
       `encryptedCodec needs a secret of at least ${MIN_SECRET_LENGTH} characters; generate one with \`openssl rand -base64 32\``,
     );
   }
-  const inner = options.codec ?? JSON;
+  const inner = options.codec ?? strictJson;
   let keys: Promise<CryptoKey[]> | undefined;
   const allKeys = () => (keys ??= Promise.all(secrets.map(deriveKey)));
 
@@ -56,15 +56,15 @@ export function encryptedCodec(options: EncryptedCodecOptions): Codec {
       if (version !== VERSION || iv === undefined || sealed === undefined) {
         throw new Error("the stored value was not written by encryptedCodec (was it stored before encryption was turned on?)");
       }
+      let plaintext: ArrayBuffer | undefined;
       for (const key of await allKeys()) {
-        try {
-          const plaintext = await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64Url(iv) }, key, fromBase64Url(sealed));
-          return inner.parse(decoder.decode(plaintext));
-        } catch {
-          // Not this key: try the next one.
-        }
+        // GCM authenticates: a wrong key fails here, never yields garbage. Try the next one.
+        plaintext ??= await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64Url(iv) }, key, fromBase64Url(sealed)).catch(() => undefined);
       }
-      throw new Error("the stored value cannot be decrypted: it was encrypted with another secret, or it has been altered");
+      if (plaintext === undefined) {
+        throw new Error("the stored value cannot be decrypted: it was encrypted with another secret, or it has been altered");
+      }
+      return inner.parse(decoder.decode(plaintext));
     },
   };
 }

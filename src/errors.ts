@@ -20,7 +20,8 @@ export class PostgresStorageError extends Error {
   }
 }
 
-const SQLSTATE = /^[0-9A-Z]{5}$/;
+// Five characters with a digit: Node's error codes (EPIPE, EPERM…) are letters only.
+const SQLSTATE = /^(?=.*\d)[0-9A-Z]{5}$/;
 
 /** The SQLSTATE a driver attached to its error, if it attached one. */
 export function sqlState(error: unknown): string | undefined {

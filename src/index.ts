@@ -7,5 +7,6 @@ export { jsonWithDates } from "./dates-codec.js";
 export { encryptedCodec, type EncryptedCodecOptions } from "./encrypted-codec.js";
 export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from "./schema.js";
 export type { InvalidValue, OnInvalid } from "./values.js";
+export type { RetryOptions } from "./retry.js";
 export type { PostgresClient, QueryClient, QueryParameter, UnsafeQueryClient } from "./clients.js";
 export { PostgresStorageError, StorageValidationError } from "./errors.js";

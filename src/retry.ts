@@ -1,3 +1,5 @@
+import { PostgresStorageError } from "./errors.js";
+
 /**
  * When and how often a failed statement is tried again. Only transient
  * failures are retried: a lost or refused connection, Neon answering with a
@@ -21,45 +23,75 @@ export interface RetryOptions {
  */
 export type Transience = "not-applied" | "unknown" | undefined;
 
-// The database refused or rolled back the statement: it did not take effect.
-const NOT_APPLIED = /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|CONNECT_TIMEOUT)$/;
+// The database refused or rolled back the statement, or it never left: it did not take effect.
+const NOT_APPLIED = /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT)$/;
+// Unreachable hosts count only while connecting: on an open socket they can follow a sent statement.
+const UNREACHABLE = /^(EHOSTUNREACH|ENETUNREACH)$/;
 // The connection broke with the statement in flight: it may have taken effect.
 const UNKNOWN_CODE = /^(08...|ECONNRESET|EPIPE|ETIMEDOUT|CONNECTION_CLOSED|CONNECTION_DESTROYED)$/;
 const UNKNOWN_MESSAGE = /connection terminated|connection error|socket hang up|other side closed|fetch failed|HTTP status 5\d\d|terminating connection/i;
 
-/** Classifies a driver's error, looking through `cause`, Neon's `sourceError` and AggregateError. */
-export function transience(error: unknown, depth = 0): Transience {
-  if (typeof error !== "object" || error === null || depth > 4) return undefined;
-  const { code, message, name, cause, sourceError, errors } = error as Record<string, unknown>;
-  if (typeof code === "string" && NOT_APPLIED.test(code)) return "not-applied";
-  for (const inner of [cause, sourceError, ...(Array.isArray(errors) ? errors : [])]) {
-    const found = transience(inner, depth + 1);
-    if (found !== undefined) return found;
+/**
+ * Classifies a driver's error, looking through `cause`, Neon's `sourceError`
+ * and AggregateError; anywhere in that chain, "unknown" outweighs "not-applied".
+ */
+export function transience(error: unknown): Transience {
+  const found = new Set<Transience>();
+  const visit = (node: unknown, depth: number): void => {
+    if (typeof node !== "object" || node === null || depth > 4) return;
+    const { code, syscall, message, name, cause, sourceError, errors } = node as Record<string, unknown>;
+    const text = typeof code === "string" ? code : "";
+    if (NOT_APPLIED.test(text) || (UNREACHABLE.test(text) && syscall === "connect")) found.add("not-applied");
+    // A cut-off answer fails to parse; a timeout aborts the request.
+    if (
+      UNKNOWN_CODE.test(text) ||
+      node instanceof SyntaxError ||
+      name === "TimeoutError" ||
+      name === "AbortError" ||
+      (typeof message === "string" && UNKNOWN_MESSAGE.test(message))
+    ) {
+      found.add("unknown");
+    }
+    for (const inner of [cause, sourceError, ...(Array.isArray(errors) ? errors : [])]) visit(inner, depth + 1);
+  };
+  visit(error, 0);
+  return found.has("unknown") ? "unknown" : found.has("not-applied") ? "not-applied" : undefined;
+}
+
+/** Retry options with their defaults filled in and checked. */
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/**
+ * Fills in and checks the `retry` option.
+ *
+ * @throws PostgresStorageError when a number is out of range
+ */
+export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
+  if (options === false) return { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
+  const { attempts = 3, baseDelayMs = 50, maxDelayMs = 1000 } = options ?? {};
+  if (!Number.isInteger(attempts) || attempts < 1 || !(baseDelayMs >= 0 && maxDelayMs >= 0 && baseDelayMs + maxDelayMs < Infinity)) {
+    throw new PostgresStorageError("retry needs a whole number of attempts from 1 and delays of 0 ms or more; retry: false turns it off");
   }
-  if (typeof code === "string" && UNKNOWN_CODE.test(code)) return "unknown";
-  // A cut-off answer fails to parse; a timeout aborts the request.
-  if (error instanceof SyntaxError || name === "TimeoutError" || name === "AbortError") return "unknown";
-  return typeof message === "string" && UNKNOWN_MESSAGE.test(message) ? "unknown" : undefined;
+  return { attempts, baseDelayMs, maxDelayMs };
 }
 
 /**
  * Runs `attempt`, retrying transient failures with exponential backoff.
  * With `onlyIfNotApplied`, a failure that may have taken effect is not
- * retried: that is how `update()` never merges one patch twice.
+ * retried: that is how `update()` never writes one patch twice.
  */
-export async function retrying<T>(
-  attempt: () => Promise<T>,
-  options: RetryOptions | false,
-  onlyIfNotApplied: boolean,
-): Promise<T> {
-  const { attempts = 3, baseDelayMs = 50, maxDelayMs = 1000 } = options || { attempts: 1 };
+export async function retrying<T>(attempt: () => Promise<T>, policy: RetryPolicy, onlyIfNotApplied: boolean): Promise<T> {
   for (let tried = 1; ; tried += 1) {
     try {
       return await attempt();
     } catch (error) {
       const kind = transience(error);
-      if (tried >= attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;
-      const delay = Math.min(maxDelayMs, baseDelayMs * 2 ** (tried - 1));
+      if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;
+      const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tried - 1));
       await new Promise((resolve) => setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2));
     }
   }

@@ -1,3 +1,5 @@
+import { PostgresStorageError } from "./errors.js";
+
 /**
  * Whose state a session key names, as in aiogram's FSM strategies:
  * - `"chat"`: one session per chat, shared by everyone in it (grammY's default)
@@ -6,7 +8,9 @@
  * - `"chat-topic"`: one session per forum topic (per chat outside forums)
  * - `"user-in-topic"`: one session per user in each forum topic
  */
-export type SessionKeyStrategy = "chat" | "user" | "user-in-chat" | "chat-topic" | "user-in-topic";
+export type SessionKeyStrategy = (typeof STRATEGIES)[number];
+
+const STRATEGIES = ["chat", "user", "user-in-chat", "chat-topic", "user-in-topic"] as const;
 
 /** Options of {@link sessionKey}. */
 export interface SessionKeyOptions {
@@ -18,10 +22,15 @@ export interface SessionKeyOptions {
 
 /** The parts of grammY's `Context` a session key is made from. */
 export interface SessionKeyContext {
+  /** The chat the update belongs to (grammY's `ctx.chatId`). */
   readonly chatId?: number | undefined;
+  /** The user the update comes from. */
   readonly from?: { readonly id: number } | undefined;
+  /** The message, whose topic (`message_thread_id` when `is_topic_message`) the topic strategies use. */
   readonly msg?: { readonly message_thread_id?: number | undefined; readonly is_topic_message?: boolean | undefined } | undefined;
+  /** The bot itself, for `withBotId`. */
   readonly me?: { readonly id: number } | undefined;
+  /** The Telegram Business connection the update came through, for `withBusinessConnection`. */
   readonly businessConnectionId?: string | undefined;
 }
 
@@ -42,8 +51,8 @@ export function sessionKey(strategy: SessionKeyStrategy, options: SessionKeyOpti
   const needsChat = strategy !== "user";
   const needsUser = strategy === "user" || strategy === "user-in-chat" || strategy === "user-in-topic";
   const byTopic = strategy === "chat-topic" || strategy === "user-in-topic";
-  if (!["chat", "user", "user-in-chat", "chat-topic", "user-in-topic"].includes(strategy)) {
-    throw new TypeError(`sessionKey: unknown strategy ${JSON.stringify(strategy)}; use "chat", "user", "user-in-chat", "chat-topic" or "user-in-topic"`);
+  if (!STRATEGIES.includes(strategy)) {
+    throw new PostgresStorageError(`sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${STRATEGIES.join(", ")}`);
   }
   return (ctx) => {
     const parts: (string | number)[] = [];

@@ -1,14 +1,14 @@
 /**
  * Every statement the storage sends, built once per storage from its quoted
- * table name. Keys and values only ever travel as parameters; each parameter
- * is cast to the type it must have, because some drivers (postgres.js) would
+ * table name. Keys and values only ever travel as parameters; each value
+ * parameter is cast to text first, because some drivers (postgres.js) would
  * otherwise serialise a string bound for a JSON type as a JSON string literal.
  */
 export interface Statements {
   /**
-   * `$1` key → `value` as JSON text and `ms_left` before it expires (null:
-   * never; without a TTL of the storage's own just 0 for any expiry, which
-   * is all it needs to know), when the row exists and has not expired.
+   * `$1` key → `value` as JSON text and `msleft`, the milliseconds before it
+   * expires (null: never; without a TTL of the storage's own just 0 for any
+   * expiry, which is all it needs to know), when a live row exists.
    */
   readonly read: string;
   /** `$1` key → one row when a live row exists. */
@@ -18,16 +18,16 @@ export interface Statements {
   /** `$1` key. */
   readonly delete: string;
   /**
-   * `$1` key, `$2` encoded patch, with a TTL `$3` milliseconds to live: merges the
-   * patch into the stored object (or stores it alone when there is none) →
-   * `value`, the merged JSON text, and `previous`, the live value before (or
-   * null). No row comes back when the stored value is not a JSON object.
+   * `$1` key, `$2` encoded patch (and TTL): merges the patch into the stored
+   * object in the database, or stores it alone when there is no live row →
+   * `value`, the merged JSON text. No row comes back when the stored value is
+   * not a JSON object.
    */
-  readonly update: string;
-  /** `$1` key, `$2` value to put back, `$3` the value `update()` left: undoes an update nobody has changed since. */
-  readonly restore: string;
-  /** `$1` key, `$2` the value `update()` left: undoes an update that created the row. */
-  readonly deleteIfUnchanged: string;
+  readonly merge: string;
+  /** `$1` key, `$2` encoded value (and TTL): inserts it unless a live row exists → a row when it did. */
+  readonly insertIfAbsent: string;
+  /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row when it did. */
+  readonly replaceIf: string;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */
   page(options: PageQuery): string;
   /** Deletes up to `$2` expired rows after key `$1` (from `$1` on the first batch) → `deleted`, `last` key. */
@@ -46,7 +46,7 @@ export interface PageQuery {
 
 // Expiry is judged on the database's clock, not the function's: serverless
 // instances drift.
-const LIVE = "(expires_at IS NULL OR expires_at > now())";
+const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at > now())`;
 
 /**
  * The statements for one table name that is already validated and quoted.
@@ -54,43 +54,33 @@ const LIVE = "(expires_at IS NULL OR expires_at > now())";
  * about a tenth of its time.
  */
 export function statementsFor(table: string, withTtl: boolean): Statements {
-  const EXPIRES = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
+  const expires = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
+  const upsert =
+    `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
+    `ON CONFLICT (key) DO UPDATE SET value = `;
+  const rest = `, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`;
   return {
     read:
-      `SELECT value::text, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
-      `AS ms_left FROM ${table} WHERE key = $1 AND ${LIVE}`,
-    has: `SELECT 1 FROM ${table} WHERE key = $1 AND ${LIVE}`,
-    write:
-      `INSERT INTO ${table} (key, value, updated_at, expires_at) ` +
-      `VALUES ($1, $2::text::json, now(), ${EXPIRES}) ` +
-      `ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, ` +
-      `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
+      `SELECT value::text AS value, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
+      `AS msleft FROM ${table} WHERE key = $1 AND ${live()}`,
+    has: `SELECT 1 FROM ${table} WHERE key = $1 AND ${live()}`,
+    write: `${upsert}EXCLUDED.value${rest}`,
     delete: `DELETE FROM ${table} WHERE key = $1`,
-    // `previous` locks the row and keeps its value before the merge, so that a
-    // merge the schema rejects can be undone; joining it into the inserted row
-    // makes it run (and lock) before the insert does.
-    update:
-      `WITH previous AS MATERIALIZED (SELECT value FROM ${table} WHERE key = $1 AND ${LIVE} FOR UPDATE) ` +
-      `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) ` +
-      `SELECT $1::text, $2::text::json, now(), ${EXPIRES} FROM (VALUES (1)) AS one LEFT JOIN previous ON true ` +
-      `ON CONFLICT (key) DO UPDATE SET ` +
-      `value = CASE WHEN t.expires_at IS NULL OR t.expires_at > now() THEN (t.value::jsonb || EXCLUDED.value::jsonb)::json ELSE EXCLUDED.value END, ` +
-      `updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at ` +
-      `WHERE json_typeof(t.value) = 'object' OR t.expires_at <= now() ` +
-      `RETURNING t.value::text AS value, (SELECT value::text FROM previous) AS previous`,
-    restore: `UPDATE ${table} SET value = $2::text::json WHERE key = $1 AND value::text = $3`,
-    deleteIfUnchanged: `DELETE FROM ${table} WHERE key = $1 AND value::text = $2`,
+    merge:
+      `${upsert}CASE WHEN ${live("t.")} THEN (t.value::jsonb || EXCLUDED.value::jsonb)::json ELSE EXCLUDED.value END${rest} ` +
+      `WHERE json_typeof(t.value) = 'object' OR NOT ${live("t.")} RETURNING t.value::text AS value`,
+    insertIfAbsent: `${upsert}EXCLUDED.value${rest} WHERE NOT ${live("t.")} RETURNING 1 AS done`,
+    replaceIf:
+      `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
+      `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3} AND ${live()} RETURNING 1 AS done`,
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.
-      const columns = values ? "key, value::text" : "key";
+      const columns = values ? "key, value::text AS value" : "key";
       const lower = `key ${first ? ">=" : ">"} $1 COLLATE "C"`;
       const upper = bounded ? ` AND key < $2 COLLATE "C"` : "";
       const limit = bounded ? "$3" : "$2";
-      return (
-        `SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${LIVE} ` +
-        `ORDER BY key COLLATE "C" LIMIT ${limit}::int`
-      );
+      return `SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`;
     },
     // Walks the primary key once across batches instead of rescanning the
     // table for every batch, so no index on expires_at is needed (which would

@@ -1,9 +1,10 @@
-import { toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
-import { strictJson, type Codec } from "./codec.js";
-import { PostgresStorageError, StorageValidationError, describe, showKey, sqlState } from "./errors.js";
+import { textOf, toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
+import { decode, strictJson, type Codec } from "./codec.js";
+import { PostgresStorageError, StorageValidationError, showKey, sqlState } from "./errors.js";
+import { failure } from "./failure.js";
 import { LastKnownValues } from "./last-known.js";
 import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
-import { retrying, transience, type RetryOptions } from "./retry.js";
+import { retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./retry.js";
 import { formatIssues, type StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
@@ -40,7 +41,10 @@ export interface PostgresStorageOptions<T = unknown> {
   /**
    * A Standard Schema (zod, valibot, arktype, …) that session values must
    * pass. Values are checked on read, and on write unless `validateOnWrite`
-   * is `false`; the session type is inferred from it.
+   * is `false`; the session type is inferred from it. Checking a write runs
+   * the schema on the value you write, so the schema must accept its own
+   * output (`z.coerce.date()` and `.default()` do; a transform from string to
+   * Date does not: pass `validateOnWrite: false` for such schemas).
    */
   schema?: StandardSchema<T> | undefined;
   /** What a read does with a stored value that fails `schema`. Defaults to `"throw"`. */
@@ -55,8 +59,8 @@ export interface PostgresStorageOptions<T = unknown> {
   /**
    * How transient failures (lost connections, Neon's 5xx, 57P01, 40001,
    * 40P01) are retried; `false` turns retrying off. Defaults to 3 tries with
-   * backoff from 50 ms. `update()` is retried only when its statement
-   * certainly did not take effect, so a patch is never merged twice.
+   * backoff from 50 ms. A statement of `update()` that writes is retried only
+   * when it certainly did not take effect, so a patch is never written twice.
    */
   retry?: RetryOptions | false | undefined;
 }
@@ -74,12 +78,19 @@ const MAX_KEY_LENGTH = 512;
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;
 const PRUNE_BATCH_SIZE = 1000;
+// Checked updates that keep losing to concurrent writers give up after this many tries.
+const MAX_MERGE_ATTEMPTS = 100;
 // Enough to span the read and write-back of every update a process handles at once.
 const REMEMBERED_KEYS = 1000;
 const REMEMBERED_CHARS = 8_000_000;
 
-/** What a statement does when the table does not exist yet. */
-type WhenTableMissing = "answer-empty" | "create-and-retry";
+/** How to run a statement: what to do when the table does not exist yet, and whether it may run twice. */
+interface RunOptions {
+  /** "empty": the table's absence is the answer (nothing stored); "create": create it and run again. */
+  readonly missing: "empty" | "create";
+  /** Retry only failures that prove it did not run: it must not take effect twice. */
+  readonly once?: boolean;
+}
 
 /**
  * grammY session storage in PostgreSQL: implements grammY's `StorageAdapter`
@@ -98,7 +109,7 @@ export class PostgresStorage<T = unknown> {
   readonly tableName: string;
 
   readonly #execute: Execute;
-  readonly #retry: RetryOptions | false;
+  readonly #retry: RetryPolicy;
   readonly #table: string;
   readonly #statements: Statements;
   readonly #keys: KeyBuilder;
@@ -118,8 +129,8 @@ export class PostgresStorage<T = unknown> {
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#table = quoteTableName(this.tableName);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
-    const { codec = strictJson, schema, onInvalid = "throw", millisecondsToLive: ttl = null, retry = {} } = options;
-    this.#retry = retry;
+    this.#retry = retryPolicy(options.retry);
+    const { codec = strictJson, schema, onInvalid = "throw", millisecondsToLive: ttl = null } = options;
     this.#rules = {
       codec: check(
         codec,
@@ -156,13 +167,20 @@ export class PostgresStorage<T = unknown> {
    */
   async read(key: string): Promise<T | undefined> {
     const storedKey = this.#storedKey(key);
+    const text = await this.#readText(key, storedKey);
+    return text === undefined ? undefined : decodeFromRead(this.#rules, key, text);
+  }
+
+  /** Reads the stored text, telling `#lastKnown` what it found. */
+  async #readText(key: string, storedKey: string): Promise<string | undefined> {
     const ticket = this.#lastKnown.beginRead();
-    const [row] = await this.#run("read", key, this.#statements.read, [storedKey], "answer-empty");
-    if (row === undefined) return undefined;
-    const text = String(row.value);
-    const expiresAt = row.ms_left == null ? null : performance.now() + Number(row.ms_left);
+    const sent = performance.now();
+    const [row] = await this.#run("read", key, this.#statements.read, [storedKey], { missing: "empty" });
+    const text = row === undefined ? undefined : textOf(row, "value");
+    // Counted from before the read was sent, so the estimate errs early.
+    const expiresAt = row?.msleft == null ? null : sent + Number(row.msleft);
     this.#lastKnown.endRead(storedKey, ticket, text, this.#renewAt(expiresAt));
-    return decodeFromRead(this.#rules, key, text);
+    return text;
   }
 
   /**
@@ -171,68 +189,91 @@ export class PostgresStorage<T = unknown> {
    *
    * grammY writes every session back after each update that touched it. When
    * this storage knows the database already holds exactly this value (it read
-   * or wrote it, and no other write of the key has happened in this process
-   * since), the write is skipped: a read-only update costs one statement, not
-   * two. With `millisecondsToLive`, an unchanged value is still written once
-   * half its time to live has passed, so sessions in use do not expire.
+   * or wrote it, and no other read or write of the key in this process has
+   * overlapped since), the write is skipped: a read-only update costs one
+   * statement, not two. With `millisecondsToLive`, an unchanged value is still
+   * written once half its time to live has passed, so sessions in use do not expire.
    *
    * @throws StorageValidationError when the value fails the schema (nothing is written)
    * @throws PostgresStorageError when the value cannot be encoded (nothing is written) or the write fails
    */
   async write(key: string, value: T): Promise<void> {
     const storedKey = this.#storedKey(key);
-    const text = await encodeForWrite(this.#rules, key, value);
+    const { text } = await encodeForWrite(this.#rules, key, value);
     if (this.#lastKnown.holds(storedKey, text, this.#millisecondsToLive !== null)) return;
-    const params = this.#withTtl([storedKey, text]);
     await this.#tracked(storedKey, async () => {
-      await this.#run("write", key, this.#statements.write, params, "create-and-retry");
+      await this.#run("write", key, this.#statements.write, this.#withTtl([storedKey, text]), { missing: "create" });
       return text;
     });
   }
 
   /**
-   * Merges the fields of `patch` into the object stored under `key`, in one
-   * atomic statement: concurrent updates of different fields never lose each
-   * other (as read-modify-write does). Creates the row from `patch` when there
-   * is none. The merged value is checked against the schema; if it fails, the
-   * previous value is put back and `StorageValidationError` is thrown.
+   * Merges the fields of `patch` into the object stored under `key` (creating
+   * it from `patch` when there is none), atomically: concurrent updates of
+   * different fields never lose each other, as read-modify-write does.
+   *
+   * Without a schema to check, this is one statement that merges inside the
+   * database. With one, the merged value must pass it before it is written, so
+   * the merge happens here and is written only if the stored value is still
+   * the one it was merged into (a compare-and-set, tried again when another
+   * writer came first): one statement when this storage knows the stored
+   * value (it read it, as grammY's session does), two otherwise. Nothing that
+   * fails the schema is ever written.
    *
    * @returns the merged value, as a read would return it
+   * @throws StorageValidationError when the merged value fails the schema (nothing is written)
    * @throws PostgresStorageError when the stored value is not an object, or the codec cannot merge
    */
   async update(key: string, patch: Partial<T>): Promise<T> {
     const storedKey = this.#storedKey(key);
-    const text = await encodePatch(this.#rules, key, patch);
-    const params = this.#withTtl([storedKey, text]);
-    let merged: { value: T } | undefined;
+    const patchText = await encodePatch(this.#rules, key, patch);
+    const checked = this.#rules.schema !== undefined && this.#rules.validateOnWrite;
+    const guess = this.#lastKnown.text(storedKey);
+    let merged!: T;
     await this.#tracked(storedKey, async () => {
-      const result = await this.#merge(key, storedKey, params);
-      merged = result;
+      const result = checked ? await this.#mergeChecked(key, storedKey, patch, guess) : await this.#mergeInDatabase(key, storedKey, patchText);
+      merged = result.value;
       return result.text;
     });
-    return (merged as { value: T }).value;
+    return merged;
   }
 
-  async #merge(key: string, storedKey: string, params: QueryParameter[]): Promise<{ value: T; text: string }> {
-    const [row] = await this.#run("update", key, this.#statements.update, params, "create-and-retry");
-    if (row === undefined) {
-      throw new PostgresStorageError(
-        `nothing was changed: update() merges into objects, and the value under key ${showKey(key)} is not one; write() it instead`,
+  async #mergeInDatabase(key: string, storedKey: string, patchText: string): Promise<{ value: T; text: string }> {
+    const params = this.#withTtl([storedKey, patchText]);
+    const [row] = await this.#run("update", key, this.#statements.merge, params, { missing: "create", once: true });
+    if (row === undefined) throw notAnObject(key);
+    const text = textOf(row, "value");
+    const result = await decodeMerged(this.#rules, key, text);
+    if (result.issues !== undefined) {
+      throw new StorageValidationError(
+        `update() of key ${showKey(key)} wrote a value that fails the schema (validateOnWrite is false): ${formatIssues(result.issues)}`,
+        key,
+        result.issues,
       );
     }
-    const merged = String(row.value);
-    const result = await decodeMerged(this.#rules, key, merged);
-    if (result.issues === undefined) return { value: result.value, text: merged };
-    const previous = row.previous === null ? null : String(row.previous);
-    if (previous === null) {
-      await this.#run("update (undo)", key, this.#statements.deleteIfUnchanged, [storedKey, merged], "answer-empty");
-    } else {
-      await this.#run("update (undo)", key, this.#statements.restore, [storedKey, previous, merged], "answer-empty");
+    return { value: result.value, text };
+  }
+
+  async #mergeChecked(key: string, storedKey: string, patch: Partial<T>, guess: string | undefined): Promise<{ value: T; text: string }> {
+    // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
+    let known: string | null | undefined = guess;
+    for (let attempt = 1; attempt <= MAX_MERGE_ATTEMPTS; attempt += 1) {
+      known ??= (await this.#readText(key, storedKey)) ?? null;
+      const previous = known === null ? {} : await decode(this.#rules.codec, known, key);
+      if (typeof previous !== "object" || previous === null || Array.isArray(previous)) throw notAnObject(key);
+      const next = await encodeForWrite(this.#rules, key, { ...previous, ...patch } as T);
+      const params = this.#withTtl([storedKey, next.text]);
+      const [done] =
+        known === null
+          ? await this.#run("update", key, this.#statements.insertIfAbsent, params, { missing: "create", once: true })
+          : await this.#run("update", key, this.#statements.replaceIf, [...params, known], { missing: "create", once: true });
+      if (done !== undefined) return next;
+      // Another writer came first: merge into what it left, after a pause that spreads out contenders.
+      known = undefined;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
     }
-    throw new StorageValidationError(
-      `update() of key ${showKey(key)} made a value that fails the schema (${formatIssues(result.issues)}); the previous value was put back`,
-      key,
-      result.issues,
+    throw new PostgresStorageError(
+      `update() of key ${showKey(key)} lost to concurrent writers ${MAX_MERGE_ATTEMPTS} times in a row; nothing was written, try again`,
     );
   }
 
@@ -248,11 +289,11 @@ export class PostgresStorage<T = unknown> {
     let deleted = 0;
     let cursor = "";
     for (let first = true; ; first = false) {
-      const [row] = await this.#run("prune", undefined, this.#statements.prune(first), [cursor, PRUNE_BATCH_SIZE], "answer-empty");
+      const [row] = await this.#run("prune", undefined, this.#statements.prune(first), [cursor, PRUNE_BATCH_SIZE], { missing: "empty" });
       const count = Number(row?.deleted ?? 0);
       deleted += count;
-      if (count < PRUNE_BATCH_SIZE || typeof row?.last !== "string") return deleted;
-      cursor = row.last;
+      if (row === undefined || count < PRUNE_BATCH_SIZE) return deleted;
+      cursor = textOf(row, "last");
     }
   }
 
@@ -260,7 +301,7 @@ export class PostgresStorage<T = unknown> {
   async delete(key: string): Promise<void> {
     const storedKey = this.#storedKey(key);
     await this.#tracked(storedKey, async () => {
-      await this.#run("delete", key, this.#statements.delete, [storedKey], "answer-empty");
+      await this.#run("delete", key, this.#statements.delete, [storedKey], { missing: "empty" });
       return undefined;
     });
   }
@@ -268,7 +309,7 @@ export class PostgresStorage<T = unknown> {
   /** Whether a session is stored under `key`. */
   async has(key: string): Promise<boolean> {
     const storedKey = this.#storedKey(key);
-    const rows = await this.#run("has", key, this.#statements.has, [storedKey], "answer-empty");
+    const rows = await this.#run("has", key, this.#statements.has, [storedKey], { missing: "empty" });
     return rows.length > 0;
   }
 
@@ -291,7 +332,7 @@ export class PostgresStorage<T = unknown> {
   /** Every `[key, value]` pair this storage's key builder owns, paginated like {@link readAllKeys}. */
   async *readAllEntries(): AsyncGenerator<[key: string, value: T], void, undefined> {
     for await (const [key, row] of this.#scan(true)) {
-      const value = await decodeFromRead(this.#rules, key, String(row.value));
+      const value = await decodeFromRead(this.#rules, key, textOf(row, "value"));
       if (value !== undefined) yield [key, value];
     }
   }
@@ -354,14 +395,13 @@ export class PostgresStorage<T = unknown> {
     }
   }
 
-  async #run(operation: string, key: string | undefined, text: string, params: QueryParameter[], whenMissing: WhenTableMissing): Promise<Row[]> {
-    // Every statement is safe to run twice except update()'s merge.
-    const execute = () => retrying(() => this.#execute(text, params), this.#retry, operation === "update");
+  async #run(operation: string, key: string | undefined, text: string, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    const execute = () => retrying(() => this.#execute(text, params), this.#retry, options.once === true);
     try {
       return await execute();
     } catch (error) {
       if (sqlState(error) !== UNDEFINED_TABLE) throw this.#failure(operation, key, error);
-      if (whenMissing === "answer-empty") return [];
+      if (options.missing === "empty") return [];
       if (!this.#createTable) throw this.#failure(operation, key, error);
     }
     await this.createTable();
@@ -375,9 +415,7 @@ export class PostgresStorage<T = unknown> {
   async *#scan(withValues: boolean): AsyncGenerator<[key: string, row: Row], void, undefined> {
     const parse = this.#keys.parse;
     if (parse === undefined) {
-      throw new PostgresStorageError(
-        "readAll* needs keyBuilder.parse(storedKey); add it, or use prefixKeys()",
-      );
+      throw new PostgresStorageError("readAll* needs keyBuilder.parse(storedKey); add it, or use prefixKeys()");
     }
     const lower = this.#keys.prefix ?? "";
     const upper = lower === "" ? undefined : prefixUpperBound(lower);
@@ -386,14 +424,14 @@ export class PostgresStorage<T = unknown> {
     for (let first = true; ; first = false) {
       const text = this.#statements.page({ values: withValues, first, bounded: upper !== undefined });
       const params = upper === undefined ? [cursor, pageSize] : [cursor, upper, pageSize];
-      const rows = await this.#run("readAll", undefined, text, params, "answer-empty");
+      const rows = await this.#run("readAll", undefined, text, params, { missing: "empty" });
       for (const row of rows) {
-        const key = parse.call(this.#keys, String(row.key));
+        const key = parse.call(this.#keys, textOf(row, "key"));
         if (key !== undefined) yield [key, row];
       }
       const last = rows[rows.length - 1];
       if (last === undefined || rows.length < pageSize) return;
-      cursor = String(last.key);
+      cursor = textOf(last, "key");
     }
   }
 
@@ -408,46 +446,26 @@ export class PostgresStorage<T = unknown> {
       throw new PostgresStorageError(`keyBuilder.build(${showKey(key)}) returned ${typeof storedKey}, not a string`);
     }
     // Drivers would turn a lone surrogate into U+FFFD, so two keys could meet in one row.
-    if (/[\0\p{Cs}]/u.test(storedKey) || storedKey.length > MAX_KEY_LENGTH) {
-      throw new PostgresStorageError(
-        `key ${showKey(key)} is refused: it contains U+0000 or a lone surrogate, or is too long (over ${MAX_KEY_LENGTH} characters)`,
-      );
-    }
+    const problem = /\0/.test(storedKey)
+      ? "contains U+0000"
+      : /\p{Cs}/u.test(storedKey)
+        ? "contains a lone surrogate"
+        : storedKey.length > MAX_KEY_LENGTH
+          ? `is longer than ${MAX_KEY_LENGTH} characters`
+          : "";
+    if (problem !== "") throw new PostgresStorageError(`key ${showKey(key)} is refused: stored, it ${problem}`);
     return storedKey;
   }
 
   #failure(operation: string, key: string | undefined, error: unknown): PostgresStorageError {
-    const code = sqlState(error);
-    const target = key === undefined ? `table ${this.#table}` : `key ${showKey(key)} in table ${this.#table}`;
-    const hint =
-      operation === "update" && transience(error) === "unknown"
-        ? "The connection broke after update() was sent, so it may have taken effect and was not retried; read the key to see"
-        : hintFor(code, this.tableName, this.#table);
-    return new PostgresStorageError(
-      `${operation} of ${target} failed: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
-      { code, cause: error },
-    );
+    return failure({ operation, key, tableName: this.tableName, table: this.#table }, error);
   }
 }
 
-function hintFor(code: string | undefined, tableName: string, table: string): string {
-  switch (code) {
-    case undefined:
-      return "Check the connection string, and that the client is connected and not ended";
-    case UNDEFINED_TABLE:
-      return `Run createTableSql(${JSON.stringify(tableName)}) in your migrations, or storage.createTable()`;
-    case "42501":
-      return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
-    case "42P10":
-    case "42703":
-      return `The table differs from createTableSql(${JSON.stringify(tableName)})`;
-    case "22P02":
-      return "The codec's output must be JSON";
-    case "22P05":
-      return "update() merges as jsonb, which cannot hold U+0000; use write()";
-    default:
-      return "";
-  }
+function notAnObject(key: string): PostgresStorageError {
+  return new PostgresStorageError(
+    `nothing was changed: update() merges into objects, and the value under key ${showKey(key)} is not one; write() it instead`,
+  );
 }
 
 /** Refuses an option with a message naming it, or passes it on. */

@@ -27,9 +27,12 @@ export interface ValueRules<T> {
   readonly validateOnWrite: boolean;
 }
 
-/** Checks and encodes a value for writing; throws before anything is sent. */
-export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value: T): Promise<string> {
-  let checked: unknown = value;
+/**
+ * Checks and encodes a value for writing; throws before anything is sent.
+ * Answers the value as the schema parsed it, and its text.
+ */
+export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value: T): Promise<{ value: T; text: string }> {
+  let checked = value;
   if (rules.schema !== undefined && rules.validateOnWrite) {
     const result = await runSchema(rules.schema, value);
     if (result.issues !== undefined) {
@@ -41,7 +44,7 @@ export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value
     }
     checked = result.value;
   }
-  return encode(rules.codec, checked, key);
+  return { value: checked, text: await encode(rules.codec, checked, key) };
 }
 
 /** Decodes and checks a stored value; `undefined` means "read it as missing". */
@@ -77,7 +80,8 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
 export async function encodePatch<T>(rules: ValueRules<T>, key: string, patch: unknown): Promise<string> {
   if (!isMergeable(rules.codec)) {
     throw new PostgresStorageError(
-      "update() needs a mergeable codec (JSON, jsonWithDates, mergeable: true); with this one, read and write",
+      "update() merges JSON objects, so it needs a codec that keeps them as they are (the default, JSON, jsonWithDates, " +
+        "or one marked mergeable: true); with this codec, read and write instead",
     );
   }
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
@@ -85,7 +89,9 @@ export async function encodePatch<T>(rules: ValueRules<T>, key: string, patch: u
   }
   const text = await encode(rules.codec, patch, key);
   if (!text.startsWith("{")) {
-    throw new PostgresStorageError("a mergeable codec must encode objects as JSON objects");
+    throw new PostgresStorageError(
+      `nothing was written: the codec marked mergeable encoded the patch for key ${showKey(key)} as something other than a JSON object; drop mergeable: true from it`,
+    );
   }
   return text;
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { PostgresStorage, PostgresStorageError, createTableSql, prefixKeys, type Codec } from "../src/index.js";
 import { useFixture } from "./support/fixture.js";
@@ -26,8 +26,8 @@ const badKeys: BadInput[] = [
   ["an empty key", (s) => s.write("", 1), /empty/],
   ["a key with U+0000", (s) => s.write("a\0b", 1), /U\+0000/],
   ["a key that is only U+0000", (s) => s.write("\0", 1), /U\+0000/],
-  ["a 1 MB key", (s) => s.write("k".repeat(1_000_000), 1), /too long/],
-  ["a key of 513 characters", (s) => s.write("k".repeat(513), 1), /too long/],
+  ["a 1 MB key", (s) => s.write("k".repeat(1_000_000), 1), /longer than 512/],
+  ["a key of 513 characters", (s) => s.write("k".repeat(513), 1), /longer than 512/],
   ["a key with a lone high surrogate", (s) => s.write("a\ud800b", 1), /surrogate/],
   ["a key with a lone low surrogate", (s) => s.write("\udc00", 1), /surrogate/],
   ["a number as key", (s) => s.write(42 as never, 1), /keys must be strings/],
@@ -37,7 +37,7 @@ const badKeys: BadInput[] = [
   ["a symbol as key", (s) => s.write(Symbol("k") as never, 1), /keys must be strings/],
   ["a key builder that returns a number", (_s, t) => storageOn(t, { keyBuilder: () => 7 as never }).write("k", 1), /returned number/],
   ["a key builder that adds U+0000", (_s, t) => storageOn(t, { keyBuilder: (k) => `${k}\0` }).write("k", 1), /U\+0000/],
-  ["a key builder that makes a 600-character key", (_s, t) => storageOn(t, { keyBuilder: (k) => k.padEnd(600, "x") }).write("k", 1), /too long/],
+  ["a key builder that makes a 600-character key", (_s, t) => storageOn(t, { keyBuilder: (k) => k.padEnd(600, "x") }).write("k", 1), /longer than 512/],
   ["a read of an empty key", (s) => s.read(""), /empty/],
   ["a delete of a key with U+0000", (s) => s.delete("\0"), /U\+0000/],
   ["a has() of a lone surrogate", (s) => s.has("\ud83d"), /surrogate/],
@@ -136,7 +136,8 @@ describe("hostile and broken input", () => {
       ["nesting 1,000 deep", deeplyNested(1_000)],
       ["-0 (stored as 0)", { n: -0 }],
       ["numbers at the edges of precision", { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_VALUE, big: 1.7976931348623157e308 }],
-      ["a 50 MB string", { big: "x".repeat(50 * 1024 * 1024) }],
+      // PGlite's socket server re-buffers every incoming chunk, so 50 MB would take minutes there.
+      [inject("backend") === "pglite" ? "a 5 MB string (50 MB on a PostgreSQL server)" : "a 50 MB string", { big: "x".repeat((inject("backend") === "pglite" ? 5 : 50) * 1024 * 1024) }],
     ];
     it.each(values)("%s", async (label, value) => {
       pool = db.pool;

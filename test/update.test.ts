@@ -57,19 +57,55 @@ describe("update()", () => {
       expect(merged).toStrictEqual({ name: "Ada", age: 36, city: "London" });
     });
 
-    it("puts the previous value back when the merge fails the schema", async () => {
-      const store = profiles(db.table("update_invalid"));
+    it("writes nothing when the merge fails the schema: the stored row is untouched, expiry included", async () => {
+      const name = db.table("update_invalid");
+      const store = new PostgresStorage({ client: db.pool, tableName: name, schema: Profile, millisecondsToLive: 60_000 });
       await store.write("k", { name: "Ada", age: 36 });
+      const before = await db.admin(`SELECT value::text AS value, updated_at, expires_at FROM "${name}"`);
       const error = await store.update("k", { age: -1 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StorageValidationError);
-      expect((error as Error).message).toMatch(/previous value was put back/);
-      expect(await store.read("k")).toStrictEqual({ name: "Ada", age: 36 });
+      expect((error as Error).message).toMatch(/nothing was written.*fails the schema/);
+      expect(await db.admin(`SELECT value::text AS value, updated_at, expires_at FROM "${name}"`)).toStrictEqual(before);
     });
 
-    it("removes the row it created when that first patch fails the schema", async () => {
+    it("creates nothing when the first patch fails the schema", async () => {
       const store = profiles(db.table("update_invalid_new"));
       await expect(store.update("k", { name: "Ada" })).rejects.toBeInstanceOf(StorageValidationError);
       expect(await store.has("k")).toBe(false);
+    });
+
+    it("never deletes or overwrites another writer's row when its own merge is invalid", async () => {
+      const name = db.table("update_invalid_race");
+      const mine = profiles(name);
+      const theirs = profiles(name);
+      // Both start from "no row"; the other writer creates a valid one first.
+      await theirs.write("k", { name: "Grace", age: 40 });
+      await expect(mine.update("k", { age: -5 })).rejects.toBeInstanceOf(StorageValidationError);
+      expect(await theirs.read("k")).toStrictEqual({ name: "Grace", age: 40 });
+    });
+
+    it("50 concurrent checked updates of 50 fields, from 50 storages: all 50 fields are there", async () => {
+      const Counters = z.record(z.string(), z.number().int());
+      const name = db.table("update_schema_race");
+      await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
+      await Promise.all(
+        Array.from({ length: FIELDS }, (_, i) => new PostgresStorage({ client: db.pool, tableName: name, schema: Counters }).update("chat", { [`field${i}`]: i })),
+      );
+      const stored = (await new PostgresStorage<Fields>({ client: db.pool, tableName: name }).read("chat")) ?? {};
+      expect(Object.keys(stored)).toHaveLength(FIELDS);
+    });
+
+    it("costs one statement when the storage has just read the value (as grammY's session does), two otherwise", async () => {
+      const name = db.table("update_schema_count");
+      await profiles(name).write("k", { name: "Ada", age: 36 });
+      const counted = countStatements(db.pool);
+      const store = new PostgresStorage({ client: counted.client, tableName: name, schema: Profile });
+      await store.update("k", { age: 37 });
+      expect(counted.statements).toHaveLength(2);
+      await store.read("k");
+      counted.statements.length = 0;
+      expect(await store.update("k", { city: "London" })).toStrictEqual({ name: "Ada", age: 37, city: "London" });
+      expect(counted.statements).toHaveLength(1);
     });
   });
 

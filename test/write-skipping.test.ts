@@ -74,6 +74,46 @@ describe("skipping writes of unchanged values", () => {
     expect(writes(c.statements)).toBe(2);
   });
 
+  it("after a read finds the row gone (deleted elsewhere), writes the value it knew again", async () => {
+    const name = await table("skip_deleted_elsewhere");
+    const c = counted();
+    const store = new PostgresStorage<{ v: number }>({ client: c.client, tableName: name });
+    await store.write("k", { v: 1 });
+    await db.admin(`DELETE FROM "${name}" WHERE key = 'k'`);
+    expect(await store.read("k")).toBeUndefined();
+    await store.write("k", { v: 1 });
+    expect(writes(c.statements)).toBe(2);
+    expect(await store.has("k")).toBe(true);
+  });
+
+  it("does not let an older read, answered late, replace what a newer read saw", async () => {
+    const name = await table("skip_late_read");
+    let holdNextRead = false;
+    let release: () => void = () => {};
+    // A client whose next read is answered only when released: the answer is old by then.
+    const slow = {
+      query: async (text: string, params: unknown[]) => {
+        const hold = holdNextRead && text.startsWith("SELECT value");
+        holdNextRead = false;
+        const result = await db.pool.query(text, params);
+        if (hold) await new Promise<void>((resolve) => (release = resolve));
+        return result;
+      },
+    };
+    const c = countStatements(slow);
+    const store = new PostgresStorage<{ v: string }>({ client: c.client, tableName: name });
+    await store.write("k", { v: "X" });
+    holdNextRead = true;
+    const older = store.read("k"); // sees X, answers late
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await db.admin(`UPDATE "${name}" SET value = '{"v":"Y"}' WHERE key = 'k'`); // another process
+    expect(await store.read("k")).toStrictEqual({ v: "Y" });
+    release();
+    expect(await older).toStrictEqual({ v: "X" });
+    await store.write("k", { v: "X" }); // the database holds Y: this must be written
+    expect(await db.admin(`SELECT value::text AS value FROM "${name}"`)).toStrictEqual([{ value: '{"v":"X"}' }]);
+  });
+
   it("leaves another process's newer value alone when this one only wrote back what it read", async () => {
     const name = db.table("skip_processes");
     const other = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
