@@ -108,6 +108,20 @@ sends: the limit any adapter can reach.
 
 ${table(["target", "measured", "met"], targets.map(([target, measured, met]) => [target, measured, met ? "yes" : "**no**"]))}
 
+### Reading the targets
+
+- Where this library trails \`@grammyjs/storage-psql\`, compare it with the bare
+  row: the bare query sends this library's own statement, and this library keeps
+  pace with it (c=32: ${ratio(c32(OURS), c32(BARE))} of bare). The difference to storage-psql is the
+  statement and the table, not this library's code: a \`json\` column that
+  PostgreSQL checks on every write (storage-psql stores \`text\`), the expiry
+  columns, and the live-row condition on every read. They buy a value column you
+  can query, TTL, and refusing non-JSON before it is stored.
+- The bundle counts everything \`PostgresStorage\` does: lazy table creation,
+  retries with their error classification, Standard Schema validation, the memory
+  that skips unchanged writes, key and option checks, and error messages that say
+  what to do. Codecs and \`sessionKey\` are tree-shaken away unless imported.
+
 ## Latency per operation through \`pg\`
 
 ![p50 latency per operation and adapter](${svgName})
