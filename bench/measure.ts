@@ -50,6 +50,16 @@ export function rotate<T>(items: readonly T[], by: number): T[] {
   return [...items.slice(shift), ...items.slice(0, shift)];
 }
 
+/** The list in a random order (Fisher–Yates). */
+export function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const shuffled = [...items];
+  for (let i = shuffled.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j] as T, shuffled[i] as T];
+  }
+  return shuffled;
+}
+
 /** Samples memory while `work` runs; answers the peak RSS above the start, in MB, and the result. */
 export async function peakRss<T>(work: () => Promise<T>): Promise<{ peakMb: number; result: T }> {
   (globalThis as { gc?: () => void }).gc?.();

@@ -14,7 +14,8 @@ import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "../test
 import { NeonPool, neonAdapters, pgAdapters, type Adapter, type Value } from "./adapters.js";
 import { measureBundles } from "./bundle.js";
 import { startDatabase } from "./database.js";
-import { peakRss, percentile, rotate, throughput, time } from "./measure.js";
+import { peakRss, percentile, rotate, shuffle, throughput, time } from "./measure.js";
+import { seededRandom } from "../test/support/fault-proxy.js";
 import { writeReport, type Results } from "./report.js";
 import { measureRoundTrips } from "./round-trips.js";
 
@@ -56,16 +57,26 @@ try {
     const id = `${adapter.name}|${operation}`;
     latencies.set(id, [...(latencies.get(id) ?? []), ms]);
   };
+  // Sample by sample, every adapter of one transport in turn, in a fresh
+  // random order each time: a slow moment of the disk or the scheduler then
+  // falls on all of them alike, and no adapter always follows the same one.
   const perRound = settings.samples / settings.rounds;
-  let sequence = 0;
+  const random = seededRandom(1);
+  const transports = [adapters.filter((a) => a.via === "pg"), adapters.filter((a) => a.via !== "pg")];
   for (let round = 0; round < settings.rounds; round += 1) {
     for (const operation of OPERATIONS) {
-      for (const adapter of rotate(adapters, round + sequence++)) {
-        const run = operationOf(adapter, operation);
-        if (run === undefined) continue;
-        const keys = Array.from({ length: perRound }, (_, i) => (operation === "delete" ? `del${round}_${i}` : `k${(round * perRound + i) % KEYS}`));
-        if (operation === "delete") for (const key of keys) await adapter.write(key, { count: 1 });
-        for (const [i, key] of keys.entries()) record(adapter, operation, await time(() => run(key, round * perRound + i)));
+      const keyOf = (i: number) => (operation === "delete" ? `del${round}_${i}` : `k${(round * perRound + i) % KEYS}`);
+      for (const group of transports) {
+        const runs = group.flatMap((adapter) => {
+          const run = operationOf(adapter, operation);
+          return run === undefined ? [] : [{ adapter, run }];
+        });
+        if (operation === "delete") {
+          for (const { adapter } of runs) for (let i = 0; i < perRound; i += 1) await adapter.write(keyOf(i), { count: 1 });
+        }
+        for (let i = 0; i < perRound; i += 1) {
+          for (const { adapter, run } of shuffle(runs, random)) record(adapter, operation, await time(() => run(keyOf(i), round * perRound + i)));
+        }
       }
     }
   }

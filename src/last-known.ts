@@ -103,6 +103,7 @@ export class LastKnownValues {
     // Most recently used last, so eviction takes the oldest first.
     this.#entries.delete(key);
     this.#entries.set(key, entry);
+    if (this.#entries.size <= this.#maxEntries && this.#chars <= this.#maxChars) return;
     for (const [oldKey, old] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#chars <= this.#maxChars) return;
       if (old.writers > 0) continue;

@@ -445,6 +445,8 @@ export class PostgresStorage<T = unknown> {
     if (typeof storedKey !== "string") {
       throw new PostgresStorageError(`keyBuilder.build(${showKey(key)}) returned ${typeof storedKey}, not a string`);
     }
+    // One quick test on the hot path; the precise reason only when it fails.
+    if (storedKey.length <= MAX_KEY_LENGTH && !/[\0\ud800-\udfff]/.test(storedKey)) return storedKey;
     // Drivers would turn a lone surrogate into U+FFFD, so two keys could meet in one row.
     const problem = /\0/.test(storedKey)
       ? "contains U+0000"
