@@ -1,20 +1,14 @@
-import { neon, neonConfig } from "@neondatabase/serverless";
+import { neon } from "@neondatabase/serverless";
 import postgres from "postgres";
-import ws from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PostgresStorage, PostgresStorageError, encryptedCodec, jsonWithDates, type PostgresClient } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { useFixture } from "./support/fixture.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "./support/neon-endpoint.js";
+import { useLocalNeon } from "./support/neon-clients.js";
 
 describe("clients that reshape results", () => {
   const db = useFixture();
-  let endpoint: NeonEndpoint;
-  beforeAll(async () => {
-    endpoint = await startNeonEndpoint();
-    useNeonEndpoint(neonConfig as NeonConfigLike, endpoint, ws);
-  });
-  afterAll(() => endpoint.stop());
+  useLocalNeon();
 
   it("refuses neon() in arrayMode with a clear error instead of misreading rows", async () => {
     const name = db.table("shape_array");

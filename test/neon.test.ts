@@ -1,13 +1,12 @@
-import { Pool, neon, neonConfig, NeonDbError } from "@neondatabase/serverless";
+import { Pool, neon, NeonDbError } from "@neondatabase/serverless";
 import { db, sql as vercelSql } from "@vercel/postgres";
-import ws from "ws";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
 import { PostgresStorage, PostgresStorageError } from "../src/index.js";
 import { adminPool, databaseUrl, tableExists, uniqueTable } from "./support/clients.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "./support/neon-endpoint.js";
+import { useLocalNeon } from "./support/neon-clients.js";
 
 describe("Neon through the local endpoint", () => {
-  let endpoint: NeonEndpoint;
+  const local = useLocalNeon();
   const { admin, close } = adminPool();
   const tables: string[] = [];
   const table = (label: string) => {
@@ -16,21 +15,16 @@ describe("Neon through the local endpoint", () => {
     return name;
   };
 
-  beforeAll(async () => {
-    endpoint = await startNeonEndpoint();
-    useNeonEndpoint(neonConfig as NeonConfigLike, endpoint, ws);
-  });
   afterAll(async () => {
     for (const name of tables) await admin(`DROP TABLE IF EXISTS "${name}"`);
     await close();
-    await endpoint.stop();
   });
 
   describe("neon() HTTP: one request per operation", () => {
     const requestsFor = async (operation: () => Promise<unknown>) => {
-      const before = endpoint.stats.httpRequests;
+      const before = local.endpoint.stats.httpRequests;
       await operation();
-      return endpoint.stats.httpRequests - before;
+      return local.endpoint.stats.httpRequests - before;
     };
 
     it("spends one request on a read of a missing table, and creates nothing", async () => {
@@ -86,7 +80,7 @@ describe("Neon through the local endpoint", () => {
       const applicationName = `gps_per_request_${process.pid}`;
       const url = new URL(databaseUrl());
       url.searchParams.set("application_name", applicationName);
-      const opened = endpoint.stats.tunnelsOpened;
+      const opened = local.endpoint.stats.tunnelsOpened;
       for (let request = 0; request < 100; request += 1) {
         const pool = new Pool({ connectionString: url.href });
         const storage = new PostgresStorage<{ count: number }>({ client: pool, tableName: name });
@@ -95,8 +89,8 @@ describe("Neon through the local endpoint", () => {
         await pool.end(); // on Workers: ctx.waitUntil(pool.end())
       }
       expect(await new PostgresStorage({ client: neon(databaseUrl()), tableName: name }).read("chat")).toStrictEqual({ count: 100 });
-      expect(endpoint.stats.tunnelsOpened - opened).toBeGreaterThanOrEqual(100);
-      await expect.poll(() => endpoint.stats.tunnelsOpen, { timeout: 5_000 }).toBe(0);
+      expect(local.endpoint.stats.tunnelsOpened - opened).toBeGreaterThanOrEqual(100);
+      await expect.poll(() => local.endpoint.stats.tunnelsOpen, { timeout: 5_000 }).toBe(0);
       if (inject("backend") === "postgres") {
         const count = async () =>
           (await admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [applicationName]))[0]?.n;

@@ -1,11 +1,10 @@
 import { neon, neonConfig } from "@neondatabase/serverless";
-import ws from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStorage } from "../../src/index.js";
 import { databaseUrl } from "../support/clients.js";
 import { seededRandom } from "../support/fault-proxy.js";
 import { useFixture } from "../support/fixture.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "../support/neon-endpoint.js";
+import { useLocalNeon } from "../support/neon-clients.js";
 import { runAgainstModel } from "./model.js";
 import { useProxiedPool } from "./proxied-pool.js";
 
@@ -47,29 +46,26 @@ describe("1,000 operations through a TCP proxy dropping connections at random", 
 
 describe("operations through the Neon HTTP path failing at random (5xx, timeouts, cut-off answers)", () => {
   const db = useFixture();
-  let endpoint: NeonEndpoint;
+  const local = useLocalNeon();
 
-  beforeAll(async () => {
-    endpoint = await startNeonEndpoint();
-    useNeonEndpoint(neonConfig as NeonConfigLike, endpoint, ws);
+  beforeAll(() => {
     // The client gives up on an answer after 300 ms, as a function with a deadline would.
     neonConfig.fetchFunction = (url: string, init: RequestInit) => fetch(url, { ...init, signal: AbortSignal.timeout(300) });
-    Object.assign(endpoint.faults, { timeoutMs: 600, random: seededRandom(3) });
+    Object.assign(local.endpoint.faults, { timeoutMs: 600, random: seededRandom(3) });
   });
-  afterAll(async () => {
+  afterAll(() => {
     neonConfig.fetchFunction = undefined;
-    await endpoint.stop();
   });
 
   it("every operation answers right or rejects with PostgresStorageError, and no acknowledged write is lost", async () => {
     const table = db.table("neon_faults");
     await new PostgresStorage({ client: db.pool, tableName: table }).createTable();
     const storage = new PostgresStorage<Value>({ client: neon(databaseUrl()), tableName: table, retry });
-    Object.assign(endpoint.faults, { probability: 0.08, kinds: ["5xx", "timeout", "truncate"] });
+    Object.assign(local.endpoint.faults, { probability: 0.08, kinds: ["5xx", "timeout", "truncate"] });
     const run = await runAgainstModel(storage, { operations: 400, keys: 15, random: seededRandom(5) });
-    endpoint.faults.probability = 0;
-    console.log(`neon faults: ${JSON.stringify(endpoint.faults.injected)}; ${run.succeeded} succeeded, ${run.failed} failed`);
-    expect(endpoint.faults.injected["5xx"] + endpoint.faults.injected.timeout + endpoint.faults.injected.truncate).toBeGreaterThanOrEqual(20);
+    local.endpoint.faults.probability = 0;
+    console.log(`neon faults: ${JSON.stringify(local.endpoint.faults.injected)}; ${run.succeeded} succeeded, ${run.failed} failed`);
+    expect(local.endpoint.faults.injected["5xx"] + local.endpoint.faults.injected.timeout + local.endpoint.faults.injected.truncate).toBeGreaterThanOrEqual(20);
     expect(run.foreignErrors).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 700)); // answers held back by "timeout" have landed
     await run.check(new PostgresStorage<Value>({ client: db.pool, tableName: table }));

@@ -4,9 +4,10 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import ws from "ws";
 import { databaseUrl, onServer, type ClientKind, type OpenClient } from "./clients.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "./neon-endpoint.js";
+import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "./neon-endpoint.js";
 
 /**
  * `@vercel/postgres` bundles its own copy of the Neon driver (0.9.x) with its
@@ -77,3 +78,14 @@ export const neonClientKinds = [
     return { client, close: () => client.end() };
   }),
 ];
+
+/** A local Neon endpoint for the calling describe block, with the Neon driver pointed at it. */
+export function useLocalNeon(): { readonly endpoint: NeonEndpoint } {
+  const handle = {} as { endpoint: NeonEndpoint };
+  beforeAll(async () => {
+    handle.endpoint = await startNeonEndpoint();
+    useNeonEndpoint(neonConfig as NeonConfigLike, handle.endpoint, ws);
+  });
+  afterAll(() => handle.endpoint.stop());
+  return handle;
+}
