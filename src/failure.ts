@@ -1,4 +1,5 @@
 import { PostgresStorageError, describe, showKey, sqlState } from "./errors.js";
+import { quotedSchemaOf } from "./table.js";
 import { transience } from "./retry.js";
 
 /** Where an operation failed: which operation, on which key of which table. */
@@ -40,7 +41,7 @@ function hintFor(code: string | undefined, operation: string, tableName: string,
       return `Run ${migrations} in your migrations, or storage.createTable()`;
     case "42501":
       return operation === "create table"
-        ? `GRANT CREATE ON SCHEMA to this role, or run ${migrations} as the owner and pass createTable: false`
+        ? `GRANT CREATE ON SCHEMA ${quotedSchemaOf(table) ?? "public"} to this role, or run ${migrations} as the owner and pass createTable: false`
         : `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
     case "42P10":
     case "42703":

@@ -8,7 +8,7 @@ import { retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./re
 import { formatIssues, type StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
-import { decodeFromRead, decodeMerged, encodeForWrite, encodePatch, type OnInvalid, type ValueRules } from "./values.js";
+import { checkPatch, decodeFromRead, decodeMerged, encodeForWrite, encodePatch, type OnInvalid, type ValueRules } from "./values.js";
 
 /**
  * Options of {@link PostgresStorage}. Only `client` is required.
@@ -222,24 +222,24 @@ export class PostgresStorage<T = unknown> {
    *
    * @returns the merged value, as a read would return it
    * @throws StorageValidationError when the merged value fails the schema (nothing is written)
-   * @throws PostgresStorageError when the stored value is not an object, or the codec cannot merge
+   * @throws PostgresStorageError when the stored value is not an object, or (without a schema) the codec cannot merge in the database
    */
   async update(key: string, patch: Partial<T>): Promise<T> {
     const storedKey = this.#storedKey(key);
-    const patchText = await encodePatch(this.#rules, key, patch);
+    checkPatch(patch);
     const checked = this.#rules.schema !== undefined && this.#rules.validateOnWrite;
     const guess = this.#lastKnown.text(storedKey);
     let merged!: T;
     await this.#tracked(storedKey, async () => {
-      const result = checked ? await this.#mergeChecked(key, storedKey, patch, guess) : await this.#mergeInDatabase(key, storedKey, patchText);
+      const result = checked ? await this.#mergeChecked(key, storedKey, patch, guess) : await this.#mergeInDatabase(key, storedKey, patch);
       merged = result.value;
       return result.text;
     });
     return merged;
   }
 
-  async #mergeInDatabase(key: string, storedKey: string, patchText: string): Promise<{ value: T; text: string }> {
-    const params = this.#withTtl([storedKey, patchText]);
+  async #mergeInDatabase(key: string, storedKey: string, patch: Partial<T>): Promise<{ value: T; text: string }> {
+    const params = this.#withTtl([storedKey, await encodePatch(this.#rules, key, patch)]);
     const [row] = await this.#run("update", key, this.#statements.merge, params, { missing: "create", once: true });
     if (row === undefined) throw notAnObject(key);
     const text = textOf(row, "value");

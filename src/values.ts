@@ -76,16 +76,13 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
   return again.value;
 }
 
-/** Encodes an `update()` patch, which must be a plain object under a mergeable codec. */
+/** Encodes an `update()` patch (already checked to be an object) for merging in the database; the codec must be mergeable. */
 export async function encodePatch<T>(rules: ValueRules<T>, key: string, patch: unknown): Promise<string> {
   if (!isMergeable(rules.codec)) {
     throw new PostgresStorageError(
       "update() merges JSON objects, so it needs a codec that keeps them as they are (the default, JSON, jsonWithDates, " +
         "or one marked mergeable: true); with this codec, read and write instead",
     );
-  }
-  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
-    throw new PostgresStorageError(`update() takes an object of fields, got ${Array.isArray(patch) ? "an array" : String(patch)}`);
   }
   const text = await encode(rules.codec, patch, key);
   if (!text.startsWith("{")) {
@@ -94,6 +91,13 @@ export async function encodePatch<T>(rules: ValueRules<T>, key: string, patch: u
     );
   }
   return text;
+}
+
+/** Refuses an `update()` patch that is not an object of fields. */
+export function checkPatch(patch: unknown): void {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
+    throw new PostgresStorageError(`update() takes an object of fields, got ${Array.isArray(patch) ? "an array" : String(patch)}`);
+  }
 }
 
 /** Decodes and checks the value `update()` produced; the issues when it fails the schema. */

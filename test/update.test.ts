@@ -131,6 +131,17 @@ describe("update()", () => {
     }
   });
 
+  it("merges in JavaScript under any codec when a schema checks the result (superjson, encryptedCodec)", async () => {
+    const Dated = z.object({ at: z.date().optional(), n: z.number().optional() });
+    for (const codec of [superjson, encryptedCodec({ secret: "y".repeat(32), codec: superjson })]) {
+      const store = new PostgresStorage({ client: db.pool, tableName: db.table("update_codec_schema"), codec, schema: Dated });
+      await store.write("k", { n: 1 });
+      const at = new Date("2032-02-02T02:02:02.002Z");
+      expect(await store.update("k", { at })).toStrictEqual({ n: 1, at });
+      expect(await store.read("k")).toStrictEqual({ n: 1, at });
+    }
+  });
+
   it("merges Dates under jsonWithDates", async () => {
     const store = new PostgresStorage<{ at?: Date; n?: number }>({ client: db.pool, tableName: db.table("update_dates"), codec: jsonWithDates });
     await store.write("k", { n: 1 });
