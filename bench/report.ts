@@ -3,6 +3,7 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BundleSize } from "./bundle.js";
+import type { CodecTimings } from "./codec.js";
 import type { RoundTrips } from "./round-trips.js";
 
 /** Everything one run measured. */
@@ -17,6 +18,7 @@ export interface Results {
   readonly roundTrips: readonly RoundTrips[];
   readonly scans: readonly { rows: number; counted: number; seconds: number; peakMb: number; naivePeakMb: number }[];
   readonly bundles: readonly BundleSize[];
+  readonly codec: CodecTimings;
 }
 
 const OURS = "grammy-postgres-storage";
@@ -182,6 +184,20 @@ ${table(
 ## Bundle size (esbuild, minified)
 
 ${table(["bundle", "minified", "min + gzip"], results.bundles.map((b) => [b.name, kb(b.minified), kb(b.gzipped)]))}
+
+## Encoding a session (the default codec)
+
+One walk that refuses what JSON would change, then \`JSON.stringify\` without a replacer, beside the replacer it replaced and
+plain JSON: median nanoseconds per encode of a ${results.codec.bytes.toLocaleString("en")}-byte session, interleaved, CPU only (\`bench/codec.ts\`).
+
+${table(
+  ["encoder", "ns per encode", "vs before"],
+  [
+    ["before: \`JSON.stringify(value, refuseLossy)\`", results.codec.previous.toFixed(0), "1.00×"],
+    ["now: \`strictJson.stringify(value)\`", results.codec.current.toFixed(0), ratio(results.codec.current, results.codec.previous)],
+    ["floor: plain \`JSON.stringify(value)\`", results.codec.plain.toFixed(0), ratio(results.codec.plain, results.codec.previous)],
+  ],
+)}
 `;
   writeFileSync(join(out, "BENCHMARKS.md"), markdown);
   writeFileSync(join(out, out === "." ? join("bench", "latency.svg") : "latency.svg"), chart(results, pgAdapters));

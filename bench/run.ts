@@ -13,6 +13,7 @@ import { PostgresStorage } from "../src/index.js";
 import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "../test/support/neon-endpoint.js";
 import { NeonPool, neonAdapters, pgAdapters, type Adapter, type Value } from "./adapters.js";
 import { measureBundles } from "./bundle.js";
+import { measureCodecs } from "./codec.js";
 import { startDatabase } from "./database.js";
 import { peakRss, percentile, rotate, shuffle, throughput, time } from "./measure.js";
 import { seededRandom } from "../test/support/fault-proxy.js";
@@ -43,6 +44,10 @@ const neonPool = new NeonPool({ connectionString: database.url, max: 8 });
 const started = Date.now();
 
 try {
+  // First, while nothing else runs: it measures CPU alone.
+  log("encoding a session: the default codec before and now, and plain JSON…");
+  const codec = measureCodecs(quick);
+
   const adapters: Adapter[] = [...(await pgAdapters(pool, table)), ...neonAdapters(database.url, neonPool, table)];
   const pad = (bytes: number) => ({ pad: "x".repeat(Math.max(0, bytes - 20)) });
   log(`${database.label}; seeding ${KEYS} keys per adapter…`);
@@ -159,6 +164,7 @@ try {
     roundTrips,
     scans,
     bundles,
+    codec,
   };
   const out = args.out ?? ".";
   mkdirSync(out, { recursive: true });

@@ -1,16 +1,33 @@
 import { PostgresStorageError, describe, showKey } from "./errors.js";
 
+/** What the storage tells a codec about the value it encodes or decodes. */
+export interface CodecContext {
+  /** The key the value is stored under (after the key builder), which `encryptedCodec` binds into its ciphertext. */
+  readonly key: string;
+}
+
 /**
  * Turns session values into text and back. The text is stored in a `json`
- * column, so it must be JSON; `JSON` (the default), `superjson` and `devalue`
- * can be passed as they are. Either method may return a promise (encryption
- * through Web Crypto does).
+ * column, so it must be JSON; `JSON`, `superjson` and `devalue` can be passed
+ * as they are. Either method may return a promise (encryption through Web
+ * Crypto does). Both receive a {@link CodecContext} as their second argument,
+ * which codecs that do not need it ignore; one that needs it declares it as
+ * `context?: CodecContext`. (The interface types it as `unknown` because
+ * JSON, superjson and devalue take other optional arguments in that place.)
  */
 export interface Codec {
-  /** Encodes a value as JSON text. */
-  stringify(value: unknown): string | PromiseLike<string>;
-  /** Decodes text that `stringify` produced. */
-  parse(text: string): unknown;
+  /**
+   * Encodes a value as JSON text.
+   *
+   * @param context a {@link CodecContext}
+   */
+  stringify(value: unknown, context?: unknown): string | PromiseLike<string>;
+  /**
+   * Decodes text that `stringify` produced.
+   *
+   * @param context a {@link CodecContext}
+   */
+  parse(text: string, context?: unknown): unknown;
   /**
    * `true` when `stringify` writes an object as a JSON object with the same
    * top-level keys, so that `update()` can merge a patch inside the database.
@@ -20,25 +37,261 @@ export interface Codec {
 }
 
 /**
- * The default codec: JSON that refuses what JSON would silently change
- * (NaN and Infinity become null, functions and symbols vanish) instead of
- * storing something else than was written.
+ * The default codec: JSON that refuses every value whose JSON text would not
+ * read back equal (a `Map` would come back as `{}`, a `Date` as a string, `NaN`
+ * as `null`, a function not at all), naming where in the value it is and the
+ * codec that keeps it, instead of storing something else than was written.
+ * A property whose value is `undefined` is allowed: JSON leaves it out, and it
+ * reads back as missing, which is what bots mean by it.
  */
 export const strictJson: Codec = {
   mergeable: true,
-  stringify: (value) => JSON.stringify(value, refuseLossy),
+  stringify(value) {
+    checkJsonSafe(value);
+    return JSON.stringify(value);
+  },
   parse: JSON.parse,
 };
 
-/** A JSON.stringify replacer that throws where JSON would store something else than it was given. */
-export function refuseLossy(this: Record<string, unknown>, key: string, value: unknown): unknown {
-  // toJSON has already run: an invalid Date arrives as null, so look at the original.
-  const original = this[key];
-  if (typeof value === "function" || typeof value === "symbol") throw new TypeError(`a ${typeof value} has no JSON form`);
-  if ((typeof value === "number" && !Number.isFinite(value)) || (original instanceof Date && Number.isNaN(original.getTime()))) {
-    throw new TypeError(`${String(original)} has no JSON form`);
+/** Nesting beyond this is refused: JSON.stringify runs out of stack at about twice as deep, and no session needs it. */
+const MAX_DEPTH = 2000;
+
+/** The key of the one-key object `jsonWithDates` stores a `Date` as. */
+export const DATE_TAG = "$date";
+
+/**
+ * Why the walk stopped. It travels back up as a return value, and each level
+ * adds its key to `path` on the way: nothing is allocated for paths unless a
+ * value is refused. The message is made only then, from `kind` and `value`,
+ * which also keeps the walk itself small enough for V8 to optimize well.
+ */
+interface Refusal {
+  /** The keys from the refused spot up to the root, deepest first. */
+  readonly path: (string | number)[];
+  /** Where the refused primitive was (`"property"`, `"element"`, `"whole"`), or what is wrong with the object. */
+  readonly kind: "property" | "element" | "whole" | "hole" | "object" | "toJSON" | "tagged" | "cycle" | "deep";
+  readonly value: unknown;
+  /** For a cycle: how many keys of the path lead to the object it comes back to. */
+  readonly cycleAt: number;
+}
+
+/** One walk's state: created per call, so a getter that encodes another value cannot disturb it. */
+interface Walk {
+  readonly dates: boolean;
+  /** The objects from the root down to the current one, by depth: a cycle comes back to one of them. */
+  readonly ancestors: object[];
+  sawDate: boolean;
+}
+
+/**
+ * Throws a `TypeError` naming the path (`value.cart.items[3]`) and a codec to
+ * use instead when JSON would not give `value` back as it is: anything but
+ * strings, finite numbers, booleans, `null`, dense arrays and plain objects
+ * (whose prototype is `Object.prototype` or `null`), and so a `Map`, `Set`,
+ * `Date`, typed array, class instance, boxed primitive, array subclass,
+ * `BigInt`, `NaN`, `±Infinity`, a function or symbol (as a property too: JSON
+ * would drop it), an own `toJSON` method, `undefined` or a hole in an array,
+ * a cycle, or nesting deeper than 2000 levels. `undefined` as an object
+ * property is allowed (it reads back as missing), and so is `undefined` as the
+ * whole value, for the caller to explain. Like JSON, it looks only at own
+ * enumerable string-keyed properties and array elements: symbol-keyed and
+ * non-enumerable properties (and non-index properties of arrays) are left out
+ * of the text, and not checked.
+ *
+ * @param dates allow valid `Date`s (for `jsonWithDates`), and refuse an object
+ *   whose only key is `$date`, which would read back as one
+ * @returns whether the value holds a `Date` (only ever with `dates`)
+ */
+export function checkJsonSafe(value: unknown, dates = false): boolean {
+  let refusal: Refusal | undefined;
+  if (typeof value === "object" && value !== null) {
+    const walk: Walk = { dates, ancestors: [], sawDate: false };
+    refusal = check(value, 0, walk);
+    if (refusal === undefined) return walk.sawDate;
+  } else if (typeof value !== "string" && typeof value !== "boolean" && value != null && !isFiniteNumber(value)) {
+    // undefined passes: JSON.stringify answers undefined, and encode() says to delete the session instead.
+    refusal = refuse("whole", value);
   }
-  return value;
+  if (refusal !== undefined) throw new TypeError(explain(refusal, dates));
+  return false;
+}
+
+const isFiniteNumber = (value: unknown) => typeof value === "number" && Number.isFinite(value);
+
+const refuse = (kind: Refusal["kind"], value: unknown, cycleAt = 0): Refusal => ({ path: [], kind, value, cycleAt });
+
+function within(refusal: Refusal, key: string | number): Refusal {
+  refusal.path.push(key);
+  return refusal;
+}
+
+/** Checks one object or array at `depth`; answers why it cannot be stored, or `undefined` when it can. */
+function check(value: object, depth: number, walk: Walk): Refusal | undefined {
+  const { ancestors } = walk;
+  // A linear scan: sessions are a few levels deep, where it costs less than a Set.
+  for (let i = 0; i < depth; i += 1) if (ancestors[i] === value) return refuse("cycle", value, i);
+  if (depth >= MAX_DEPTH) return refuse("deep", value);
+  ancestors[depth] = value;
+  const proto: unknown = Object.getPrototypeOf(value);
+  const array = Array.isArray(value);
+  if (array ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) {
+    if (walk.dates && proto === Date.prototype && !Number.isNaN((value as Date).getTime())) {
+      walk.sawDate = true;
+      return undefined;
+    }
+    return refuse("object", value);
+  }
+  // JSON.stringify calls any toJSON it finds, enumerable or not, and stores what that returns instead.
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return refuse("toJSON", value);
+  if (array) {
+    const elements = value as unknown[];
+    for (let i = 0; i < elements.length; i += 1) {
+      const element = elements[i];
+      if (typeof element === "object") {
+        if (element !== null) {
+          const refusal = check(element, depth + 1, walk);
+          if (refusal !== undefined) return within(refusal, i);
+        }
+      } else if (typeof element !== "string" && typeof element !== "boolean" && !isFiniteNumber(element)) {
+        return within(refuse(i in elements ? "element" : "hole", element), i);
+      }
+    }
+    return undefined;
+  }
+  const object = value as Record<string, unknown>;
+  // for…in is the cheapest way over the keys (no array per object, unlike Object.keys); with a plain prototype it
+  // yields the own enumerable ones, as JSON.stringify does (and inherited ones only if Object.prototype was polluted).
+  for (const key in object) {
+    const property = object[key];
+    if (typeof property === "object") {
+      if (property !== null) {
+        const refusal = check(property, depth + 1, walk);
+        if (refusal !== undefined) return within(refusal, key);
+      }
+    } else if (typeof property !== "string" && typeof property !== "boolean" && property !== undefined && !isFiniteNumber(property)) {
+      return within(refuse("property", property), key);
+    }
+  }
+  return walk.dates && Object.hasOwn(object, DATE_TAG) && isTagLike(object) ? refuse("tagged", value) : undefined;
+}
+
+// Out of check(): a closure there would make every call allocate a context for `object`, a third of the walk's time.
+/** Whether JSON would store the object as `{"$date": …}` alone (keys whose value is `undefined` are left out). */
+function isTagLike(object: Record<string, unknown>): boolean {
+  return Object.keys(object).filter((key) => object[key] !== undefined).length === 1;
+}
+
+const KEEPS_MORE = "use superjson or devalue, which keep Map, Set, Date and BigInt";
+
+/** The message for a refusal: its path, then what is there, what JSON would make of it, and what to do instead. */
+function explain(refusal: Refusal, dates: boolean): string {
+  const path = refusal.path.reverse();
+  const { kind, value } = refusal;
+  let problem: string;
+  if (kind === "cycle") {
+    problem = `is ${show(path.slice(0, refusal.cycleAt))} again, a cycle; use devalue or superjson, which keep cycles`;
+  } else if (kind === "deep") {
+    problem = `is nested ${MAX_DEPTH} levels deep; store it flatter`;
+  } else if (kind === "toJSON") {
+    problem = "has a toJSON method, whose result JSON would store instead; store plain data";
+  } else if (kind === "tagged") {
+    problem = `is an object whose only key is "${DATE_TAG}", which would read back as a Date; rename the key`;
+  } else if (kind === "hole") {
+    problem = "is a hole in a sparse array, which JSON stores as null; fill it, or use devalue";
+  } else if (kind === "object") {
+    problem = unplain(value as object, dates);
+  } else if (typeof value === "bigint") {
+    problem = `is a BigInt, which JSON cannot store; ${KEEPS_MORE}`;
+  } else if (typeof value === "number") {
+    problem = `is ${value}, which JSON stores as null; use superjson or devalue, which keep it`;
+  } else if (value === undefined) {
+    problem = "is undefined, which JSON stores in an array as null; use null, or devalue";
+  } else {
+    const becomes = kind === "property" ? "leaves out" : kind === "element" ? "stores as null" : "cannot store";
+    problem = `is a ${typeof value}, which JSON ${becomes}; store plain data`;
+  }
+  return `${show(path)} ${problem}`;
+}
+
+/** What is wrong with an object whose prototype is not a plain object's (or a plain array's). */
+function unplain(value: object, dates: boolean): string {
+  const proto: unknown = Object.getPrototypeOf(value);
+  const tag = Object.prototype.toString.call(value).slice(8, -1);
+  const name = nameOf(proto, tag);
+  if (Array.isArray(value)) return `is ${article(name)} (an Array subclass), which JSON stores as an Array; store a plain array`;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) return "is an invalid Date, which JSON stores as null; store null or a valid Date";
+    if (proto !== Date.prototype) {
+      return `is ${article(name)} (a Date subclass), which reads back as ${dates ? "a Date" : "a string"}; store a plain Date`;
+    }
+    return "is a Date, which JSON stores as a string; use jsonWithDates, superjson or devalue";
+  }
+  if (value instanceof Map || value instanceof Set) return `is ${article(name)}, which JSON stores as {}; ${KEEPS_MORE}`;
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    return `is ${article(name)}, which JSON stores as an object of numbers; use superjson or devalue, which keep typed arrays`;
+  }
+  if (value instanceof ArrayBuffer) return `is ${article(name)}, which JSON stores as {}; use devalue, which keeps ArrayBuffer`;
+  if (value instanceof RegExp) return `is ${article(name)}, which JSON stores as {}; use superjson or devalue, which keep RegExp`;
+  if (value instanceof Error) return `is ${article(name)}, which JSON stores as {}; store its message, or use superjson`;
+  if (value instanceof String || value instanceof Number || value instanceof Boolean) {
+    return `is ${article(name)} object; store the primitive ${tag.toLowerCase()} instead`;
+  }
+  return `is ${article(name)}, which JSON stores as a plain object; store one, or use superjson with registerClass`;
+}
+
+/** The name of the class whose prototype `proto` is, as messages show it. */
+function nameOf(proto: unknown, fallback: string): string {
+  // The descriptor, not proto.constructor: a getter there would run.
+  const constructor: unknown = typeof proto === "object" && proto !== null ? Object.getOwnPropertyDescriptor(proto, "constructor")?.value : null;
+  const name: unknown = typeof constructor === "function" ? constructor.name : undefined;
+  return typeof name === "string" && name !== "" ? name : fallback === "Object" ? "object with a custom prototype" : fallback;
+}
+
+// "U" counts as a consonant: a Uint8Array, a User.
+const article = (name: string) => `${/^[aeio]/i.test(name) ? "an" : "a"} ${name}`;
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** A path as code would write it: `value.cart.items[3]`, `value["a b"]`; long ones shortened in the middle. */
+function show(path: readonly (string | number)[]): string {
+  const step = (key: string | number) =>
+    typeof key === "number"
+      ? `[${key}]`
+      : IDENTIFIER.test(key) && key.length <= 40
+        ? `.${key}`
+        : `[${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}]`;
+  const steps = path.length > 12 ? [...path.slice(0, 6).map(step), "…", ...path.slice(-4).map(step)] : path.map(step);
+  return `value${steps.join("")}`;
+}
+
+/**
+ * The context the storage passes to codecs, with the grammY key beside it for
+ * messages. Its keys are getters, not own properties, because codecs passed as
+ * they are may read a second argument as something else: devalue calls every
+ * own property of it as a reducer, and JSON ignores an object that is no function.
+ */
+export class KeyContext implements CodecContext {
+  readonly #storedKey: string;
+  readonly #grammyKey: string;
+
+  /**
+   * @param grammyKey the key grammY asked for
+   * @param storedKey the key in the table
+   */
+  constructor(grammyKey: string, storedKey: string) {
+    this.#grammyKey = grammyKey;
+    this.#storedKey = storedKey;
+  }
+
+  /** The stored key. */
+  get key(): string {
+    return this.#storedKey;
+  }
+
+  /** The key grammY asked for, as messages show it. */
+  get grammyKey(): string {
+    return this.#grammyKey;
+  }
 }
 
 /** Whether `update()` may merge this codec's output in the database. */
@@ -50,14 +303,16 @@ export function isMergeable(codec: Codec): boolean {
  * Encodes a value before anything is sent, so a value that cannot be stored
  * is refused while the stored one is still intact.
  */
-export async function encode(codec: Codec, value: unknown, key: string): Promise<string> {
+export async function encode(codec: Codec, value: unknown, context: KeyContext): Promise<string> {
+  const key = context.grammyKey;
   let text: unknown;
   try {
-    text = await codec.stringify(value);
+    text = await codec.stringify(value, context);
   } catch (error) {
+    // The library's codecs name the path and the codec to use themselves; plain JSON's own errors name neither.
     throw new PostgresStorageError(
-      `nothing was written: the value for key ${showKey(key)} cannot be encoded ` +
-        `(${describe(error)}); superjson and devalue store more types than JSON (BigInt, Map, cycles)`,
+      `nothing was written: the value for key ${showKey(key)} cannot be encoded (${describe(error)})` +
+        (codec === JSON ? "; superjson and devalue store more types than JSON (BigInt, Map, cycles)" : ""),
       { cause: error },
     );
   }
@@ -72,12 +327,12 @@ export async function encode(codec: Codec, value: unknown, key: string): Promise
 }
 
 /** Decodes stored text; a failure is an error, never a missing value. */
-export async function decode(codec: Codec, text: string, key: string): Promise<unknown> {
+export async function decode(codec: Codec, text: string, context: KeyContext): Promise<unknown> {
   try {
-    return await codec.parse(text);
+    return await codec.parse(text, context);
   } catch (error) {
     throw new PostgresStorageError(
-      `the stored value for key ${showKey(key)} cannot be decoded (${describe(error)}); ` +
+      `the stored value for key ${showKey(context.grammyKey)} cannot be decoded (${describe(error)}); ` +
         `written with another codec or secret? The row is unchanged`,
       { cause: error },
     );

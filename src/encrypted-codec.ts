@@ -1,35 +1,72 @@
-import { strictJson, type Codec } from "./codec.js";
+import { strictJson, type Codec, type CodecContext } from "./codec.js";
 import { PostgresStorageError } from "./errors.js";
 
 /** Options of {@link encryptedCodec}. */
 export interface EncryptedCodecOptions {
   /**
-   * The secret the key is derived from: at least 32 characters of randomness
-   * (e.g. `openssl rand -base64 32`), kept in your platform's secrets. To rotate,
-   * pass `[newSecret, oldSecret]`: values are written with the first and read
-   * with whichever fits.
+   * The secret the encryption key is derived from: at least 32 characters of
+   * randomness (e.g. `openssl rand -base64 32`), kept in your platform's
+   * secrets. Anyone holding it can read and forge every value, so it must not
+   * live in the database it protects.
+   *
+   * To rotate, pass `[newSecret, oldSecret]`: new values are written with the
+   * first secret, and each stored value is read with whichever secret it was
+   * written with (still bound to its key). Once every session has been written
+   * again, or has expired, drop the old secret.
    */
   secret: string | readonly string[];
-  /** Encodes values before encryption. Defaults to the storage's default: JSON that refuses NaN, Infinity and functions. */
+  /**
+   * Encodes values before encryption, e.g. `superjson`. Defaults to the
+   * storage's default: JSON that refuses every value it would not give back
+   * as written. It receives the same context as this codec.
+   */
   codec?: Codec | undefined;
 }
 
-const VERSION = "gps1";
+const VERSION = "gps2";
+// The unbound format of the pre-release; recognised only to explain why it is refused.
+const UNBOUND_VERSION = "gps1";
+// A fixed label in front of the key, so that this AAD can never equal one that
+// another use of the same secret (or a later format) authenticates.
+const AAD_LABEL = "grammy-postgres-storage:v2:";
 const MIN_SECRET_LENGTH = 32;
 const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
  * A codec that encrypts every value with AES-256-GCM through Web Crypto
- * (Workers, Vercel, Node 18+, Deno, Bun alike). The key is derived from the
- * secret with HKDF-SHA-256. What is stored is a JSON string
- * (`"gps1.<iv>.<ciphertext>"`, base64url), so the value column stays valid
- * JSON while revealing nothing but the value's length. A value written under
- * another secret, or altered in any way, fails to read with a clear error:
- * GCM authenticates every byte.
+ * (Workers, Vercel, Node 18+, Deno, Bun alike), with the key derived from the
+ * secret by HKDF-SHA-256.
  *
- * `update()` cannot merge encrypted values; use read and write with this codec.
+ * What is stored is a JSON string `"gps2.<iv>.<ciphertext>"` (base64url without
+ * padding; a 12-byte random IV, then the encrypted output of the inner codec
+ * followed by the 16-byte GCM tag), so the value column stays valid JSON and
+ * holds no plaintext. The length of the value, the key and the row's
+ * timestamps stay visible.
+ *
+ * Each value is bound to the key it is stored under (the stored key, after the
+ * key builder's prefix): the key is authenticated with the ciphertext, so a
+ * value copied onto another key's row, or altered in any way, fails to read
+ * with a clear error instead of decrypting. This is why the codec must be
+ * called with a context `{ key }`, as `PostgresStorage` does. It also means
+ * that changing the key builder (e.g. the prefix of `prefixKeys`) makes the
+ * existing values unreadable: to move them, read each with a storage using the
+ * old key builder and write it with one using the new one.
+ *
+ * Rotation: with `secret: [newSecret, oldSecret]` values are written with the
+ * first secret and read with whichever one they were written with.
+ *
+ * Not protected: an older value of the same key written back in place of the
+ * current one (it is a valid value for that key), deleted rows, and anything
+ * done by whoever holds the secret (the bot itself).
+ *
+ * `update()` cannot merge encrypted values in the database; give the storage a
+ * schema and it merges in JavaScript, or use read and write.
+ *
+ * @throws PostgresStorageError when a secret is shorter than 32 characters
  */
 export function encryptedCodec(options: EncryptedCodecOptions): Codec {
   const secrets = typeof options?.secret === "string" ? [options.secret] : [...(options?.secret ?? [])];
@@ -43,36 +80,89 @@ export function encryptedCodec(options: EncryptedCodecOptions): Codec {
   const allKeys = () => (keys ??= Promise.all(secrets.map(deriveKey)));
 
   return {
-    async stringify(value) {
-      const plaintext = encoder.encode(await inner.stringify(value));
+    async stringify(value: unknown, context?: CodecContext) {
+      const additionalData = boundTo(context);
+      const text: unknown = await inner.stringify(value, context);
+      if (typeof text !== "string") {
+        throw new TypeError(`the inner codec of encryptedCodec returned ${text === null ? "null" : typeof text}, not a string`);
+      }
       const [key] = await allKeys();
       const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-      const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key as CryptoKey, plaintext));
+      const sealed = new Uint8Array(
+        await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key as CryptoKey, encoder.encode(text)),
+      );
       return JSON.stringify(`${VERSION}.${toBase64Url(iv)}.${toBase64Url(sealed)}`);
     },
-    async parse(text) {
-      const token: unknown = JSON.parse(text);
-      const [version, iv, sealed] = typeof token === "string" ? token.split(".") : [];
-      if (version !== VERSION || iv === undefined || sealed === undefined) {
-        throw new Error("the stored value was not written by encryptedCodec (was it stored before encryption was turned on?)");
-      }
+    async parse(text: string, context?: CodecContext) {
+      const additionalData = boundTo(context);
+      const { iv, sealed } = readToken(text);
       let plaintext: ArrayBuffer | undefined;
       for (const key of await allKeys()) {
-        // GCM authenticates: a wrong key fails here, never yields garbage. Try the next one.
-        plaintext ??= await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64Url(iv) }, key, fromBase64Url(sealed)).catch(() => undefined);
+        // GCM authenticates key, IV, ciphertext and AAD together: a wrong secret, a
+        // wrong stored key or a flipped bit fails here, never yields garbage.
+        plaintext = await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed).catch(() => undefined);
+        if (plaintext !== undefined) break;
       }
       if (plaintext === undefined) {
-        throw new Error("the stored value cannot be decrypted: it was encrypted with another secret, or it has been altered");
+        throw new Error(
+          "the stored value cannot be decrypted: it was encrypted with another secret, for another key, or altered",
+        );
       }
-      return inner.parse(decoder.decode(plaintext));
+      return inner.parse(decoder.decode(plaintext), context);
     },
   };
+}
+
+/** The additional data that binds a value to its stored key; throws without a `{ key }` context. */
+function boundTo(context: unknown): BufferSource {
+  const key = typeof context === "object" && context !== null ? (context as { key?: unknown }).key : undefined;
+  if (typeof key !== "string") {
+    throw new TypeError(
+      "encryptedCodec binds each value to its stored key, so it must be called with a context { key } " +
+        "as its second argument (as PostgresStorage does), e.g. codec.parse(text, { key })",
+    );
+  }
+  return encoder.encode(AAD_LABEL + key);
+}
+
+/** The IV and ciphertext of a stored token, or an error saying why the text is not one. */
+function readToken(text: string): { iv: Uint8Array<ArrayBuffer>; sealed: Uint8Array<ArrayBuffer> } {
+  const notAToken = (why: string) =>
+    new Error(`the stored value is not an encryptedCodec token "${VERSION}.<iv>.<ciphertext>": ${why}`);
+  let token: unknown;
+  try {
+    token = JSON.parse(text);
+  } catch {
+    throw notAToken("it is not JSON");
+  }
+  if (typeof token !== "string") {
+    // Never quote the value: unencrypted, it is exactly what must not reach a log.
+    const found = token === null ? "null" : Array.isArray(token) ? "an array" : `a ${typeof token}`;
+    throw notAToken(`it is ${found}, not a string (was it stored before encryption was turned on?)`);
+  }
+  const segments = token.split(".");
+  if (segments[0] === UNBOUND_VERSION) {
+    throw new Error(
+      `the stored value is a "${UNBOUND_VERSION}" token, the unbound pre-release format of encryptedCodec, ` +
+        `which is not read any more because it does not bind the value to its key; write the session again`,
+    );
+  }
+  if (segments.length !== 3) throw notAToken(`it has ${segments.length} dot-separated segments, not 3`);
+  const [version, iv, sealed] = segments as [string, string, string];
+  if (version !== VERSION) throw notAToken(`its version is not "${VERSION}"`);
+  const ivBytes = fromCanonicalBase64Url(iv);
+  const sealedBytes = fromCanonicalBase64Url(sealed);
+  if (ivBytes === undefined || sealedBytes === undefined) throw notAToken("a segment is not canonical base64url");
+  if (ivBytes.length !== IV_BYTES) throw notAToken(`its IV is ${ivBytes.length} bytes, not ${IV_BYTES}`);
+  if (sealedBytes.length < TAG_BYTES) throw notAToken(`its ciphertext is ${sealedBytes.length} bytes, shorter than the ${TAG_BYTES}-byte tag`);
+  return { iv: ivBytes, sealed: sealedBytes };
 }
 
 async function deriveKey(secret: string): Promise<CryptoKey> {
   const material = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
   return crypto.subtle.deriveKey(
-    { name: "HKDF", hash: "SHA-256", salt: encoder.encode("grammy-postgres-storage"), info: encoder.encode("session values v1") },
+    // "v2": the bound format gets a key of its own, unrelated to the unbound format's.
+    { name: "HKDF", hash: "SHA-256", salt: encoder.encode("grammy-postgres-storage"), info: encoder.encode("session values v2") },
     material,
     { name: "AES-GCM", length: 256 },
     false,
@@ -86,9 +176,15 @@ function toBase64Url(bytes: Uint8Array): string {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
+/**
+ * Decodes base64url without padding, or `undefined` when the text is not the
+ * one encoding of its bytes. atob forgives whitespace, padding and set bits
+ * after the last byte; each would let one value have many stored spellings.
+ */
+function fromCanonicalBase64Url(text: string): Uint8Array<ArrayBuffer> | undefined {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
   const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+  return toBase64Url(bytes) === text ? bytes : undefined;
 }

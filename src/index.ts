@@ -2,7 +2,7 @@ export { PostgresStorage, type PostgresStorageOptions } from "./storage.js";
 export { createTableSql } from "./table.js";
 export { prefixKeys, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
 export { sessionKey, type SessionKeyContext, type SessionKeyOptions, type SessionKeyStrategy } from "./session-key.js";
-export type { Codec } from "./codec.js";
+export type { Codec, CodecContext } from "./codec.js";
 export { jsonWithDates } from "./dates-codec.js";
 export { encryptedCodec, type EncryptedCodecOptions } from "./encrypted-codec.js";
 export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from "./schema.js";

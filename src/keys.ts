@@ -26,12 +26,26 @@ export type KeyBuilderOption = KeyBuilder | ((key: string) => string);
  * A key builder that stores `key` as `${prefix}${separator}${key}`, so that
  * several bots or several session fragments can share one table.
  *
+ * The prefix may not contain the separator: with `prefixKeys("shop")`
+ * and `prefixKeys("shop:eu")` in one table, `"eu:42"` under the first and
+ * `"42"` under the second would be one row. Prefixes without the separator
+ * never meet, as long as every storage in the table uses the same separator
+ * and has a prefix of its own.
+ *
  * @param prefix the namespace, for example the bot's name or id
  * @param separator placed between prefix and key; defaults to `":"`
+ * @throws PostgresStorageError when either is empty or the prefix contains the separator
  */
 export function prefixKeys(prefix: string, separator = ":"): KeyBuilder {
-  if (typeof prefix !== "string" || typeof separator !== "string") {
-    throw new PostgresStorageError("prefixKeys(prefix, separator) takes two strings");
+  if (typeof prefix !== "string" || typeof separator !== "string" || prefix === "" || separator === "") {
+    throw new PostgresStorageError("prefixKeys(prefix, separator) takes two non-empty strings");
+  }
+  if (prefix.includes(separator)) {
+    const suggestion = JSON.stringify(prefix.split(separator).join(separator === "-" ? "_" : "-"));
+    throw new PostgresStorageError(
+      `prefixKeys: the prefix ${JSON.stringify(prefix)} contains the separator ${JSON.stringify(separator)}, so its keys could be ` +
+        `another prefix's keys; use a prefix without it, such as ${suggestion}`,
+    );
   }
   const start = prefix + separator;
   return {

@@ -1,14 +1,14 @@
 import { textOf, toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
-import { decode, strictJson, type Codec } from "./codec.js";
-import { PostgresStorageError, StorageValidationError, showKey, sqlState } from "./errors.js";
+import { KeyContext, decode, strictJson, type Codec } from "./codec.js";
+import { PostgresStorageError, showKey, sqlState } from "./errors.js";
 import { failure } from "./failure.js";
-import { LastKnownValues } from "./last-known.js";
 import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
 import { retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./retry.js";
-import { formatIssues, type StandardSchema } from "./schema.js";
+import type { StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
-import { checkPatch, decodeFromRead, decodeMerged, encodeForWrite, encodePatch, type OnInvalid, type ValueRules } from "./values.js";
+import { checkPatch, decodeFromRead, encodeForWrite, encodePatch, mergeFields, notAnObject, setsAField, type OnInvalid, type ValueRules } from "./values.js";
+import { WriteSkips, type ReadOutcome } from "./write-skips.js";
 
 /**
  * Options of {@link PostgresStorage}. Only `client` is required.
@@ -43,8 +43,8 @@ export interface PostgresStorageOptions<T = unknown> {
    * pass. Values are checked on read, and on write unless `validateOnWrite`
    * is `false`; the session type is inferred from it. Checking a write runs
    * the schema on the value you write, so the schema must accept its own
-   * output (`z.coerce.date()` and `.default()` do; a transform from string to
-   * Date does not: pass `validateOnWrite: false` for such schemas).
+   * output (`.default()` does; a transform from string to number does not:
+   * pass `validateOnWrite: false` for such schemas).
    */
   schema?: StandardSchema<T> | undefined;
   /** What a read does with a stored value that fails `schema`. Defaults to `"throw"`. */
@@ -83,6 +83,9 @@ const MAX_MERGE_ATTEMPTS = 100;
 // Enough to span the read and write-back of every update a process handles at once.
 const REMEMBERED_KEYS = 1000;
 const REMEMBERED_CHARS = 8_000_000;
+// grammY writes a session back when its handler returns; handlers take well
+// under this. A write-back after a slower handler is simply written.
+const SKIP_WINDOW_MS = 5_000;
 
 /** How to run a statement: what to do when the table does not exist yet, and whether it may run twice. */
 interface RunOptions {
@@ -116,7 +119,7 @@ export class PostgresStorage<T = unknown> {
   readonly #rules: ValueRules<T>;
   readonly #millisecondsToLive: number | null;
   readonly #createTable: boolean;
-  readonly #lastKnown = new LastKnownValues(REMEMBERED_KEYS, REMEMBERED_CHARS);
+  readonly #skips = new WriteSkips({ maxKeys: REMEMBERED_KEYS, maxChars: REMEMBERED_CHARS, windowMs: SKIP_WINDOW_MS });
   #creating: Promise<void> | undefined;
 
   /**
@@ -166,43 +169,53 @@ export class PostgresStorage<T = unknown> {
    * because grammY would then replace the stored session with a fresh one
    */
   async read(key: string): Promise<T | undefined> {
-    const storedKey = this.#storedKey(key);
-    const text = await this.#readText(key, storedKey);
-    return text === undefined ? undefined : decodeFromRead(this.#rules, key, text);
+    const at = this.#context(key);
+    const { value } = await this.#skips.observeRead(at.key, async () => {
+      const found = await this.#fetch(at);
+      // Decoded inside the observed read, so that a value that fails to decode arms no skip.
+      return { ...found, value: found.text === undefined ? undefined : await decodeFromRead(this.#rules, at, found.text) };
+    });
+    return value;
   }
 
-  /** Reads the stored text, telling `#lastKnown` what it found. */
-  async #readText(key: string, storedKey: string): Promise<string | undefined> {
-    const ticket = this.#lastKnown.beginRead();
-    const sent = performance.now();
-    const [row] = await this.#run("read", key, this.#statements.read, [storedKey], { missing: "empty" });
-    const text = row === undefined ? undefined : textOf(row, "value");
-    // Counted from before the read was sent, so the estimate errs early.
-    const expiresAt = row?.msleft == null ? null : sent + Number(row.msleft);
-    this.#lastKnown.endRead(storedKey, ticket, text, this.#renewAt(expiresAt));
-    return text;
+  /** Runs the read statement: the stored text, and for how long writing it back unchanged needs no statement. */
+  async #fetch(at: KeyContext): Promise<ReadOutcome> {
+    const [row] = await this.#run("read", at.grammyKey, this.#statements.read, [at.key], { missing: "empty" });
+    if (row === undefined) return { text: undefined, skippableMs: 0 };
+    const msLeft = row.msleft == null ? null : Number(row.msleft);
+    const ttl = this.#millisecondsToLive;
+    // Without a TTL of its own, a write clears any expiry the row has; with one, it renews an expiry half-way through.
+    const skippableMs = ttl === null ? (msLeft === null ? Infinity : 0) : msLeft === null ? 0 : msLeft - ttl / 2;
+    return { text: textOf(row, "value"), skippableMs };
   }
 
   /**
    * Stores `value` under `key`, replacing what was there (and pushing its
-   * expiry forward), in one `INSERT … ON CONFLICT` statement.
+   * expiry forward), in one `INSERT … ON CONFLICT` statement. When it
+   * resolves, the value is in the database: a later read, in any process,
+   * sees it unless another write, update or delete of the key came after it
+   * or overlapped it (or the row expired).
    *
-   * grammY writes every session back after each update that touched it. When
-   * this storage knows the database already holds exactly this value (it read
-   * or wrote it, and no other read or write of the key in this process has
-   * overlapped since), the write is skipped: a read-only update costs one
-   * statement, not two. With `millisecondsToLive`, an unchanged value is still
-   * written once half its time to live has passed, so sessions in use do not expire.
+   * One write is answered without a statement: grammY's write-back of a
+   * session that this storage read less than 5 seconds before, unchanged, with
+   * no other operation of the key in this process since (and no other read
+   * overlapping that read). So a read-only update
+   * costs one statement, not two, and a change another process made to the
+   * session meanwhile is kept rather than overwritten by the stale copy. With
+   * `millisecondsToLive`, such a write-back is still sent once half the row's
+   * time to live has passed, so sessions in use do not expire.
    *
    * @throws StorageValidationError when the value fails the schema (nothing is written)
    * @throws PostgresStorageError when the value cannot be encoded (nothing is written) or the write fails
    */
   async write(key: string, value: T): Promise<void> {
-    const storedKey = this.#storedKey(key);
-    const { text } = await encodeForWrite(this.#rules, key, value);
-    if (this.#lastKnown.holds(storedKey, text, this.#millisecondsToLive !== null)) return;
-    await this.#tracked(storedKey, async () => {
-      await this.#run("write", key, this.#statements.write, this.#withTtl([storedKey, text]), { missing: "create" });
+    const at = this.#context(key);
+    // Taken before encoding, so that a write refused there uses the skip up too.
+    const unchanged = this.#skips.takeSkip(at.key);
+    const { text } = await encodeForWrite(this.#rules, at, value);
+    if (text === unchanged) return;
+    await this.#skips.observeWrite(at.key, async () => {
+      await this.#run("write", key, this.#statements.write, this.#withTtl([at.key, text]), { missing: "create" });
       return text;
     });
   }
@@ -210,70 +223,79 @@ export class PostgresStorage<T = unknown> {
   /**
    * Merges the fields of `patch` into the object stored under `key` (creating
    * it from `patch` when there is none), atomically: concurrent updates of
-   * different fields never lose each other, as read-modify-write does.
+   * different fields never lose each other, as read-modify-write does. The
+   * merge is shallow; a field the patch sets to `undefined` is left as it is
+   * (set it to `null`, or `write()` the whole value, to clear it). A patch
+   * that sets no field writes nothing and creates no row.
    *
-   * Without a schema to check, this is one statement that merges inside the
-   * database. With one, the merged value must pass it before it is written, so
-   * the merge happens here and is written only if the stored value is still
-   * the one it was merged into (a compare-and-set, tried again when another
-   * writer came first): one statement when this storage knows the stored
-   * value (it read it, as grammY's session does), two otherwise. Nothing that
-   * fails the schema is ever written.
+   * The stored value is taken exactly as `read()` would return it: with a
+   * schema, a value that fails it is handled by `onInvalid` (`"throw"`
+   * rejects and writes nothing, `"discard"` merges into nothing, a repair
+   * function's result is merged into).
+   *
+   * Without a schema, this is one statement that merges inside the database.
+   * With one, the stored value goes through it (and the merged value must pass
+   * it, unless `validateOnWrite` is false), which cannot happen inside
+   * PostgreSQL: the merge happens here and is written only if the stored value
+   * is still the one it merged into (a compare-and-set, tried again when another
+   * writer came first): one statement when this storage has just read the value
+   * (as grammY's session does), two otherwise.
    *
    * @returns the merged value, as a read would return it
-   * @throws StorageValidationError when the merged value fails the schema (nothing is written)
+   * @throws StorageValidationError when the stored value or the merged one fails the schema (nothing is written)
    * @throws PostgresStorageError when the stored value is not an object, or (without a schema) the codec cannot merge in the database
    */
   async update(key: string, patch: Partial<T>): Promise<T> {
-    const storedKey = this.#storedKey(key);
+    const at = this.#context(key);
     checkPatch(patch);
-    const checked = this.#rules.schema !== undefined && this.#rules.validateOnWrite;
-    const guess = this.#lastKnown.text(storedKey);
+    if (!setsAField(patch)) return this.#currentFields(at);
+    const guess = this.#skips.guess(at.key);
     let merged!: T;
-    await this.#tracked(storedKey, async () => {
-      const result = checked ? await this.#mergeChecked(key, storedKey, patch, guess) : await this.#mergeInDatabase(key, storedKey, patch);
+    await this.#skips.observeWrite(at.key, async () => {
+      const result = this.#rules.schema === undefined ? await this.#mergeInDatabase(at, patch) : await this.#mergeChecked(at, patch, guess);
       merged = result.value;
       return result.text;
     });
     return merged;
   }
 
-  async #mergeInDatabase(key: string, storedKey: string, patch: Partial<T>): Promise<{ value: T; text: string }> {
-    const params = this.#withTtl([storedKey, await encodePatch(this.#rules, key, patch)]);
-    const [row] = await this.#run("update", key, this.#statements.merge, params, { missing: "create", once: true });
-    if (row === undefined) throw notAnObject(key);
-    const text = textOf(row, "value");
-    const result = await decodeMerged(this.#rules, key, text);
-    if (result.issues !== undefined) {
-      throw new StorageValidationError(
-        `update() of key ${showKey(key)} wrote a value that fails the schema (validateOnWrite is false): ${formatIssues(result.issues)}`,
-        key,
-        result.issues,
-      );
-    }
-    return { value: result.value, text };
+  /** `update()` of a patch that sets nothing: the stored object, or `{}` if the schema allows it; writes nothing. */
+  async #currentFields(at: KeyContext): Promise<T> {
+    let text: string | undefined;
+    // Observed as a write, not a read: an update() never arms a skip.
+    await this.#skips.observeWrite(at.key, async () => (text = (await this.#fetch(at)).text));
+    const current = text === undefined ? undefined : await decodeFromRead(this.#rules, at, text);
+    if (current !== undefined) return mergeFields<T>(at, current, {});
+    return (await encodeForWrite(this.#rules, at, {} as T)).value;
   }
 
-  async #mergeChecked(key: string, storedKey: string, patch: Partial<T>, guess: string | undefined): Promise<{ value: T; text: string }> {
+  async #mergeInDatabase(at: KeyContext, patch: Partial<T>): Promise<{ value: T; text: string }> {
+    const params = this.#withTtl([at.key, await encodePatch(this.#rules, at, patch)]);
+    const [row] = await this.#run("update", at.grammyKey, this.#statements.merge, params, { missing: "create", once: true });
+    if (row === undefined) throw notAnObject(at);
+    const text = textOf(row, "value");
+    return { value: (await decode(this.#rules.codec, text, at)) as T, text };
+  }
+
+  async #mergeChecked(at: KeyContext, patch: Partial<T>, guess: string | undefined): Promise<{ value: T; text: string }> {
     // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
     let known: string | null | undefined = guess;
     for (let attempt = 1; attempt <= MAX_MERGE_ATTEMPTS; attempt += 1) {
-      known ??= (await this.#readText(key, storedKey)) ?? null;
-      const previous = known === null ? {} : await decode(this.#rules.codec, known, key);
-      if (typeof previous !== "object" || previous === null || Array.isArray(previous)) throw notAnObject(key);
-      const next = await encodeForWrite(this.#rules, key, { ...previous, ...patch } as T);
-      const params = this.#withTtl([storedKey, next.text]);
+      known ??= (await this.#fetch(at)).text ?? null;
+      const previous = known === null ? undefined : await decodeFromRead(this.#rules, at, known);
+      const next = await encodeForWrite(this.#rules, at, mergeFields<T>(at, previous ?? {}, patch));
+      const params = this.#withTtl([at.key, next.text]);
       const [done] =
         known === null
-          ? await this.#run("update", key, this.#statements.insertIfAbsent, params, { missing: "create", once: true })
-          : await this.#run("update", key, this.#statements.replaceIf, [...params, known], { missing: "create", once: true });
+          ? await this.#run("update", at.grammyKey, this.#statements.insertIfAbsent, params, { missing: "create", once: true })
+          : await this.#run("update", at.grammyKey, this.#statements.replaceIf, [...params, known], { missing: "create", once: true });
       if (done !== undefined) return next;
       // Another writer came first: merge into what it left, after a pause that spreads out contenders.
       known = undefined;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
     }
     throw new PostgresStorageError(
-      `update() of key ${showKey(key)} lost to concurrent writers ${MAX_MERGE_ATTEMPTS} times in a row; nothing was written, try again`,
+      `update() of key ${showKey(at.grammyKey)} lost to concurrent writers ${MAX_MERGE_ATTEMPTS} times in a row; nothing was written, try again`,
     );
   }
 
@@ -300,7 +322,7 @@ export class PostgresStorage<T = unknown> {
   /** Deletes the session stored under `key`; deleting a missing key is not an error. */
   async delete(key: string): Promise<void> {
     const storedKey = this.#storedKey(key);
-    await this.#tracked(storedKey, async () => {
+    await this.#skips.observeWrite(storedKey, async () => {
       await this.#run("delete", key, this.#statements.delete, [storedKey], { missing: "empty" });
       return undefined;
     });
@@ -332,7 +354,7 @@ export class PostgresStorage<T = unknown> {
   /** Every `[key, value]` pair this storage's key builder owns, paginated like {@link readAllKeys}. */
   async *readAllEntries(): AsyncGenerator<[key: string, value: T], void, undefined> {
     for await (const [key, row] of this.#scan(true)) {
-      const value = await decodeFromRead(this.#rules, key, textOf(row, "value"));
+      const value = await decodeFromRead(this.#rules, new KeyContext(key, textOf(row, "key")), textOf(row, "value"));
       if (value !== undefined) yield [key, value];
     }
   }
@@ -349,27 +371,9 @@ export class PostgresStorage<T = unknown> {
     return this.#creating;
   }
 
-  /** Runs a write-like operation, telling `#lastKnown` what the database holds after it (`undefined`: not known). */
-  async #tracked(storedKey: string, operation: () => Promise<string | undefined>): Promise<void> {
-    const started = performance.now();
-    const ticket = this.#lastKnown.beginWrite(storedKey);
-    let text: string | undefined;
-    try {
-      text = await operation();
-    } finally {
-      const expiresAt = this.#millisecondsToLive === null ? null : started + this.#millisecondsToLive;
-      this.#lastKnown.endWrite(storedKey, ticket, text, this.#renewAt(expiresAt));
-    }
-  }
-
   /** The parameters of a write, with the TTL when there is one. */
   #withTtl(params: QueryParameter[]): QueryParameter[] {
     return this.#millisecondsToLive === null ? params : [...params, this.#millisecondsToLive];
-  }
-
-  /** When an unchanged row expiring at `expiresAt` (local time) must be written again anyway. */
-  #renewAt(expiresAt: number | null): number | null {
-    return expiresAt === null ? null : expiresAt - (this.#millisecondsToLive ?? 0) / 2;
   }
 
   async #createNow(): Promise<void> {
@@ -435,6 +439,11 @@ export class PostgresStorage<T = unknown> {
     }
   }
 
+  /** The key as grammY gave it and as it is stored, checked. */
+  #context(key: unknown): KeyContext {
+    return new KeyContext(key as string, this.#storedKey(key));
+  }
+
   #storedKey(key: unknown): string {
     if (typeof key !== "string" || key === "") {
       throw new PostgresStorageError(
@@ -462,12 +471,6 @@ export class PostgresStorage<T = unknown> {
   #failure(operation: string, key: string | undefined, error: unknown): PostgresStorageError {
     return failure({ operation, key, tableName: this.tableName, table: this.#table }, error);
   }
-}
-
-function notAnObject(key: string): PostgresStorageError {
-  return new PostgresStorageError(
-    `nothing was changed: update() merges into objects, and the value under key ${showKey(key)} is not one; write() it instead`,
-  );
 }
 
 /** Refuses an option with a message naming it, or passes it on. */

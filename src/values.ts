@@ -1,4 +1,4 @@
-import { decode, encode, isMergeable, type Codec } from "./codec.js";
+import { decode, encode, isMergeable, type Codec, type KeyContext } from "./codec.js";
 import { PostgresStorageError, StorageValidationError, showKey } from "./errors.js";
 import { formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.js";
 
@@ -31,7 +31,8 @@ export interface ValueRules<T> {
  * Checks and encodes a value for writing; throws before anything is sent.
  * Answers the value as the schema parsed it, and its text.
  */
-export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value: T): Promise<{ value: T; text: string }> {
+export async function encodeForWrite<T>(rules: ValueRules<T>, at: KeyContext, value: T): Promise<{ value: T; text: string }> {
+  const key = at.grammyKey;
   let checked = value;
   if (rules.schema !== undefined && rules.validateOnWrite) {
     const result = await runSchema(rules.schema, value);
@@ -44,16 +45,17 @@ export async function encodeForWrite<T>(rules: ValueRules<T>, key: string, value
     }
     checked = result.value;
   }
-  return { value: checked, text: await encode(rules.codec, checked, key) };
+  return { value: checked, text: await encode(rules.codec, checked, at) };
 }
 
 /** Decodes and checks a stored value; `undefined` means "read it as missing". */
-export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text: string): Promise<T | undefined> {
-  const value = await decode(rules.codec, text, key);
+export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, text: string): Promise<T | undefined> {
+  const value = await decode(rules.codec, text, at);
   if (rules.schema === undefined) return value as T;
   const result = await runSchema(rules.schema, value);
   if (result.issues === undefined) return result.value;
   const { onInvalid } = rules;
+  const key = at.grammyKey;
   if (onInvalid === "discard") return undefined;
   if (onInvalid === "throw") {
     throw new StorageValidationError(
@@ -77,17 +79,17 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, key: string, text:
 }
 
 /** Encodes an `update()` patch (already checked to be an object) for merging in the database; the codec must be mergeable. */
-export async function encodePatch<T>(rules: ValueRules<T>, key: string, patch: unknown): Promise<string> {
+export async function encodePatch<T>(rules: ValueRules<T>, at: KeyContext, patch: unknown): Promise<string> {
   if (!isMergeable(rules.codec)) {
     throw new PostgresStorageError(
       "update() merges JSON objects, so it needs a codec that keeps them as they are (the default, JSON, jsonWithDates, " +
         "or one marked mergeable: true); with this codec, read and write instead",
     );
   }
-  const text = await encode(rules.codec, patch, key);
+  const text = await encode(rules.codec, patch, at);
   if (!text.startsWith("{")) {
     throw new PostgresStorageError(
-      `nothing was written: the codec marked mergeable encoded the patch for key ${showKey(key)} as something other than a JSON object; drop mergeable: true from it`,
+      `nothing was written: the codec marked mergeable encoded the patch for key ${showKey(at.grammyKey)} as something other than a JSON object; drop mergeable: true from it`,
     );
   }
   return text;
@@ -100,13 +102,26 @@ export function checkPatch(patch: unknown): void {
   }
 }
 
-/** Decodes and checks the value `update()` produced; the issues when it fails the schema. */
-export async function decodeMerged<T>(
-  rules: ValueRules<T>,
-  key: string,
-  text: string,
-): Promise<{ readonly value: T; readonly issues?: undefined } | { readonly issues: ReadonlyArray<StandardIssue> }> {
-  const value = await decode(rules.codec, text, key);
-  if (rules.schema === undefined) return { value: value as T };
-  return runSchema(rules.schema, value);
+/** Whether an `update()` patch sets any field: fields set to `undefined` are left as they are. */
+export function setsAField(patch: object): boolean {
+  return Object.values(patch).some((value) => value !== undefined);
+}
+
+/**
+ * The stored object with the fields `patch` sets laid over it (shallow, as
+ * `{ ...stored, ...patch }` without the patch's `undefined` fields).
+ *
+ * @throws PostgresStorageError when the stored value is not an object
+ */
+export function mergeFields<T>(at: KeyContext, stored: unknown, patch: object): T {
+  if (typeof stored !== "object" || stored === null || Array.isArray(stored)) throw notAnObject(at);
+  // fromEntries defines properties, so a field named "__proto__" stays a field.
+  return Object.fromEntries([...Object.entries(stored), ...Object.entries(patch).filter(([, value]) => value !== undefined)]) as T;
+}
+
+/** The error of `update()` on a stored value that is not an object. */
+export function notAnObject(at: KeyContext): PostgresStorageError {
+  return new PostgresStorageError(
+    `nothing was changed: update() merges into objects, and the value under key ${showKey(at.grammyKey)} is not one; write() it instead`,
+  );
 }

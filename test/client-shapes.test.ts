@@ -1,7 +1,7 @@
 import { neon } from "@neondatabase/serverless";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { PostgresStorage, PostgresStorageError, encryptedCodec, jsonWithDates, type PostgresClient } from "../src/index.js";
+import { PostgresStorage, PostgresStorageError, jsonWithDates, type PostgresClient } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { useFixture } from "./support/fixture.js";
 import { useLocalNeon } from "./support/neon-clients.js";
@@ -82,15 +82,8 @@ describe("errors and options, without a database", () => {
   );
 
   it("jsonWithDates refuses what it would change: NaN, and objects that would read back as Dates", async () => {
-    await expect(Promise.resolve().then(() => jsonWithDates.stringify({ n: Number.NaN }))).rejects.toThrow(/NaN has no JSON form/);
+    await expect(Promise.resolve().then(() => jsonWithDates.stringify({ n: Number.NaN }))).rejects.toThrow(/value.n is NaN/);
     await expect(Promise.resolve().then(() => jsonWithDates.stringify({ x: { $date: "2024-01-01" } }))).rejects.toThrow(/rename the key/);
     expect(jsonWithDates.parse(await jsonWithDates.stringify({ x: { $date: "a", other: 1 } }))).toStrictEqual({ x: { $date: "a", other: 1 } });
-  });
-
-  it("encryptedCodec refuses NaN, and does not blame the secret for what the inner codec cannot parse", async () => {
-    const secret = "a secret of at least thirty-two characters";
-    await expect(encryptedCodec({ secret }).stringify({ n: Number.NaN })).rejects.toThrow(/NaN/);
-    const picky = encryptedCodec({ secret, codec: { stringify: JSON.stringify, parse: () => { throw new Error("inner codec refused"); } } });
-    await expect(Promise.resolve().then(async () => picky.parse(await picky.stringify({ a: 1 })))).rejects.toThrow(/inner codec refused/);
   });
 });

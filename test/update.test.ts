@@ -1,9 +1,9 @@
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { PostgresStorage, PostgresStorageError, StorageValidationError, encryptedCodec, jsonWithDates } from "../src/index.js";
+import { PostgresStorage, PostgresStorageError, StorageValidationError, encryptedCodec, jsonWithDates, type StandardSchema } from "../src/index.js";
 import { countStatements } from "./support/counting.js";
-import { useFixture } from "./support/fixture.js";
+import { collect, useFixture } from "./support/fixture.js";
 
 const FIELDS = 50;
 type Fields = Record<string, number>;
@@ -106,6 +106,103 @@ describe("update()", () => {
       counted.statements.length = 0;
       expect(await store.update("k", { city: "London" })).toStrictEqual({ name: "Ada", age: 37, city: "London" });
       expect(counted.statements).toHaveLength(1);
+    });
+  });
+
+  describe("takes the stored value exactly as read() does", () => {
+    const Session = z.object({ step: z.enum(["idle", "name"]), name: z.string().optional() });
+    /** A row in an older shape, which the schema no longer accepts. */
+    const oldShape = async (label: string) => {
+      const name = db.table(label);
+      await new PostgresStorage({ client: db.pool, tableName: name }).write("k", { userName: "Ada" });
+      return name;
+    };
+    const row = async (name: string) => (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = 'k'`))[0]?.value;
+
+    for (const validateOnWrite of [true, false]) {
+      describe(`validateOnWrite: ${validateOnWrite}`, () => {
+        it('onInvalid "throw": rejects, and the stored row is untouched', async () => {
+          const name = await oldShape("update_invalid_throw");
+          const store = new PostgresStorage({ client: db.pool, tableName: name, schema: Session, validateOnWrite });
+          await expect(store.read("k")).rejects.toBeInstanceOf(StorageValidationError);
+          await expect(store.update("k", { step: "idle" })).rejects.toBeInstanceOf(StorageValidationError);
+          expect(await row(name)).toBe('{"userName":"Ada"}');
+        });
+
+        it('onInvalid "discard": the stored value counts as absent, and the merge replaces it', async () => {
+          const name = await oldShape("update_invalid_discard");
+          const store = new PostgresStorage({ client: db.pool, tableName: name, schema: Session, onInvalid: "discard", validateOnWrite });
+          expect(await store.read("k")).toBeUndefined();
+          expect(await store.update("k", { step: "idle" })).toStrictEqual({ step: "idle" });
+          expect(await row(name)).toBe('{"step":"idle"}');
+        });
+
+        it("a repair function: the merge builds on the repaired value", async () => {
+          const name = await oldShape("update_invalid_repair");
+          const store = new PostgresStorage({
+            client: db.pool,
+            tableName: name,
+            schema: Session,
+            validateOnWrite,
+            onInvalid: ({ value }) => ({ step: "idle" as const, name: (value as { userName: string }).userName }),
+          });
+          expect(await store.update("k", { step: "name" })).toStrictEqual({ step: "name", name: "Ada" });
+          expect(await store.read("k")).toStrictEqual({ step: "name", name: "Ada" });
+        });
+      });
+    }
+  });
+
+  describe("patches that set nothing, and undefined fields", () => {
+    const Optional = z.object({ a: z.number().optional(), b: z.number().optional() });
+    const kinds = [
+      ["without a schema", (tableName: string) => new PostgresStorage<{ a?: number; b?: number }>({ client: db.pool, tableName })],
+      ["with a schema", (tableName: string) => new PostgresStorage({ client: db.pool, tableName, schema: Optional })],
+    ] as const;
+    for (const [label, open] of kinds) {
+      it(`${label}: update(key, {}) of a missing key creates no row and answers {}`, async () => {
+        const store = open(db.table("update_empty"));
+        expect(await store.update("k", {})).toStrictEqual({});
+        expect(await store.update("k", { a: undefined })).toStrictEqual({});
+        expect(await store.has("k")).toBe(false);
+        expect(await collect(store.readAllKeys())).toStrictEqual([]);
+      });
+
+      it(`${label}: update(key, {}) of a stored object answers it and writes nothing`, async () => {
+        const name = db.table("update_empty_stored");
+        const store = open(name);
+        await store.write("k", { a: 1 });
+        const before = await db.admin(`SELECT updated_at FROM "${name}"`);
+        expect(await store.update("k", {})).toStrictEqual({ a: 1 });
+        expect(await db.admin(`SELECT updated_at FROM "${name}"`)).toStrictEqual(before);
+      });
+
+      it(`${label}: a field set to undefined is left as it is`, async () => {
+        const store = open(db.table("update_undefined"));
+        await store.write("k", { a: 1, b: 2 });
+        expect(await store.update("k", { a: undefined, b: 3 })).toStrictEqual({ a: 1, b: 3 });
+        expect(await store.read("k")).toStrictEqual({ a: 1, b: 3 });
+      });
+    }
+
+    it("with a schema the empty object fails, update(key, {}) of a missing key rejects and creates nothing", async () => {
+      const store = new PostgresStorage({ client: db.pool, tableName: db.table("update_empty_invalid"), schema: z.object({ a: z.number() }) });
+      await expect(store.update("k", {})).rejects.toBeInstanceOf(StorageValidationError);
+      expect(await store.has("k")).toBe(false);
+    });
+
+    it("a field named __proto__ is merged as a field, not as a prototype, in the database and in JavaScript", async () => {
+      // A schema that accepts anything as it is (zod would leave such a key out itself).
+      const anything: StandardSchema<Record<string, unknown>> = { "~standard": { validate: (value) => ({ value: value as Record<string, unknown> }) } };
+      for (const schema of [undefined, anything]) {
+        const store = new PostgresStorage<Record<string, unknown>>({ client: db.pool, tableName: db.table("update_proto"), schema });
+        await store.write("k", { a: 1 });
+        const patch = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
+        const merged = await store.update("k", patch);
+        expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
+        expect(Object.keys(merged)).toStrictEqual(["a", "__proto__"]);
+        expect(Object.keys((await store.read("k")) ?? {})).toStrictEqual(["a", "__proto__"]);
+      }
     });
   });
 
