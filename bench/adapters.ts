@@ -34,14 +34,14 @@ function bare(name: string, via: Adapter["via"], table: string, query: Query): A
   return {
     name,
     via,
-    read: async (key) => query(sql.read, [key]),
-    write: async (key, value) => void (await query(sql.write, [key, JSON.stringify(value)])),
-    delete: async (key) => void (await query(sql.delete, [key])),
+    read: async (key) => query(sql.read.text, [key]),
+    write: async (key, value) => void (await query(sql.write.text, [key, JSON.stringify(value)])),
+    delete: async (key) => void (await query(sql.delete.text, [key])),
     has: async (key) => {
-      const result = await query(sql.has, [key]);
+      const result = await query(sql.has.text, [key]);
       return (Array.isArray(result) ? result : result.rows).length > 0;
     },
-    update: async (key, patch) => query(sql.merge, [key, JSON.stringify(patch)]),
+    update: async (key, patch) => query(sql.merge.text, [key, JSON.stringify(patch)]),
     prepare: async () => void (await query(createTableSql(table), [])),
   };
 }

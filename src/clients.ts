@@ -16,8 +16,8 @@ export interface QueryClient {
 
 /** A postgres.js `sql` instance, whose parameterized entry point is `unsafe`. */
 export interface UnsafeQueryClient {
-  /** Runs one parameterized statement and resolves to its rows. */
-  unsafe(text: string, params: QueryParameter[]): PromiseLike<readonly unknown[]>;
+  /** Runs one parameterized statement and resolves to its rows; `prepare` as postgres.js's option of that name. */
+  unsafe(text: string, params: QueryParameter[], options?: { prepare?: boolean }): PromiseLike<readonly unknown[]>;
 }
 
 /** Any client the storage accepts, passed exactly as the user holds it. */
@@ -26,28 +26,86 @@ export type PostgresClient = QueryClient | UnsafeQueryClient;
 /** A row as the storage reads it. */
 export type Row = Record<string, unknown>;
 
-/** Runs one statement and resolves to its rows: the only thing the storage needs of a client. */
-export type Execute = (text: string, params: QueryParameter[]) => Promise<Row[]>;
+/** A statement as the storage sends it: its text, and the name it is prepared under where the client prepares. */
+export interface Statement {
+  readonly text: string;
+  readonly name: string;
+}
+
+/** One connection's way to run statements, and how to give it back. */
+export interface Connection {
+  /** Runs a statement, prepared (by its name) when `prepared` is true. */
+  query(statement: Statement, params: QueryParameter[], prepared: boolean): Promise<Row[]>;
+  /** Gives the connection back; `broken` is the error that broke it, so that a pool discards it. */
+  release(broken?: unknown): void;
+}
+
+/** Hands out connections of the user's client: what the storage needs of any client. */
+export interface Driver {
+  /** Whether statements can be prepared through this client. */
+  readonly prepares: boolean;
+  /** A connection: one checked out of a pool, or the client itself. */
+  acquire(): Promise<Connection>;
+}
+
+/** The slice of a pg-style client (pg, Neon and @vercel/postgres Clients and Pools) that prepares named statements. */
+interface NamingClient extends QueryClient {
+  query(config: { name: string; text: string; values: QueryParameter[] }): PromiseLike<{ rows: readonly unknown[] }>;
+  query(text: string, params: QueryParameter[]): PromiseLike<{ rows: readonly unknown[] } | readonly unknown[]>;
+}
+
+/** A pg-style pool, whose connections are checked out and released. */
+interface PoolLike {
+  connect(): Promise<NamingClient & { release(error?: Error | boolean): void }>;
+}
 
 /**
- * Wraps whatever client the user passed into one `Execute` function.
+ * Wraps whatever client the user passed into a {@link Driver}. pg-style Pools
+ * hand out one connection per operation, checked out and released here: a pool's
+ * own `query()` discards its connection after any error, even "no such table",
+ * which would cost a reconnect per failed statement. pg-style clients prepare
+ * named statements, postgres.js its own; `neon()` over HTTP, PGlite and plain
+ * `query(text, params)` objects run every statement as it is.
  *
  * @throws PostgresStorageError when the object is no client we know how to call
  */
-export function toExecute(client: unknown): Execute {
-  const candidate = client as Partial<QueryClient & UnsafeQueryClient> | null | undefined;
+export function toDriver(client: unknown): Driver {
+  const candidate = client as Partial<NamingClient & UnsafeQueryClient & PoolLike> | null | undefined;
+  // pg, Neon and @vercel/postgres Clients and Pools connect; neon() over HTTP and PGlite do not.
+  const pgStyle = typeof candidate?.connect === "function";
+  if (candidate && typeof candidate.query === "function" && pgStyle && "idleCount" in candidate && "totalCount" in candidate) {
+    const pool = candidate as PoolLike;
+    return {
+      prepares: true,
+      async acquire() {
+        const connection = await pool.connect();
+        return { query: (statement, params, prepared) => namedQuery(connection, statement, params, prepared), release: (broken) => connection.release(broken instanceof Error ? broken : broken !== undefined) };
+      },
+    };
+  }
+  let connection: Connection | undefined;
   if (candidate && typeof candidate.query === "function") {
-    const query = candidate.query.bind(candidate);
-    return async (text, params) => rowsOf(await query(text, params));
+    const named = candidate as NamingClient;
+    connection = {
+      query: pgStyle ? (statement, params, prepared) => namedQuery(named, statement, params, prepared) : async (statement, params) => rowsOf(await named.query(statement.text, params)),
+      release() {},
+    };
+  } else if (candidate && typeof candidate.unsafe === "function") {
+    const sql = candidate as UnsafeQueryClient;
+    connection = { query: async (statement, params, prepare) => rowsOf(await sql.unsafe(statement.text, params, { prepare })), release() {} };
   }
-  if (candidate && typeof candidate.unsafe === "function") {
-    const unsafe = candidate.unsafe.bind(candidate);
-    return async (text, params) => rowsOf(await unsafe(text, params));
+  if (connection === undefined) {
+    throw new PostgresStorageError(
+      `client must be a pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite, ` +
+        `or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
+    );
   }
-  throw new PostgresStorageError(
-    `client must be a pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite, ` +
-      `or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
-  );
+  const only = connection;
+  return { prepares: pgStyle || typeof candidate?.unsafe === "function", acquire: () => Promise.resolve(only) };
+}
+
+async function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): Promise<Row[]> {
+  return rowsOf(await (prepared ? client.query({ name: statement.name, text: statement.text, values: params }) : client.query(statement.text, params)));
 }
 
 function rowsOf(result: unknown): Row[] {

@@ -1,6 +1,9 @@
+import type { Statement } from "./clients.js";
+
 /**
  * Every statement the storage sends, built once per storage from its quoted
- * table name. Keys and values only ever travel as parameters; each value
+ * table name, each with a name to prepare it under that is derived from its
+ * text (so every process and storage names the same statement alike). Keys and values only ever travel as parameters; each value
  * parameter is cast to text first, because some drivers (postgres.js) would
  * otherwise serialise a string bound for a JSON type as a JSON string literal.
  */
@@ -10,28 +13,28 @@ export interface Statements {
    * expires (null: never; without a TTL of the storage's own just 0 for any
    * expiry, which is all it needs to know), when a live row exists.
    */
-  readonly read: string;
+  readonly read: Statement;
   /** `$1` key → one row when a live row exists. */
-  readonly has: string;
+  readonly has: Statement;
   /** `$1` key, `$2` encoded value, with a TTL `$3` milliseconds to live: insert or overwrite. */
-  readonly write: string;
+  readonly write: Statement;
   /** `$1` key. */
-  readonly delete: string;
+  readonly delete: Statement;
   /**
    * `$1` key, `$2` encoded patch (and TTL): merges the patch into the stored
    * object in the database, or stores it alone when there is no live row →
    * `value`, the merged JSON text. No row comes back when the stored value is
    * not a JSON object.
    */
-  readonly merge: string;
+  readonly merge: Statement;
   /** `$1` key, `$2` encoded value (and TTL): inserts it unless a live row exists → a row when it did. */
-  readonly insertIfAbsent: string;
+  readonly insertIfAbsent: Statement;
   /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row when it did. */
-  readonly replaceIf: string;
+  readonly replaceIf: Statement;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */
-  page(options: PageQuery): string;
+  page(options: PageQuery): Statement;
   /** Deletes up to `$2` expired rows after key `$1` (from `$1` on the first batch) → `deleted`, `last` key. */
-  prune(first: boolean): string;
+  prune(first: boolean): Statement;
 }
 
 /** What a page of `readAll*` selects and where it starts. */
@@ -54,12 +57,19 @@ const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at 
  * about a tenth of its time.
  */
 export function statementsFor(table: string, withTtl: boolean): Statements {
+  const named = new Map<string, Statement>();
+  // Built on first use and kept: a storage sends a handful of distinct statements.
+  const statement = (text: string): Statement => {
+    let found = named.get(text);
+    if (found === undefined) named.set(text, (found = { text, name: `gps_${hash(text)}` }));
+    return found;
+  };
   const expires = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
   const upsert =
     `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
     `ON CONFLICT (key) DO UPDATE SET value = `;
   const rest = `, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`;
-  return {
+  const texts = {
     read:
       `SELECT value::text AS value, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
       `AS msleft FROM ${table} WHERE key = $1 AND ${live()}`,
@@ -73,6 +83,15 @@ export function statementsFor(table: string, withTtl: boolean): Statements {
     replaceIf:
       `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
       `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3} AND ${live()} RETURNING 1 AS done`,
+  };
+  return {
+    read: statement(texts.read),
+    has: statement(texts.has),
+    write: statement(texts.write),
+    delete: statement(texts.delete),
+    merge: statement(texts.merge),
+    insertIfAbsent: statement(texts.insertIfAbsent),
+    replaceIf: statement(texts.replaceIf),
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.
@@ -80,15 +99,33 @@ export function statementsFor(table: string, withTtl: boolean): Statements {
       const lower = `key ${first ? ">=" : ">"} $1 COLLATE "C"`;
       const upper = bounded ? ` AND key < $2 COLLATE "C"` : "";
       const limit = bounded ? "$3" : "$2";
-      return `SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`;
+      return statement(`SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`);
     },
     // Walks the primary key once across batches instead of rescanning the
     // table for every batch, so no index on expires_at is needed (which would
     // cost every write with a TTL an index update). Rows being written are skipped.
+    // The keys come as an array, not a join: joined, the planner hashes the
+    // whole table for every batch (18 ms a batch at 100k rows, against 3 ms).
     prune: (first) =>
-      `WITH doomed AS (SELECT key FROM ${table} WHERE key ${first ? ">=" : ">"} $1 COLLATE "C" ` +
-      `AND expires_at <= now() ORDER BY key COLLATE "C" LIMIT $2::int FOR UPDATE SKIP LOCKED), ` +
-      `gone AS (DELETE FROM ${table} AS t USING doomed WHERE t.key = doomed.key RETURNING t.key) ` +
-      `SELECT count(*)::int AS deleted, max(key COLLATE "C") AS last FROM gone`,
+      statement(
+        `WITH gone AS (DELETE FROM ${table} WHERE key = ANY(ARRAY(SELECT key FROM ${table} ` +
+          `WHERE key ${first ? ">=" : ">"} $1 COLLATE "C" AND expires_at <= now() ` +
+          `ORDER BY key COLLATE "C" LIMIT $2::int FOR UPDATE SKIP LOCKED)) RETURNING key) ` +
+          `SELECT count(*)::int AS deleted, max(key COLLATE "C") AS last FROM gone`,
+      ),
   };
+}
+
+/** A 53-bit hash of a statement's text, in base 36: names that differ whenever the texts do. */
+function hash(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ code, 2654435761);
+    h2 = Math.imul(h2 ^ code, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
 }

@@ -1,4 +1,4 @@
-import { textOf, toExecute, type Execute, type PostgresClient, type QueryParameter, type Row } from "./clients.js";
+import { textOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.js";
 import { KeyContext, decode, strictJson, type Codec } from "./codec.js";
 import { PostgresStorageError, showKey, sqlState } from "./errors.js";
 import { failure } from "./failure.js";
@@ -63,11 +63,25 @@ export interface PostgresStorageOptions<T = unknown> {
    * when it certainly did not take effect, so a patch is never written twice.
    */
   retry?: RetryOptions | false | undefined;
+  /**
+   * Prepare statements where the client can: pg, Neon and `@vercel/postgres`
+   * Pools and Clients (named after a hash of their text), and postgres.js.
+   * PostgreSQL then parses and plans each statement once per connection
+   * instead of on every call. Defaults to `true`. Behind a pooler that does not
+   * keep prepared statements (PgBouncer in transaction mode before 1.21, say),
+   * the first statement that misses its preparation runs again unprepared and
+   * the storage stops preparing, without failing a call.
+   */
+  prepare?: boolean | undefined;
 }
 
 // SQLSTATEs the storage acts on.
 const UNDEFINED_TABLE = "42P01";
 const INVALID_SCHEMA_NAME = "3F000";
+// A pooler that hands each transaction another server connection loses
+// prepared statements: there the statement "does not exist", or another
+// client's of the same name "already exists". Either way it did not run.
+const PREPARED_STATEMENT_LOST = new Set(["26000", "42P05"]);
 // Concurrent CREATE ... IF NOT EXISTS in separate sessions can still collide
 // on the catalogs (the table, its row type, its schema); by the time these
 // are raised the other creator has won.
@@ -111,7 +125,8 @@ export class PostgresStorage<T = unknown> {
   /** The table name as given, unquoted. */
   readonly tableName: string;
 
-  readonly #execute: Execute;
+  readonly #driver: Driver;
+  #prepare: boolean;
   readonly #retry: RetryPolicy;
   readonly #table: string;
   readonly #statements: Statements;
@@ -128,7 +143,8 @@ export class PostgresStorage<T = unknown> {
    * @throws PostgresStorageError when an option is invalid
    */
   constructor(options: PostgresStorageOptions<T>) {
-    this.#execute = toExecute(options?.client);
+    this.#driver = toDriver(options?.client);
+    this.#prepare = (options.prepare ?? true) && this.#driver.prepares;
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#table = quoteTableName(this.tableName);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
@@ -364,11 +380,12 @@ export class PostgresStorage<T = unknown> {
    * safe to run from many processes at once. Never needed with
    * `createTable: true`; useful at deploy time when it is `false`.
    */
-  createTable(): Promise<void> {
-    this.#creating ??= this.#createNow().finally(() => {
-      this.#creating = undefined;
-    });
-    return this.#creating;
+  async createTable(): Promise<void> {
+    try {
+      await retrying(() => this.#onConnection((connection) => this.#createOn(connection)), this.#retry, false);
+    } catch (error) {
+      throw this.#failure("create table", undefined, error);
+    }
   }
 
   /** The parameters of a write, with the TTL when there is one. */
@@ -376,11 +393,19 @@ export class PostgresStorage<T = unknown> {
     return this.#millisecondsToLive === null ? params : [...params, this.#millisecondsToLive];
   }
 
-  async #createNow(): Promise<void> {
+  /** Creates the table on `connection`, or waits for the creation this storage already has in flight. */
+  #createOn(connection: Connection): Promise<void> {
+    this.#creating ??= this.#createNow(connection).finally(() => {
+      this.#creating = undefined;
+    });
+    return this.#creating;
+  }
+
+  async #createNow(connection: Connection): Promise<void> {
     const schema = quotedSchemaOf(this.#table);
-    if ((await this.#create(tableDdl(this.#table), schema)) === INVALID_SCHEMA_NAME) {
-      await this.#create(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      await this.#create(tableDdl(this.#table));
+    if ((await this.#create(connection, tableDdl(this.#table), schema)) === INVALID_SCHEMA_NAME) {
+      await this.#create(connection, `CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await this.#create(connection, tableDdl(this.#table));
     }
   }
 
@@ -388,9 +413,9 @@ export class PostgresStorage<T = unknown> {
    * Runs one DDL statement; losing a creation race counts as success.
    * Answers 3F000 instead of throwing it when the schema may be created first.
    */
-  async #create(ddl: string, schema?: string): Promise<string | void> {
+  async #create(connection: Connection, ddl: string, schema?: string): Promise<string | void> {
     try {
-      await retrying(() => this.#execute(ddl, []), this.#retry, false);
+      await connection.query({ text: ddl, name: "" }, [], false);
     } catch (error) {
       const code = sqlState(error);
       if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return;
@@ -399,20 +424,54 @@ export class PostgresStorage<T = unknown> {
     }
   }
 
-  async #run(operation: string, key: string | undefined, text: string, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
-    const execute = () => retrying(() => this.#execute(text, params), this.#retry, options.once === true);
+  async #run(operation: string, key: string | undefined, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     try {
-      return await execute();
-    } catch (error) {
-      if (sqlState(error) !== UNDEFINED_TABLE) throw this.#failure(operation, key, error);
-      if (options.missing === "empty") return [];
-      if (!this.#createTable) throw this.#failure(operation, key, error);
-    }
-    await this.createTable();
-    try {
-      return await execute();
+      return await retrying(() => this.#onConnection((connection) => this.#attempt(connection, statement, params, options)), this.#retry, options.once === true);
     } catch (error) {
       throw this.#failure(operation, key, error);
+    }
+  }
+
+  /**
+   * One try on one connection, from the first statement through creating a
+   * missing table to the statement again: a pool's connection is checked out
+   * once, and kept unless an error broke it.
+   */
+  async #attempt(connection: Connection, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    try {
+      return await this.#query(connection, statement, params);
+    } catch (error) {
+      if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+      if (options.missing === "empty") return [];
+      if (!this.#createTable) throw error;
+    }
+    await this.#createOn(connection);
+    return this.#query(connection, statement, params);
+  }
+
+  /** Runs `work` on a connection of the client, giving it back afterwards (discarded when an error broke it). */
+  async #onConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
+    const connection = await this.#driver.acquire();
+    let broken: unknown;
+    try {
+      return await work(connection);
+    } catch (error) {
+      if (breaksConnection(error)) broken = error;
+      throw error;
+    } finally {
+      connection.release(broken);
+    }
+  }
+
+  /** Runs a statement, prepared while this storage prepares; the first that finds its preparation lost ends that. */
+  async #query(connection: Connection, statement: Statement, params: QueryParameter[]): Promise<Row[]> {
+    if (!this.#prepare) return connection.query(statement, params, false);
+    try {
+      return await connection.query(statement, params, true);
+    } catch (error) {
+      if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
+      this.#prepare = false;
+      return connection.query(statement, params, false);
     }
   }
 
@@ -471,6 +530,16 @@ export class PostgresStorage<T = unknown> {
   #failure(operation: string, key: string | undefined, error: unknown): PostgresStorageError {
     return failure({ operation, key, tableName: this.tableName, table: this.#table }, error);
   }
+}
+
+/**
+ * Whether an error leaves its connection unfit for the next statement: one the
+ * server did not answer with a SQLSTATE (a lost socket, say), or the server's
+ * own goodbye (class 08, 57P01…).
+ */
+function breaksConnection(error: unknown): boolean {
+  const code = sqlState(error);
+  return code === undefined || code.startsWith("08") || code.startsWith("57P");
 }
 
 /** Refuses an option with a message naming it, or passes it on. */

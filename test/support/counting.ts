@@ -1,23 +1,33 @@
 /**
  * Wraps a client so that every statement it is asked to run is recorded,
- * whichever entry point the client has (`query`, or postgres.js's `unsafe`).
+ * whichever entry point the client has (`query` with a text or a config
+ * object, or postgres.js's `unsafe`), including on connections a pool hands
+ * out through `connect()`.
  */
 export function countStatements<C extends object>(client: C): { client: C; statements: string[] } {
   const statements: string[] = [];
-  const proxy = new Proxy(client, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      if (property === "query" || property === "unsafe") {
-        return (text: string, ...rest: unknown[]) => {
-          statements.push(text);
-          return Reflect.apply(value, target, [text, ...rest]);
-        };
-      }
-      return value.bind(target);
-    },
-  });
-  return { client: proxy, statements };
+  const counted = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(object, property) {
+        const value: unknown = Reflect.get(object, property, object);
+        if (typeof value !== "function") return value;
+        if (property === "query" || property === "unsafe") {
+          return (statement: string | { text: string }, ...rest: unknown[]) => {
+            statements.push(typeof statement === "string" ? statement : statement.text);
+            return Reflect.apply(value, object, [statement, ...rest]);
+          };
+        }
+        // A pool's checked-out connection (a pg Client's connect() resolves to nothing).
+        if (property === "connect") {
+          return async (...args: unknown[]) => {
+            const connection: unknown = await Reflect.apply(value, object, args);
+            return typeof connection === "object" && connection !== null ? counted(connection) : connection;
+          };
+        }
+        return value.bind(object);
+      },
+    });
+  return { client: counted(client), statements };
 }
 
 /** How many statements a counted client ran while a bot handled one update. */
