@@ -44,8 +44,8 @@ export interface Connection {
 export interface Driver {
   /** Whether statements can be prepared through this client. */
   readonly prepares: boolean;
-  /** A connection: one checked out of a pool, or the client itself. */
-  acquire(): Promise<Connection>;
+  /** A connection: one checked out of a pool, or (at once, not as a promise) the client itself. */
+  acquire(): Connection | Promise<Connection>;
 }
 
 /** The slice of a pg-style client (pg, Neon and @vercel/postgres Clients and Pools) that prepares named statements. */
@@ -101,7 +101,7 @@ export function toDriver(client: unknown): Driver {
     );
   }
   const only = connection;
-  return { prepares: pgStyle || typeof candidate?.unsafe === "function", acquire: () => Promise.resolve(only) };
+  return { prepares: pgStyle || typeof candidate?.unsafe === "function", acquire: () => only };
 }
 
 async function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): Promise<Row[]> {

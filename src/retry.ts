@@ -85,14 +85,28 @@ export function retryPolicy(options: RetryOptions | false | undefined): RetryPol
  * retried: that is how `update()` never writes one patch twice.
  */
 export async function retrying<T>(attempt: () => Promise<T>, policy: RetryPolicy, onlyIfNotApplied: boolean): Promise<T> {
+  try {
+    return await attempt();
+  } catch (error) {
+    return retryAfter(error, attempt, policy, onlyIfNotApplied);
+  }
+}
+
+/**
+ * Goes on after a first try of `attempt` failed with `error`, as
+ * {@link retrying} does; for callers that make the first try themselves and
+ * keep the common case free of this machinery.
+ */
+export async function retryAfter<T>(error: unknown, attempt: () => Promise<T>, policy: RetryPolicy, onlyIfNotApplied: boolean): Promise<T> {
   for (let tried = 1; ; tried += 1) {
+    const kind = transience(error);
+    if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;
+    const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tried - 1));
+    await new Promise((resolve) => setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2));
     try {
       return await attempt();
-    } catch (error) {
-      const kind = transience(error);
-      if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;
-      const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tried - 1));
-      await new Promise((resolve) => setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2));
+    } catch (next) {
+      error = next;
     }
   }
 }

@@ -3,7 +3,7 @@ import { KeyContext, decode, strictJson, type Codec } from "./codec.js";
 import { PostgresStorageError, showKey, sqlState } from "./errors.js";
 import { failure } from "./failure.js";
 import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
-import { retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./retry.js";
+import { retryAfter, retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./retry.js";
 import type { StandardSchema } from "./schema.js";
 import { statementsFor, type Statements } from "./statements.js";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
@@ -382,7 +382,7 @@ export class PostgresStorage<T = unknown> {
    */
   async createTable(): Promise<void> {
     try {
-      await retrying(() => this.#onConnection((connection) => this.#createOn(connection)), this.#retry, false);
+      await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, false);
     } catch (error) {
       throw this.#failure("create table", undefined, error);
     }
@@ -426,9 +426,13 @@ export class PostgresStorage<T = unknown> {
 
   async #run(operation: string, key: string | undefined, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     try {
-      return await retrying(() => this.#onConnection((connection) => this.#attempt(connection, statement, params, options)), this.#retry, options.once === true);
+      return await this.#attempt(statement, params, options);
     } catch (error) {
-      throw this.#failure(operation, key, error);
+      try {
+        return await retryAfter(error, () => this.#attempt(statement, params, options), this.#retry, options.once === true);
+      } catch (last) {
+        throw this.#failure(operation, key, last);
+      }
     }
   }
 
@@ -437,21 +441,24 @@ export class PostgresStorage<T = unknown> {
    * missing table to the statement again: a pool's connection is checked out
    * once, and kept unless an error broke it.
    */
-  async #attempt(connection: Connection, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
-    try {
-      return await this.#query(connection, statement, params);
-    } catch (error) {
-      if (sqlState(error) !== UNDEFINED_TABLE) throw error;
-      if (options.missing === "empty") return [];
-      if (!this.#createTable) throw error;
-    }
-    await this.#createOn(connection);
-    return this.#query(connection, statement, params);
+  #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    return this.#withConnection(async (connection) => {
+      try {
+        return await this.#query(connection, statement, params);
+      } catch (error) {
+        if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+        if (options.missing === "empty") return [];
+        if (!this.#createTable) throw error;
+      }
+      await this.#createOn(connection);
+      return this.#query(connection, statement, params);
+    });
   }
 
-  /** Runs `work` on a connection of the client, giving it back afterwards (discarded when an error broke it). */
-  async #onConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
-    const connection = await this.#driver.acquire();
+  /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
+  async #withConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
+    const acquired = this.#driver.acquire();
+    const connection = acquired instanceof Promise ? await acquired : acquired;
     let broken: unknown;
     try {
       return await work(connection);
