@@ -54,9 +54,16 @@ interface NamingClient extends QueryClient {
   query(text: string, params: QueryParameter[]): PromiseLike<{ rows: readonly unknown[] } | readonly unknown[]>;
 }
 
+/** A connection checked out of a pg-style pool. */
+interface PooledClient extends NamingClient {
+  release(error?: Error | boolean): void;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  removeListener(event: "error", listener: (error: Error) => void): unknown;
+}
+
 /** A pg-style pool, whose connections are checked out and released. */
 interface PoolLike {
-  connect(): Promise<NamingClient & { release(error?: Error | boolean): void }>;
+  connect(): Promise<PooledClient>;
 }
 
 /**
@@ -79,7 +86,20 @@ export function toDriver(client: unknown): Driver {
       prepares: true,
       async acquire() {
         const connection = await pool.connect();
-        return { query: (statement, params, prepared) => namedQuery(connection, statement, params, prepared), release: (broken) => connection.release(broken instanceof Error ? broken : broken !== undefined) };
+        // A checked-out client's errors are its holder's to handle (the pool listens only to idle ones):
+        // unheard, a connection lost meanwhile would crash the process.
+        let lost: Error | undefined;
+        const onError = (error: Error) => {
+          lost = error;
+        };
+        connection.on("error", onError);
+        return {
+          query: (statement, params, prepared) => namedQuery(connection, statement, params, prepared),
+          release(broken) {
+            connection.removeListener("error", onError);
+            connection.release(lost ?? (broken instanceof Error ? broken : broken !== undefined));
+          },
+        };
       },
     };
   }
