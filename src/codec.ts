@@ -307,7 +307,9 @@ export async function encode(codec: Codec, value: unknown, context: KeyContext):
   const key = context.grammyKey;
   let text: unknown;
   try {
-    text = await codec.stringify(value, context);
+    // The built-in codecs answer at once: no promise to wait for on every write.
+    const encoded = codec.stringify(value, context);
+    text = typeof encoded === "string" ? encoded : await encoded;
   } catch (error) {
     // The library's codecs name the path and the codec to use themselves; plain JSON's own errors name neither.
     throw new PostgresStorageError(
@@ -329,7 +331,8 @@ export async function encode(codec: Codec, value: unknown, context: KeyContext):
 /** Decodes stored text; a failure is an error, never a missing value. */
 export async function decode(codec: Codec, text: string, context: KeyContext): Promise<unknown> {
   try {
-    return await codec.parse(text, context);
+    const decoded = codec.parse(text, context);
+    return decoded instanceof Promise ? await decoded : decoded;
   } catch (error) {
     throw new PostgresStorageError(
       `the stored value for key ${showKey(context.grammyKey)} cannot be decoded (${describe(error)}); ` +
