@@ -69,8 +69,10 @@ export interface PostgresStorageOptions<T = unknown> {
    * PostgreSQL then parses and plans each statement once per connection
    * instead of on every call. Defaults to `true`. Behind a pooler that does not
    * keep prepared statements (PgBouncer in transaction mode before 1.21, say),
-   * the first statement that misses its preparation runs again unprepared and
-   * the storage stops preparing, without failing a call.
+   * a pg-style client's first statement that misses its preparation runs again
+   * unprepared, and no storage on that client prepares any more, without
+   * failing a call. postgres.js prepares again on its own and cannot fall back:
+   * behind such a pooler create it with `postgres(url, { prepare: false })`.
    */
   prepare?: boolean | undefined;
 }
@@ -82,6 +84,8 @@ const INVALID_SCHEMA_NAME = "3F000";
 // prepared statements: there the statement "does not exist", or another
 // client's of the same name "already exists". Either way it did not run.
 const PREPARED_STATEMENT_LOST = new Set(["26000", "42P05"]);
+// Clients behind such a pooler, so that a storage created later on one (one per request, say) starts unprepared.
+const LOST_PREPARATIONS = new WeakSet<object>();
 // Concurrent CREATE ... IF NOT EXISTS in separate sessions can still collide
 // on the catalogs (the table, its row type, its schema); by the time these
 // are raised the other creator has won.
@@ -126,6 +130,7 @@ export class PostgresStorage<T = unknown> {
   readonly tableName: string;
 
   readonly #driver: Driver;
+  readonly #client: object;
   #prepare: boolean;
   readonly #retry: RetryPolicy;
   readonly #table: string;
@@ -144,7 +149,8 @@ export class PostgresStorage<T = unknown> {
    */
   constructor(options: PostgresStorageOptions<T>) {
     this.#driver = toDriver(options?.client);
-    this.#prepare = (options.prepare ?? true) && this.#driver.prepares;
+    this.#client = options.client;
+    this.#prepare = (options.prepare ?? true) && this.#driver.prepares && !LOST_PREPARATIONS.has(this.#client);
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#table = quoteTableName(this.tableName);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
@@ -478,6 +484,7 @@ export class PostgresStorage<T = unknown> {
     } catch (error) {
       if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
       this.#prepare = false;
+      LOST_PREPARATIONS.add(this.#client);
       return connection.query(statement, params, false);
     }
   }

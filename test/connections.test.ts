@@ -98,6 +98,9 @@ describe("connections and prepared statements", () => {
       expect(await storage.read("k7")).toBe(7);
       expect(lost).toBe(1);
       expect(counts.opened).toBe(1);
+      // A storage created later on the same client (one per request, say) starts unprepared.
+      await new PostgresStorage<number>({ client: pooler, tableName: name }).read("k1");
+      expect(lost).toBe(1);
     } finally {
       await pool.end();
     }
