@@ -33,8 +33,11 @@ export interface Statements {
   readonly replaceIf: Statement;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */
   page(options: PageQuery): Statement;
-  /** Deletes up to `$2` expired rows after key `$1` (from `$1` on the first batch) → `deleted`, `last` key. */
-  prune(first: boolean): Statement;
+  /**
+   * Deletes the expired rows in `$2` blocks of the table from block `$1`, `$3`
+   * the quoted table name → `deleted`, and `more` when blocks lie beyond.
+   */
+  readonly prune: Statement;
 }
 
 /** What a page of `readAll*` selects and where it starts. */
@@ -101,18 +104,16 @@ export function statementsFor(table: string, withTtl: boolean): Statements {
       const limit = bounded ? "$3" : "$2";
       return statement(`SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`);
     },
-    // Walks the primary key once across batches instead of rescanning the
-    // table for every batch, so no index on expires_at is needed (which would
-    // cost every write with a TTL an index update). Rows being written are skipped.
-    // The keys come as an array, not a join: joined, the planner hashes the
-    // whole table for every batch (18 ms a batch at 100k rows, against 3 ms).
-    prune: (first) =>
-      statement(
-        `WITH gone AS (DELETE FROM ${table} WHERE key = ANY(ARRAY(SELECT key FROM ${table} ` +
-          `WHERE key ${first ? ">=" : ">"} $1 COLLATE "C" AND expires_at <= now() ` +
-          `ORDER BY key COLLATE "C" LIMIT $2::int FOR UPDATE SKIP LOCKED)) RETURNING key) ` +
-          `SELECT count(*)::int AS deleted, max(key COLLATE "C") AS last FROM gone`,
-      ),
+    // A range of the table's blocks at a time, read as a sequential scan reads
+    // them (a TID range scan): as fast as one DELETE of everything expired,
+    // without one statement holding the rows of the whole table. Walking the
+    // key index instead costs a lookup per row, two to three times as long.
+    prune: statement(
+      `WITH gone AS (DELETE FROM ${table} WHERE ctid >= format('(%s,0)', $1::bigint)::tid ` +
+        `AND ctid < format('(%s,0)', $1::bigint + $2::int)::tid AND expires_at <= now() RETURNING 1) ` +
+        `SELECT (SELECT count(*)::int FROM gone) AS deleted, ` +
+        `$1::bigint + $2::int < pg_relation_size($3::regclass) / current_setting('block_size')::int AS more`,
+    ),
   };
 }
 

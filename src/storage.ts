@@ -95,7 +95,7 @@ const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
 const MAX_KEY_LENGTH = 512;
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;
-const PRUNE_BATCH_SIZE = 1000;
+const PRUNE_BLOCKS = 256;
 // Checked updates that keep losing to concurrent writers give up after this many tries.
 const MAX_MERGE_ATTEMPTS = 100;
 // Enough to span the read and write-back of every update a process handles at once.
@@ -322,22 +322,19 @@ export class PostgresStorage<T = unknown> {
   }
 
   /**
-   * Deletes expired rows, in batches of at most 1000 rows per statement, so
-   * that no statement holds many locks or runs for long. Expired rows are
-   * already invisible; this reclaims their space. Run it from a scheduled job
-   * (on Workers, a Cron Trigger).
+   * Deletes expired rows, 2 MB of the table (256 blocks) per statement, so
+   * that no statement holds the rows of the whole table or runs for long.
+   * Expired rows are already invisible; this reclaims their space. Run it
+   * from a scheduled job (on Workers, a Cron Trigger).
    *
    * @returns how many rows were deleted
    */
   async prune(): Promise<number> {
     let deleted = 0;
-    let cursor = "";
-    for (let first = true; ; first = false) {
-      const [row] = await this.#run("prune", undefined, this.#statements.prune(first), [cursor, PRUNE_BATCH_SIZE], { missing: "empty" });
-      const count = Number(row?.deleted ?? 0);
-      deleted += count;
-      if (row === undefined || count < PRUNE_BATCH_SIZE) return deleted;
-      cursor = textOf(row, "last");
+    for (let block = 0; ; block += PRUNE_BLOCKS) {
+      const [row] = await this.#run("prune", undefined, this.#statements.prune, [block, PRUNE_BLOCKS, this.#table], { missing: "empty" });
+      deleted += Number(row?.deleted ?? 0);
+      if (row?.more !== true) return deleted;
     }
   }
 
