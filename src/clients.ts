@@ -34,8 +34,8 @@ export interface Statement {
 
 /** One connection's way to run statements, and how to give it back. */
 export interface Connection {
-  /** Runs a statement, prepared (by its name) when `prepared` is true. */
-  query(statement: Statement, params: QueryParameter[], prepared: boolean): Promise<Row[]>;
+  /** Runs a statement, prepared (by its name) when `prepared` is true; resolves to the driver's result, for {@link rowsOf}. */
+  query(statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown>;
   /** Gives the connection back; `broken` is the error that broke it, so that a pool discards it. */
   release(broken?: unknown): void;
 }
@@ -107,12 +107,12 @@ export function toDriver(client: unknown): Driver {
   if (candidate && typeof candidate.query === "function") {
     const named = candidate as NamingClient;
     connection = {
-      query: pgStyle ? (statement, params, prepared) => namedQuery(named, statement, params, prepared) : async (statement, params) => rowsOf(await named.query(statement.text, params)),
+      query: pgStyle ? (statement, params, prepared) => namedQuery(named, statement, params, prepared) : (statement, params) => named.query(statement.text, params),
       release() {},
     };
   } else if (candidate && typeof candidate.unsafe === "function") {
     const sql = candidate as UnsafeQueryClient;
-    connection = { query: async (statement, params, prepare) => rowsOf(await sql.unsafe(statement.text, params, { prepare })), release() {} };
+    connection = { query: (statement, params, prepare) => sql.unsafe(statement.text, params, { prepare }), release() {} };
   }
   if (connection === undefined) {
     throw new PostgresStorageError(
@@ -124,11 +124,12 @@ export function toDriver(client: unknown): Driver {
   return { prepares: pgStyle || typeof candidate?.unsafe === "function", acquire: () => only };
 }
 
-async function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): Promise<Row[]> {
-  return rowsOf(await (prepared ? client.query({ name: statement.name, text: statement.text, values: params }) : client.query(statement.text, params)));
+function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {
+  return prepared ? client.query({ name: statement.name, text: statement.text, values: params }) : client.query(statement.text, params);
 }
 
-function rowsOf(result: unknown): Row[] {
+/** The rows of a driver's result, which may be `{ rows }` or the rows themselves, checked. */
+export function rowsOf(result: unknown): Row[] {
   const rows = Array.isArray(result) ? result : (result as { rows?: unknown } | null | undefined)?.rows;
   if (!Array.isArray(rows)) {
     throw new PostgresStorageError("client.query() resolved to neither rows nor { rows }; pass the driver's own client");

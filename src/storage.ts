@@ -1,4 +1,4 @@
-import { textOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.js";
+import { rowsOf, textOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.js";
 import { KeyContext, decode, strictJson, type Codec } from "./codec.js";
 import { PostgresStorageError, showKey, sqlState } from "./errors.js";
 import { failure } from "./failure.js";
@@ -444,8 +444,12 @@ export class PostgresStorage<T = unknown> {
    * missing table to the statement again: a pool's connection is checked out
    * once, and kept unless an error broke it.
    */
-  #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
-    return this.#withConnection(async (connection) => {
+  async #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    // Written out rather than through #withConnection: every statement passes here, and a closure per call shows.
+    const acquired = this.#driver.acquire();
+    const connection = acquired instanceof Promise ? await acquired : acquired;
+    let broken: unknown;
+    try {
       try {
         return await this.#query(connection, statement, params);
       } catch (error) {
@@ -454,8 +458,13 @@ export class PostgresStorage<T = unknown> {
         if (!this.#createTable) throw error;
       }
       await this.#createOn(connection);
-      return this.#query(connection, statement, params);
-    });
+      return await this.#query(connection, statement, params);
+    } catch (error) {
+      if (breaksConnection(error)) broken = error;
+      throw error;
+    } finally {
+      connection.release(broken);
+    }
   }
 
   /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
@@ -475,14 +484,14 @@ export class PostgresStorage<T = unknown> {
 
   /** Runs a statement, prepared while this storage prepares; the first that finds its preparation lost ends that. */
   async #query(connection: Connection, statement: Statement, params: QueryParameter[]): Promise<Row[]> {
-    if (!this.#prepare) return connection.query(statement, params, false);
+    if (!this.#prepare) return rowsOf(await connection.query(statement, params, false));
     try {
-      return await connection.query(statement, params, true);
+      return rowsOf(await connection.query(statement, params, true));
     } catch (error) {
       if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
       this.#prepare = false;
       LOST_PREPARATIONS.add(this.#client);
-      return connection.query(statement, params, false);
+      return rowsOf(await connection.query(statement, params, false));
     }
   }
 

@@ -178,7 +178,7 @@ export class WriteSkips {
     // Insertion order is recency order: the oldest entries go first.
     this.#known.set(key, known);
     this.#chars += known.text.length;
-    for (const [oldKey] of this.#known) {
+    for (const oldKey of this.#known.keys()) {
       if (this.#known.size <= this.#maxKeys && this.#chars <= this.#maxChars) return;
       this.#forget(oldKey);
     }
