@@ -6,6 +6,12 @@ export interface BenchDatabase {
   readonly url: string;
   /** What it is, for the report. */
   readonly label: string;
+  /**
+   * Whether each connection is its own session. PGlite's socket server runs
+   * every connection in one session, so statements prepared by name on two
+   * connections collide there.
+   */
+  readonly sessionPerConnection: boolean;
   stop(): Promise<void>;
 }
 
@@ -15,7 +21,7 @@ export interface BenchDatabase {
  */
 export async function startDatabase(): Promise<BenchDatabase> {
   const url = process.env.DATABASE_URL;
-  if (url) return { url, label: "PostgreSQL at DATABASE_URL", stop: async () => {} };
+  if (url) return { url, label: "PostgreSQL at DATABASE_URL", sessionPerConnection: true, stop: async () => {} };
   const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./pglite-child.ts", import.meta.url))], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -26,6 +32,7 @@ export async function startDatabase(): Promise<BenchDatabase> {
   return {
     url: served,
     label: "PGlite (in memory, in a child process, over its socket server)",
+    sessionPerConnection: false,
     async stop() {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");

@@ -76,3 +76,33 @@ export async function peakRss<T>(work: () => Promise<T>): Promise<{ peakMb: numb
     clearInterval(timer);
   }
 }
+
+/** The median of some numbers (NaN for none). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** A ratio measured once per round: its median over the rounds, and the smallest and largest round. */
+export interface RatioSpread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly rounds: number;
+}
+
+/** `a[i] / b[i]` for each round i that both measured, summarised. */
+export function ratioSpread(a: readonly number[], b: readonly number[]): RatioSpread {
+  const ratios = a.flatMap((value, i) => {
+    const other = b[i];
+    return other === undefined || !(other > 0) || !Number.isFinite(value) ? [] : [value / other];
+  });
+  return {
+    median: median(ratios),
+    min: ratios.length === 0 ? Number.NaN : Math.min(...ratios),
+    max: ratios.length === 0 ? Number.NaN : Math.max(...ratios),
+    rounds: ratios.length,
+  };
+}

@@ -1,15 +1,7 @@
-import { PsqlAdapter } from "@grammyjs/storage-psql";
-import { Postgres as TelegrafPostgres } from "@telegraf/session/pg";
-import { Bot, lazySession, session, type Context, type LazySessionFlavor, type SessionFlavor, type StorageAdapter } from "grammy";
-import pg from "pg";
-import { PostgresStorage } from "../src/index.js";
 import { statementsPerUpdate } from "../test/support/counting.js";
-import { botInfo, textMessage } from "../test/support/telegram.js";
+import { textMessage } from "../test/support/telegram.js";
+import { bots, factories } from "./bots.js";
 import { countingPool } from "./counting-pool.js";
-
-interface Counter {
-  count: number;
-}
 
 /** Statements per grammY update, for each kind of update. */
 export interface RoundTrips {
@@ -19,32 +11,6 @@ export interface RoundTrips {
   readonly lazyUntouched: number;
   readonly coldStartTableExists: number;
   readonly coldStartTableMissing: number;
-}
-
-type Factory = (pool: pg.Pool, table: string) => Promise<StorageAdapter<Counter>>;
-
-const factories: [string, Factory][] = [
-  ["grammy-postgres-storage", async (pool, table) => new PostgresStorage<Counter>({ client: pool, tableName: table })],
-  ["@grammyjs/storage-psql", async (pool, table) => (await PsqlAdapter.create({ client: pool as unknown as pg.Client, tableName: table })) as StorageAdapter<Counter>],
-  [
-    "@telegraf/session/pg",
-    async (pool, table) => {
-      const store = TelegrafPostgres<Counter>({ pool, table });
-      return { read: (key) => store.get(key), write: async (key, value) => void (await store.set(key, value)), delete: async (key) => void (await store.delete(key)) };
-    },
-  ],
-];
-
-// No handler replies, so no Bot API is needed: only the storage is measured.
-function bots(storage: StorageAdapter<Counter>) {
-  const eager = new Bot<Context & SessionFlavor<Counter>>("1:bench", { botInfo });
-  eager.use(session({ initial: () => ({ count: 0 }), storage }));
-  eager.command("count", (ctx) => void (ctx.session.count += 1));
-  eager.command("peek", (ctx) => void ctx.session.count);
-  const lazy = new Bot<Context & LazySessionFlavor<Counter>>("1:bench", { botInfo });
-  lazy.use(lazySession({ initial: () => ({ count: 0 }), storage }));
-  lazy.command("ping", () => {});
-  return { eager, lazy };
 }
 
 /**
