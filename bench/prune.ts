@@ -17,7 +17,7 @@ export interface PruneTiming {
  * Fills two tables made by `createTableSql` with the same `rows` expired
  * sessions, vacuums and analyzes both (so neither pays for hint bits or
  * statistics the other gets for free) and checkpoints, then empties one with
- * `prune()` (batches of 1000 through the primary key) and the other with one
+ * `prune()` (256 blocks per statement) and the other with one
  * bare `DELETE … WHERE expires_at <= now()`, each round in the other order.
  */
 export async function measurePrune(pool: pg.Pool, tables: (label: string) => string, rows: number, rounds: number): Promise<PruneTiming> {
