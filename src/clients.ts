@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.js";
+import { PostgresStorageError } from "./errors.ts";
 
 /** What the storage binds to a statement's placeholders: keys, encoded values, limits. */
 export type QueryParameter = string | number | null;

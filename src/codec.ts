@@ -1,4 +1,4 @@
-import { PostgresStorageError, describe, showKey } from "./errors.js";
+import { PostgresStorageError, describe, showKey } from "./errors.ts";
 
 /** What the storage tells a codec about the value it encodes or decodes. */
 export interface CodecContext {

@@ -1,4 +1,4 @@
-import { DATE_TAG, checkJsonSafe, type Codec } from "./codec.js";
+import { DATE_TAG, checkJsonSafe, type Codec } from "./codec.ts";
 
 function isTagged(value: unknown): value is Record<typeof DATE_TAG, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && DATE_TAG in value;

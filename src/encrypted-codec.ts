@@ -1,5 +1,5 @@
-import { strictJson, type Codec, type CodecContext } from "./codec.js";
-import { PostgresStorageError } from "./errors.js";
+import { strictJson, type Codec, type CodecContext } from "./codec.ts";
+import { PostgresStorageError } from "./errors.ts";
 
 /** Options of {@link encryptedCodec}. */
 export interface EncryptedCodecOptions {

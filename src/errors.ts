@@ -1,4 +1,4 @@
-import type { StandardIssue } from "./schema.js";
+import type { StandardIssue } from "./schema.ts";
 
 /**
  * Every error this library throws. When PostgreSQL refused a statement, `code`

@@ -1,6 +1,6 @@
-import { PostgresStorageError, describe, showKey, sqlState } from "./errors.js";
-import { quotedSchemaOf } from "./table.js";
-import { transience } from "./retry.js";
+import { PostgresStorageError, describe, showKey, sqlState } from "./errors.ts";
+import { quotedSchemaOf } from "./table.ts";
+import { transience } from "./retry.ts";
 
 /** Where an operation failed: which operation, on which key of which table. */
 export interface FailureContext {

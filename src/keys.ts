@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.js";
+import { PostgresStorageError } from "./errors.ts";
 
 /**
  * Maps grammY's session keys to the keys stored in the table, and back.

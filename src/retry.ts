@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.js";
+import { PostgresStorageError } from "./errors.ts";
 
 /**
  * When and how often a failed statement is tried again. Only transient

@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.js";
+import { PostgresStorageError } from "./errors.ts";
 
 /**
  * Whose state a session key names, as in aiogram's FSM strategies:

@@ -1,14 +1,14 @@
-import { rowsOf, textOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.js";
-import { KeyContext, decode, strictJson, type Codec } from "./codec.js";
-import { PostgresStorageError, showKey, sqlState } from "./errors.js";
-import { failure } from "./failure.js";
-import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.js";
-import { retryAfter, retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./retry.js";
-import type { StandardSchema } from "./schema.js";
-import { statementsFor, type Statements } from "./statements.js";
-import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.js";
-import { checkPatch, decodeFromRead, encodeForWrite, encodePatch, mergeFields, notAnObject, setsAField, type OnInvalid, type ValueRules } from "./values.js";
-import { WriteSkips, type ReadOutcome } from "./write-skips.js";
+import { rowsOf, textOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.ts";
+import { KeyContext, decode, strictJson, type Codec } from "./codec.ts";
+import { PostgresStorageError, showKey, sqlState } from "./errors.ts";
+import { failure } from "./failure.ts";
+import { normalizeKeyBuilder, prefixUpperBound, type KeyBuilder, type KeyBuilderOption } from "./keys.ts";
+import { retryAfter, retryPolicy, retrying, type RetryOptions, type RetryPolicy } from "./retry.ts";
+import type { StandardSchema } from "./schema.ts";
+import { statementsFor, type Statements } from "./statements.ts";
+import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.ts";
+import { checkPatch, decodeFromRead, encodeForWrite, encodePatch, mergeFields, notAnObject, setsAField, type OnInvalid, type ValueRules } from "./values.ts";
+import { WriteSkips, type ReadOutcome } from "./write-skips.ts";
 
 /**
  * Options of {@link PostgresStorage}. Only `client` is required.

@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.js";
+import { PostgresStorageError } from "./errors.ts";
 
 /** The table used when `tableName` is not given. */
 export const DEFAULT_TABLE_NAME = "grammy_sessions";

@@ -1,6 +1,6 @@
-import { decode, encode, isMergeable, type Codec, type KeyContext } from "./codec.js";
-import { PostgresStorageError, StorageValidationError, showKey } from "./errors.js";
-import { formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.js";
+import { decode, encode, isMergeable, type Codec, type KeyContext } from "./codec.ts";
+import { PostgresStorageError, StorageValidationError, showKey } from "./errors.ts";
+import { formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.ts";
 
 /** A stored value that failed the schema, as `onInvalid` receives it. */
 export interface InvalidValue {
