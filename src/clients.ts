@@ -14,9 +14,12 @@ export interface QueryClient {
   query(text: string, params: QueryParameter[]): PromiseLike<{ rows: readonly unknown[] } | readonly unknown[]>;
 }
 
-/** A postgres.js `sql` instance, whose parameterized entry point is `unsafe`. */
+/**
+ * A postgres.js `sql` instance, or Bun's `SQL` (`new SQL(url)`, `sql` from
+ * "bun", a reserved connection): their parameterized entry point is `unsafe`.
+ */
 export interface UnsafeQueryClient {
-  /** Runs one parameterized statement and resolves to its rows; `prepare` as postgres.js's option of that name. */
+  /** Runs one parameterized statement and resolves to its rows; `prepare` as postgres.js's option of that name (Bun takes none). */
   unsafe(text: string, params: QueryParameter[], options?: { prepare?: boolean }): PromiseLike<readonly unknown[]>;
 }
 
@@ -71,8 +74,9 @@ interface PoolLike {
  * hand out one connection per operation, checked out and released here: a pool's
  * own `query()` discards its connection after any error, even "no such table",
  * which would cost a reconnect per failed statement. pg-style clients prepare
- * named statements, postgres.js its own; `neon()` over HTTP, PGlite and plain
- * `query(text, params)` objects run every statement as it is.
+ * named statements, postgres.js its own; Bun's SQL prepares (or not) by its own
+ * `prepare` option, which no statement can change; `neon()` over HTTP, PGlite
+ * and plain `query(text, params)` objects run every statement as it is.
  *
  * @throws PostgresStorageError when the object is no client we know how to call
  */
@@ -104,6 +108,7 @@ export function toDriver(client: unknown): Driver {
     };
   }
   let connection: Connection | undefined;
+  let prepares = pgStyle;
   if (candidate && typeof candidate.query === "function") {
     const named = candidate as NamingClient;
     connection = {
@@ -112,16 +117,24 @@ export function toDriver(client: unknown): Driver {
     };
   } else if (candidate && typeof candidate.unsafe === "function") {
     const sql = candidate as UnsafeQueryClient;
-    connection = { query: (statement, params, prepare) => sql.unsafe(statement.text, params, { prepare }), release() {} };
+    // Bun's SQL, unlike postgres.js, names its database in options.adapter ("postgres", "mysql", "sqlite").
+    const adapter = (candidate as { options?: { adapter?: unknown } }).options?.adapter;
+    if (adapter !== undefined && adapter !== "postgres") {
+      throw new PostgresStorageError(`client is Bun's SQL on ${String(adapter)}; it must be on PostgreSQL (a postgres:// URL)`);
+    }
+    prepares = adapter === undefined;
+    connection = prepares
+      ? { query: (statement, params, prepare) => sql.unsafe(statement.text, params, { prepare }), release() {} }
+      : { query: (statement, params) => sql.unsafe(statement.text, params), release() {} };
   }
   if (connection === undefined) {
     throw new PostgresStorageError(
-      `client must be a pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite, ` +
+      `client must be a pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite, Bun's SQL, ` +
         `or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
     );
   }
   const only = connection;
-  return { prepares: pgStyle || typeof candidate?.unsafe === "function", acquire: () => only };
+  return { prepares, acquire: () => only };
 }
 
 function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {

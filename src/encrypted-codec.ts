@@ -38,7 +38,7 @@ const decoder = new TextDecoder();
 
 /**
  * A codec that encrypts every value with AES-256-GCM through Web Crypto
- * (Workers, Vercel, Node 18+, Deno, Bun alike), with the key derived from the
+ * (Workers, Vercel, Node 20+, Deno, Bun alike), with the key derived from the
  * secret by HKDF-SHA-256.
  *
  * What is stored is a JSON string `"gps2.<iv>.<ciphertext>"` (base64url without

@@ -10,6 +10,9 @@ export class PostgresStorageError extends Error {
   readonly code: string | undefined;
 
   /**
+   * Makes an error with a message for people, and the SQLSTATE and original
+   * error when the database refused a statement.
+   *
    * @param message what went wrong and what to do about it
    * @param options `code`: the SQLSTATE; `cause`: the underlying error
    */
@@ -23,11 +26,16 @@ export class PostgresStorageError extends Error {
 // Five characters with a digit: Node's error codes (EPIPE, EPERM…) are letters only.
 const SQLSTATE = /^(?=.*\d)[0-9A-Z]{5}$/;
 
-/** The SQLSTATE a driver attached to its error, if it attached one. */
+/**
+ * The SQLSTATE a driver attached to its error, if it attached one: in `code`,
+ * or, where `code` is the driver's own (Bun's `ERR_POSTGRES_SERVER_ERROR`), in
+ * `errno` as a string (Node's errno is a number, such as -111).
+ */
 export function sqlState(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && SQLSTATE.test(code) ? code : undefined;
+  const { code, errno } = error as { code?: unknown; errno?: unknown };
+  for (const state of [code, errno]) if (typeof state === "string" && SQLSTATE.test(state)) return state;
+  return undefined;
 }
 
 /** A key as error messages show it: quoted, and cut short when long. */
@@ -56,6 +64,8 @@ export class StorageValidationError extends PostgresStorageError {
   readonly issues: ReadonlyArray<StandardIssue>;
 
   /**
+   * Makes the error for a value that failed the schema under a key.
+   *
    * @param message what failed and what was done about it
    * @param key the grammY session key
    * @param issues the schema's issues

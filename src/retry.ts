@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.ts";
+import { PostgresStorageError, sqlState } from "./errors.ts";
 
 /**
  * When and how often a failed statement is tried again. Only transient
@@ -24,23 +24,27 @@ export interface RetryOptions {
 export type Transience = "not-applied" | "unknown" | undefined;
 
 // The database refused or rolled back the statement, or it never left: it did not take effect.
-const NOT_APPLIED = /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT)$/;
+// Bun's SQL says ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve.
+const NOT_APPLIED = /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
 // Unreachable hosts count only while connecting: on an open socket they can follow a sent statement.
 const UNREACHABLE = /^(EHOSTUNREACH|ENETUNREACH)$/;
 // The connection broke with the statement in flight: it may have taken effect.
-const UNKNOWN_CODE = /^(08...|ECONNRESET|EPIPE|ETIMEDOUT|CONNECTION_CLOSED|CONNECTION_DESTROYED)$/;
+const UNKNOWN_CODE = /^(08...|ECONNRESET|EPIPE|ETIMEDOUT|(ERR_POSTGRES_)?CONNECTION_CLOSED|CONNECTION_DESTROYED)$/;
 const UNKNOWN_MESSAGE = /connection terminated|connection error|socket hang up|other side closed|fetch failed|HTTP status 5\d\d|terminating connection/i;
 
 /**
- * Classifies a driver's error, looking through `cause`, Neon's `sourceError`
- * and AggregateError; anywhere in that chain, "unknown" outweighs "not-applied".
+ * Classifies a driver's error, looking through `cause`, Neon's `sourceError`,
+ * the `error` of a WebSocket's ErrorEvent (Neon's Pool and Client reject with
+ * one when the socket cannot open) and AggregateError; anywhere in that chain,
+ * "unknown" outweighs "not-applied".
  */
 export function transience(error: unknown): Transience {
   const found = new Set<Transience>();
   const visit = (node: unknown, depth: number): void => {
     if (typeof node !== "object" || node === null || depth > 4) return;
-    const { code, syscall, message, name, cause, sourceError, errors } = node as Record<string, unknown>;
-    const text = typeof code === "string" ? code : "";
+    const { code, syscall, message, name, cause, sourceError, error: inner, errors } = node as Record<string, unknown>;
+    // The SQLSTATE wherever the driver put it (Bun: errno), else the driver's own code.
+    const text = sqlState(node) ?? (typeof code === "string" ? code : "");
     if (NOT_APPLIED.test(text) || (UNREACHABLE.test(text) && syscall === "connect")) found.add("not-applied");
     // A cut-off answer fails to parse; a timeout aborts the request.
     if (
@@ -52,7 +56,7 @@ export function transience(error: unknown): Transience {
     ) {
       found.add("unknown");
     }
-    for (const inner of [cause, sourceError, ...(Array.isArray(errors) ? errors : [])]) visit(inner, depth + 1);
+    for (const next of [cause, sourceError, inner, ...(Array.isArray(errors) ? errors : [])]) visit(next, depth + 1);
   };
   visit(error, 0);
   return found.has("unknown") ? "unknown" : found.has("not-applied") ? "not-applied" : undefined;

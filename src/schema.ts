@@ -31,8 +31,12 @@ export interface StandardIssue {
 /** The parsed type of a Standard Schema. */
 export type InferOutput<S> = S extends StandardSchema<infer Output> ? Output : never;
 
-/** Runs a schema on a value; answers the parsed value or the issues. */
-export async function runSchema<T>(schema: StandardSchema<T>, value: unknown): Promise<StandardResult<T>> {
+/**
+ * Runs a schema on a value; answers the parsed value or the issues, as the
+ * schema does: at once, or as a promise when it validates asynchronously.
+ * Callers await it, so no extra promise is made for a synchronous schema.
+ */
+export function runSchema<T>(schema: StandardSchema<T>, value: unknown): StandardResult<T> | Promise<StandardResult<T>> {
   return schema["~standard"].validate(value);
 }
 

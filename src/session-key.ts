@@ -8,9 +8,16 @@ import { PostgresStorageError } from "./errors.ts";
  * - `"chat-topic"`: one session per forum topic (per chat outside forums)
  * - `"user-in-topic"`: one session per user in each forum topic
  */
-export type SessionKeyStrategy = (typeof STRATEGIES)[number];
+export type SessionKeyStrategy = "chat" | "user" | "user-in-chat" | "chat-topic" | "user-in-topic";
 
-const STRATEGIES = ["chat", "user", "user-in-chat", "chat-topic", "user-in-topic"] as const;
+// Every strategy once, as a record so that the compiler notices one missing here.
+const STRATEGIES: Readonly<Record<SessionKeyStrategy, true>> = {
+  chat: true,
+  user: true,
+  "user-in-chat": true,
+  "chat-topic": true,
+  "user-in-topic": true,
+};
 
 /** Options of {@link sessionKey}. */
 export interface SessionKeyOptions {
@@ -51,8 +58,8 @@ export function sessionKey(strategy: SessionKeyStrategy, options: SessionKeyOpti
   const needsChat = strategy !== "user";
   const needsUser = strategy === "user" || strategy === "user-in-chat" || strategy === "user-in-topic";
   const byTopic = strategy === "chat-topic" || strategy === "user-in-topic";
-  if (!STRATEGIES.includes(strategy)) {
-    throw new PostgresStorageError(`sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${STRATEGIES.join(", ")}`);
+  if (!Object.hasOwn(STRATEGIES, strategy)) {
+    throw new PostgresStorageError(`sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${Object.keys(STRATEGIES).join(", ")}`);
   }
   return (ctx) => {
     const parts: (string | number)[] = [];

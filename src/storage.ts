@@ -18,8 +18,8 @@ import { WriteSkips, type ReadOutcome } from "./write-skips.ts";
 export interface PostgresStorageOptions<T = unknown> {
   /**
    * The database client, as you already hold it: a `pg` Pool or Client, a
-   * postgres.js `sql`, a PGlite instance, Neon's `neon()`, Pool or Client,
-   * `@vercel/postgres`, or any object with `query(text, params)`.
+   * postgres.js `sql`, Bun's `SQL`, a PGlite instance, Neon's `neon()`, Pool
+   * or Client, `@vercel/postgres`, or any object with `query(text, params)`.
    */
   client: PostgresClient;
   /** The table, optionally `schema.table`; case-sensitive, always quoted. Defaults to `grammy_sessions`. */
@@ -73,6 +73,8 @@ export interface PostgresStorageOptions<T = unknown> {
    * unprepared, and no storage on that client prepares any more, without
    * failing a call. postgres.js prepares again on its own and cannot fall back:
    * behind such a pooler create it with `postgres(url, { prepare: false })`.
+   * Bun's `SQL` prepares as its own `prepare` option says (this one does not
+   * apply to it): behind such a pooler use `new SQL({ url, prepare: false })`.
    */
   prepare?: boolean | undefined;
 }

@@ -1,9 +1,9 @@
 import * as devalue from "devalue";
 import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PostgresStorage, PostgresStorageError, prefixKeys, type PostgresStorageOptions } from "../src/index.js";
-import { tableExists, uniqueTable, type ClientKind, type OpenClient } from "./support/clients.js";
-import { countStatements } from "./support/counting.js";
+import { PostgresStorage, PostgresStorageError, prefixKeys, type PostgresStorageOptions } from "../src/index.ts";
+import { tableExists, uniqueTable, type ClientKind, type OpenClient } from "./support/clients.ts";
+import { countStatements } from "./support/counting.ts";
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const items: T[] = [];

@@ -2,7 +2,7 @@ import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import postgres from "postgres";
 import { inject } from "vitest";
-import type { PostgresClient, QueryParameter } from "../../src/index.js";
+import type { PostgresClient, QueryParameter } from "../../src/index.ts";
 
 /** A row as the tests read it. */
 export type Row = Record<string, unknown>;

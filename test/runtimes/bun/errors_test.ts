@@ -1,0 +1,135 @@
+/**
+ * Bun's SQL errors, provoked for real under Bun: they still have the shapes
+ * that test/error-shapes.test.ts copies (code, errno, message), and the
+ * storage reads and classifies them as that table says.
+ */
+import { createServer, type AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresStorage, PostgresStorageError } from "../../../src/index.ts";
+import { sqlState } from "../../../src/errors.ts";
+import { transience } from "../../../src/retry.ts";
+import { databaseUrl, uniqueTable } from "../../support/clients.ts";
+import { countStatements } from "../../support/counting.ts";
+import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
+import { SQL, type BunSql } from "./bun-sql.ts";
+
+const caught = (promise: PromiseLike<unknown>): Promise<unknown> =>
+  Promise.resolve(promise).then(
+    (value) => {
+      throw new Error(`resolved to ${JSON.stringify(value)} instead of rejecting`);
+    },
+    (error: unknown) => error,
+  );
+
+/** What the error-shapes table says of an error, checked against a live one. */
+function expectShape(error: unknown, shape: { code: string; errno?: string; message: string | RegExp; transience: ReturnType<typeof transience> }) {
+  expect(error).toBeInstanceOf(Error);
+  expect((error as Error).name).toBe("PostgresError");
+  expect((error as { code?: unknown }).code).toBe(shape.code);
+  expect((error as { errno?: unknown }).errno).toBe(shape.errno);
+  expect((error as Error).message).toMatch(shape.message);
+  expect(sqlState(error)).toBe(shape.errno);
+  expect(transience(error)).toBe(shape.transience);
+}
+
+describe("Bun's SQL errors as they are", () => {
+  let sql: BunSql;
+  let admin: BunSql;
+  let proxy: FaultProxy;
+  const table = uniqueTable("bun_errors");
+  beforeAll(async () => {
+    sql = new SQL({ url: databaseUrl(), max: 1 });
+    admin = new SQL({ url: databaseUrl(), max: 1 });
+    proxy = await startFaultProxy(databaseUrl());
+  });
+  afterAll(async () => {
+    await admin.unsafe(`DROP TABLE IF EXISTS "${table}"`, []);
+    await Promise.all([sql.close(), admin.close(), proxy.stop()]);
+  });
+
+  it("a missing table: ERR_POSTGRES_SERVER_ERROR, 42P01 in errno", async () => {
+    const error = await caught(sql.unsafe(`SELECT value FROM "${uniqueTable("never")}" WHERE key = $1`, ["k"]));
+    expectShape(error, { code: "ERR_POSTGRES_SERVER_ERROR", errno: "42P01", message: /^relation ".*" does not exist$/, transience: undefined });
+  });
+
+  it("a syntax error: a code of its own, 42601 in errno", async () => {
+    const error = await caught(sql.unsafe("SELEC 1", []));
+    expectShape(error, { code: "ERR_POSTGRES_SYNTAX_ERROR", errno: "42601", message: 'syntax error at or near "SELEC"', transience: undefined });
+  });
+
+  it("a refused connection: not applied, retried, then a PostgresStorageError that says to check the connection", async () => {
+    const refusing = new SQL("postgres://postgres@127.0.0.1:1/test");
+    try {
+      expectShape(await caught(refusing.unsafe("SELECT 1", [])), {
+        code: "ERR_POSTGRES_CONNECTION_REFUSED", message: "Failed to connect", transience: "not-applied",
+      });
+      const counted = countStatements(refusing);
+      const error = await caught(new PostgresStorage({ client: counted.client, retry: { baseDelayMs: 1 } }).read("k"));
+      expect(error).toBeInstanceOf(PostgresStorageError);
+      expect((error as Error).message).toMatch(/^read of key "k" .* failed: Failed to connect\. Check the connection string/);
+      expect(counted.statements).toHaveLength(3);
+    } finally {
+      await refusing.close();
+    }
+  });
+
+  it("a connect timeout: not applied", async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const client = new SQL({
+      url: `postgres://postgres@127.0.0.1:${(silent.address() as AddressInfo).port}/test`,
+      connectionTimeout: 1,
+    });
+    try {
+      expectShape(await caught(client.unsafe("SELECT 1", [])), {
+        code: "ERR_POSTGRES_CONNECTION_TIMEOUT", message: /^Connection timeout after 1s/, transience: "not-applied",
+      });
+    } finally {
+      await client.close();
+      silent.close();
+    }
+  });
+
+  it("a backend terminated mid-query: 57P01 in errno, may have applied", async () => {
+    const [row] = await sql.unsafe("SELECT pg_backend_pid() AS pid", []);
+    const query = sql.unsafe("SELECT pg_sleep(5)", []);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await admin.unsafe("SELECT pg_terminate_backend($1::int)", [row?.pid]);
+    expectShape(await caught(query), {
+      code: "ERR_POSTGRES_SERVER_ERROR", errno: "57P01", message: "terminating connection due to administrator command", transience: "unknown",
+    });
+    expect(await sql.unsafe("SELECT 1 AS ok", [])).toStrictEqual([{ ok: 1 }]);
+  });
+
+  it("a connection dropped mid-query: ERR_POSTGRES_CONNECTION_CLOSED, and update() is not retried", async () => {
+    const client = new SQL({ url: proxy.url, max: 1 });
+    try {
+      const counted = countStatements(client);
+      const storage = new PostgresStorage<{ n?: number; m?: number }>({ client: counted.client, tableName: table });
+      await storage.update("k", { n: 1 }); // creates the table, and prepares the statement on this connection
+      proxy.settings.faults = ["drop-mid-response"];
+      proxy.settings.probability = 1;
+      const before = counted.statements.length;
+      const error = await caught(storage.update("k", { m: 2 }));
+      proxy.settings.probability = 0;
+      expect(counted.statements.length - before).toBe(1);
+      expect(error).toBeInstanceOf(PostgresStorageError);
+      expect((error as Error).message).toMatch(/update of key "k" .* failed: Connection closed\. .*may have taken effect and was not retried/);
+      expectShape((error as Error).cause, { code: "ERR_POSTGRES_CONNECTION_CLOSED", message: "Connection closed", transience: "unknown" });
+      expect(await storage.read("k")).toStrictEqual({ n: 1, m: 2 }); // the answer was cut, not the statement
+    } finally {
+      proxy.settings.probability = 0;
+      await client.close();
+    }
+  });
+
+  it("a closed client: ERR_POSTGRES_CONNECTION_CLOSED, and a read rejects, never answers undefined", async () => {
+    const closed = new SQL(databaseUrl());
+    await closed.unsafe("SELECT 1", []);
+    await closed.close();
+    expectShape(await caught(closed.unsafe("SELECT 1", [])), { code: "ERR_POSTGRES_CONNECTION_CLOSED", message: "Connection closed", transience: "unknown" });
+    const error = await caught(new PostgresStorage({ client: closed, retry: { baseDelayMs: 1 } }).read("k"));
+    expect(error).toBeInstanceOf(PostgresStorageError);
+    expect((error as PostgresStorageError).code).toBeUndefined();
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * The library straight from its TypeScript source, as Deno and JSR load it:
+ * `src/index.ts` and the `.ts` specifiers inside it resolve without
+ * `--sloppy-imports`, the public names are all there, and the parts that
+ * lean on the runtime's web APIs (WebCrypto for encryptedCodec) work under Deno.
+ */
+import { expect } from "vitest";
+import * as library from "../../../src/index.ts";
+import { createTableSql, encryptedCodec, jsonWithDates, PostgresStorageError, prefixKeys, sessionKey } from "../../../src/index.ts";
+
+Deno.test("src/index.ts exports every public value", () => {
+  expect(Object.keys(library).sort()).toStrictEqual([
+    "PostgresStorage",
+    "PostgresStorageError",
+    "StorageValidationError",
+    "createTableSql",
+    "encryptedCodec",
+    "jsonWithDates",
+    "prefixKeys",
+    "sessionKey",
+  ]);
+  expect(createTableSql("bot.sessions")).toMatch(/^CREATE TABLE IF NOT EXISTS "bot"\."sessions"/);
+  expect(prefixKeys("a").build("1")).toBe("a:1");
+  expect(sessionKey("user-in-chat")({ chatId: 5, from: { id: 7 } })).toBe("5:7");
+  expect(() => sessionKey("nobody" as never)).toThrow(PostgresStorageError);
+});
+
+Deno.test("encryptedCodec round-trips on Deno's WebCrypto and binds tokens to their key", async () => {
+  const codec = encryptedCodec({ secret: "correct horse battery staple, 32+ chars of secret" });
+  const value = { step: "confirm", at: "2024-05-06", emoji: "🔐" };
+  const text = await codec.stringify(value, { key: "A" });
+  expect(text).not.toContain("confirm");
+  expect(await codec.parse(text, { key: "A" })).toStrictEqual(value);
+  await expect(Promise.resolve().then(() => codec.parse(text, { key: "B" }))).rejects.toThrow(/cannot be decrypted/);
+});
+
+Deno.test("jsonWithDates keeps Dates", async () => {
+  const value = { at: new Date("2024-05-06T07:08:09.010Z"), list: [new Date(0)] };
+  expect(await jsonWithDates.parse(await jsonWithDates.stringify(value))).toStrictEqual(value);
+});
