@@ -1,5 +1,6 @@
 export { PostgresStorage, type PostgresStorageOptions } from "./storage.ts";
 export { createTableSql } from "./table.ts";
+export { migrateFromStoragePsqlSql, type StoragePsqlMigrationOptions } from "./migrate.ts";
 export { prefixKeys, type KeyBuilder, type KeyBuilderOption } from "./keys.ts";
 export { sessionKey, type SessionKeyContext, type SessionKeyOptions, type SessionKeyStrategy } from "./session-key.ts";
 export type { Codec, CodecContext } from "./codec.ts";

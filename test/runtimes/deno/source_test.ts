@@ -16,10 +16,11 @@ Deno.test("src/index.ts exports every public value", () => {
     "createTableSql",
     "encryptedCodec",
     "jsonWithDates",
+    "migrateFromStoragePsqlSql",
     "prefixKeys",
     "sessionKey",
   ]);
-  expect(createTableSql("bot.sessions")).toMatch(/^CREATE TABLE IF NOT EXISTS "bot"\."sessions"/);
+  expect(createTableSql("bot.sessions")).toMatch(/^CREATE SCHEMA IF NOT EXISTS "bot";\nCREATE TABLE IF NOT EXISTS "bot"\."sessions"/);
   expect(prefixKeys("a").build("1")).toBe("a:1");
   expect(sessionKey("user-in-chat")({ chatId: 5, from: { id: 7 } })).toBe("5:7");
   expect(() => sessionKey("nobody" as never)).toThrow(PostgresStorageError);
