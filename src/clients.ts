@@ -112,7 +112,12 @@ export function toDriver(client: unknown): Driver {
   if (candidate && typeof candidate.query === "function") {
     const named = candidate as NamingClient;
     connection = {
-      query: pgStyle ? (statement, params, prepared) => namedQuery(named, statement, params, prepared) : (statement, params) => named.query(statement.text, params),
+      query: pgStyle
+        ? (statement, params, prepared) => {
+            const problem = clientStateProblem(named);
+            return problem === undefined ? namedQuery(named, statement, params, prepared) : Promise.reject(new ClientStateError(problem));
+          }
+        : (statement, params) => named.query(statement.text, params),
       release() {},
     };
   } else if (candidate && typeof candidate.unsafe === "function") {
@@ -135,6 +140,48 @@ export function toDriver(client: unknown): Driver {
   }
   const only = connection;
   return { prepares, acquire: () => only };
+}
+
+/**
+ * A pg-style Client that cannot run a statement, and what to do about it. The
+ * storage's error says which operation failed and passes this on as its message.
+ */
+export class ClientStateError extends Error {
+  override readonly name = "ClientStateError";
+}
+
+/**
+ * The state fields of pg's `Client`, the same in pg-native's and in the forks
+ * inside Neon's driver and `@vercel/postgres` (pg 8.x throughout); read only
+ * when they hold booleans, so another object with a `connect` method is left alone.
+ */
+interface ClientState {
+  readonly _connecting?: unknown;
+  readonly _connected?: unknown;
+  readonly _ending?: unknown;
+  readonly _queryable?: unknown;
+}
+
+/**
+ * Why a pg-style Client cannot run a statement now, if it cannot. pg itself
+ * rejects statements on an ended or broken Client, without saying that a
+ * Client never reconnects; but it queues a statement on a Client that was
+ * never connected until `connect()` is called, so the operation would wait
+ * forever (and Node, with nothing else pending, exit with code 0 mid-update).
+ * A Client whose `connect()` is under way is fine: pg sends the statement once connected.
+ */
+export function clientStateProblem(client: object): string | undefined {
+  const state = client as ClientState;
+  if (state._ending === true) {
+    return "the Client was ended (client.end()) and cannot run statements again: connect a new one, or pass a Pool";
+  }
+  if (state._queryable === false) {
+    return "the Client lost its connection, and a Client never reconnects: connect a new one, or pass a Pool, which replaces lost connections";
+  }
+  if (state._connected === false && state._connecting === false) {
+    return "the Client is not connected, and would wait forever: call await client.connect() first, or pass a Pool";
+  }
+  return undefined;
 }
 
 function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {

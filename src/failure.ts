@@ -1,4 +1,5 @@
 import { PostgresStorageError, describe, showKey, sqlState } from "./errors.ts";
+import { ClientStateError } from "./clients.ts";
 import { quotedSchemaOf } from "./table.ts";
 import { transience } from "./retry.ts";
 
@@ -12,6 +13,11 @@ export interface FailureContext {
   readonly tableName: string;
   /** The same, quoted for SQL. */
   readonly table: string;
+  /**
+   * The statement that failed, when the operation runs more than one: creating
+   * a table in a missing schema runs `CREATE SCHEMA` before `CREATE TABLE`.
+   */
+  readonly statement?: string | undefined;
 }
 
 /**
@@ -19,11 +25,16 @@ export interface FailureContext {
  * and the original as `cause`, and says what to do about it. Errors that are
  * already ours pass through as they are.
  */
-export function failure({ operation, key, tableName, table }: FailureContext, error: unknown): PostgresStorageError {
+export function failure({ operation, key, tableName, table, statement }: FailureContext, error: unknown): PostgresStorageError {
   if (error instanceof PostgresStorageError) return error;
   const code = sqlState(error);
   const target = key === undefined ? `table ${table}` : `key ${showKey(key)} in table ${table}`;
-  const hint = operation === "update" && transience(error) === "unknown" ? UPDATE_IN_DOUBT : hintFor(code, operation, tableName, table);
+  const hint =
+    error instanceof ClientStateError
+      ? "" // its message says what to do
+      : operation === "update" && transience(error) === "unknown"
+        ? UPDATE_IN_DOUBT
+        : hintFor(code, operation, tableName, table, statement);
   return new PostgresStorageError(
     `${operation} of ${target} failed: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
     { code, cause: error },
@@ -32,17 +43,25 @@ export function failure({ operation, key, tableName, table }: FailureContext, er
 
 const UPDATE_IN_DOUBT = "The connection broke after update() was sent, so it may have taken effect and was not retried; read the key to see";
 
-function hintFor(code: string | undefined, operation: string, tableName: string, table: string): string {
+function hintFor(code: string | undefined, operation: string, tableName: string, table: string, statement: string | undefined): string {
   const migrations = `createTableSql(${JSON.stringify(tableName)})`;
+  const schema = quotedSchemaOf(table) ?? "public";
   switch (code) {
     case undefined:
       return "Check the connection string, and that the client is connected and not ended";
     case "42P01":
       return `Run ${migrations} in your migrations, or storage.createTable()`;
     case "42501":
-      return operation === "create table"
-        ? `GRANT CREATE ON SCHEMA ${quotedSchemaOf(table) ?? "public"} to this role, or run ${migrations} as the owner and pass createTable: false`
-        : `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
+      if (operation !== "create table") return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
+      // Only run when the table's CREATE TABLE found no such schema: the role may not create schemas.
+      if (statement?.startsWith("CREATE SCHEMA")) {
+        return (
+          `Schema ${schema} does not exist and this role may not create schemas: create it first ` +
+          `(CREATE SCHEMA ${schema}; GRANT USAGE, CREATE ON SCHEMA ${schema} to this role), ` +
+          `or GRANT CREATE ON DATABASE to this role, or run ${migrations} as the owner and pass createTable: false`
+        );
+      }
+      return `GRANT CREATE ON SCHEMA ${schema} to this role, or run ${migrations} as the owner and pass createTable: false`;
     case "42P10":
     case "42703":
       return `The table differs from ${migrations}`;

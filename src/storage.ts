@@ -425,7 +425,7 @@ export class PostgresStorage<T = unknown> {
       const code = sqlState(error);
       if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return;
       if (code === INVALID_SCHEMA_NAME && schema !== undefined) return code;
-      throw this.#failure("create table", undefined, error);
+      throw this.#failure("create table", undefined, error, ddl);
     }
   }
 
@@ -549,8 +549,8 @@ export class PostgresStorage<T = unknown> {
     return storedKey;
   }
 
-  #failure(operation: string, key: string | undefined, error: unknown): PostgresStorageError {
-    return failure({ operation, key, tableName: this.tableName, table: this.#table }, error);
+  #failure(operation: string, key: string | undefined, error: unknown, statement?: string): PostgresStorageError {
+    return failure({ operation, key, tableName: this.tableName, table: this.#table, statement }, error);
   }
 }
 

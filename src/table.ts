@@ -62,11 +62,26 @@ function show(value: unknown): string {
  * keeps the codec's text exactly as written: a read returns the very text a
  * write of the same value produces, which is what lets unchanged writes be skipped.
  *
+ * When the name has a schema (`app.sessions`), the SQL is two statements in one
+ * string, `CREATE SCHEMA IF NOT EXISTS "app";` then the table, as the storage's
+ * own lazy creation does: run it where several statements may be sent at once
+ * (pg's `query(text)` without parameters, PGlite's `exec`, psql, migration files).
+ * PostgreSQL checks CREATE on the database even for a schema that exists; a role
+ * without it can create the schema beforehand and call `storage.createTable()`,
+ * which creates a schema only when it is missing.
+ *
  * @param tableName `table` or `schema.table`; defaults to `grammy_sessions`
- * @returns one `CREATE TABLE IF NOT EXISTS` statement
+ * @returns a `CREATE TABLE IF NOT EXISTS` statement, after `CREATE SCHEMA IF NOT EXISTS` when a schema is named
  */
 export function createTableSql(tableName: string = DEFAULT_TABLE_NAME): string {
-  return tableDdl(quoteTableName(tableName));
+  const quoted = quoteTableName(tableName);
+  const schema = quotedSchemaOf(quoted);
+  return schema === undefined ? tableDdl(quoted) : `${schemaDdl(schema)};\n${tableDdl(quoted)}`;
+}
+
+/** The DDL for a schema name that is already quoted. */
+export function schemaDdl(quotedSchema: string): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${quotedSchema}`;
 }
 
 /** The DDL for a table name that is already quoted. */

@@ -1,21 +1,16 @@
 import pg from "pg";
 import postgres from "postgres";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { PostgresStorage } from "../src/index.js";
-import { adminPool, connectClients, databaseUrl, uniqueTable } from "./support/clients.js";
+import { connectClients, databaseUrl } from "./support/clients.js";
+import { useTables } from "./support/fixture.js";
 
 describe("separate processes creating one table at once", () => {
-  const { admin, close } = adminPool();
-  const tables: string[] = [];
-  afterAll(async () => {
-    for (const name of tables) await admin(`DROP TABLE IF EXISTS "${name}"`);
-    await close();
-  });
+  const { admin, table } = useTables();
 
   // Each round is a fresh table, so every round races on creation again.
   it.each([1, 2, 3, 4, 5])("20 storages on 20 pg connections all write their first row (round %i)", async () => {
-    const name = uniqueTable("race");
-    tables.push(name);
+    const name = table("race");
     const clients = await connectClients(20);
     try {
       const storages = clients.map((client) => new PostgresStorage({ client, tableName: name }));
@@ -33,8 +28,7 @@ describe("separate processes creating one table at once", () => {
   // message; two postgres.js connections whose statements fail at once stall it.
   // There is no cross-process race on one session anyway, so this runs on a server.
   it.skipIf(inject("backend") === "pglite")("20 storages on 20 postgres.js connections all write their first row", async () => {
-    const name = uniqueTable("race_pgjs");
-    tables.push(name);
+    const name = table("race_pgjs");
     const sqls = Array.from({ length: 20 }, () => postgres(databaseUrl(), { max: 1, onnotice: () => {} }));
     try {
       const storages = sqls.map((client) => new PostgresStorage({ client, tableName: name }));
@@ -47,8 +41,7 @@ describe("separate processes creating one table at once", () => {
   });
 
   it("one storage creates the table once for many concurrent first writes", async () => {
-    const name = uniqueTable("singleflight");
-    tables.push(name);
+    const name = table("singleflight");
     const statements: string[] = [];
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 10 });
     try {

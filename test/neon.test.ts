@@ -1,24 +1,14 @@
 import { Pool, neon, NeonDbError } from "@neondatabase/serverless";
 import { db, sql as vercelSql } from "@vercel/postgres";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { PostgresStorage, PostgresStorageError } from "../src/index.js";
-import { adminPool, databaseUrl, tableExists, uniqueTable } from "./support/clients.js";
+import { databaseUrl, tableExists } from "./support/clients.js";
+import { useTables } from "./support/fixture.js";
 import { useLocalNeon } from "./support/neon-clients.js";
 
 describe("Neon through the local endpoint", () => {
   const local = useLocalNeon();
-  const { admin, close } = adminPool();
-  const tables: string[] = [];
-  const table = (label: string) => {
-    const name = uniqueTable(label);
-    tables.push(name);
-    return name;
-  };
-
-  afterAll(async () => {
-    for (const name of tables) await admin(`DROP TABLE IF EXISTS "${name}"`);
-    await close();
-  });
+  const { admin, table } = useTables();
 
   describe("neon() HTTP: one request per operation", () => {
     const requestsFor = async (operation: () => Promise<unknown>) => {

@@ -4,7 +4,8 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PostgresStorage, type PostgresClient } from "../src/index.js";
 import { conformanceSuite } from "./conformance.js";
-import { adminPool, databaseUrl, uniqueTable, type ClientKind } from "./support/clients.js";
+import { adminPool, databaseUrl, type ClientKind } from "./support/clients.js";
+import { useTables } from "./support/fixture.js";
 import { pgbouncerAvailability, startPgbouncer, type Pgbouncer } from "./support/pgbouncer.js";
 import { recordPreparation, type SentStatement } from "./support/preparing.js";
 
@@ -132,19 +133,11 @@ if ("unavailable" in availability) {
 
   describe("PgBouncer in transaction mode", () => {
     let bouncer: Pgbouncer;
-    const tables: string[] = [];
-    const table = (label: string) => {
-      const name = uniqueTable(label);
-      tables.push(name);
-      return name;
-    };
-    const admin = adminPool();
+    const { table } = useTables();
     beforeAll(async () => {
       bouncer = await startPgbouncer(binary, databaseUrl());
     });
     afterAll(async () => {
-      for (const name of tables) await admin.admin(`DROP TABLE IF EXISTS "${name}"`);
-      await admin.close();
       await bouncer?.stop();
     });
 

@@ -6,18 +6,21 @@ import { adminPool, databaseUrl, tableExists, uniqueTable } from "./support/clie
 describe("table names", () => {
   const { admin, close } = adminPool();
   let client: pg.Pool;
-  const suffix = uniqueTable("names").slice(2);
-  const schema = `app_${suffix}`;
-  const mixedCase = `My-Sessions-${suffix}`;
-  const lowerCase = mixedCase.toLowerCase();
-  const reserved = `select`;
+  // Every name starts with the tests' prefix (gps_test_), so a run on a database of your own touches nothing else.
+  const base = uniqueTable("names");
+  const schema = `${base}_app`;
+  const mixedCase = `${base}_My-Sessions`;
+  const lowerCase = `${base}_my-sessions`;
+  // A reserved word as the table, inside the test's own schema.
+  const reserved = `${schema}.select`;
+  const victim = `${base}_victim`;
 
   beforeAll(() => {
     client = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
   });
   afterAll(async () => {
     await admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    for (const name of [mixedCase, lowerCase, reserved, "victim_" + suffix]) await admin(`DROP TABLE IF EXISTS "${name}"`);
+    for (const name of [mixedCase, lowerCase, victim]) await admin(`DROP TABLE IF EXISTS "${name}"`);
     await client.end();
     await close();
   });
@@ -50,7 +53,7 @@ describe("table names", () => {
   it.each([
     ["an empty name", "", /non-empty string/],
     ["a double quote", 'my"table', /not allowed/],
-    ["a closing quote and SQL", `x"; DROP TABLE "victim_${suffix}"; --`, /not allowed/],
+    ["a closing quote and SQL", `x"; DROP TABLE "${victim}"; --`, /not allowed/],
     ["a space", "my table", /not allowed/],
     ["two dots", "a.b.c", /more than one dot/],
     ["an empty part", "app.", /not allowed/],
@@ -58,11 +61,11 @@ describe("table names", () => {
     ["a semicolon", "sessions;", /not allowed/],
     ["64 characters", "s".repeat(64), /too long/],
   ])("refuses %s with a clear error before any SQL runs", async (_label, tableName, message) => {
-    await admin(`CREATE TABLE IF NOT EXISTS "victim_${suffix}" (id int)`);
+    await admin(`CREATE TABLE IF NOT EXISTS "${victim}" (id int)`);
     expect(() => new PostgresStorage({ client, tableName })).toThrow(PostgresStorageError);
     expect(() => new PostgresStorage({ client, tableName })).toThrow(message);
     expect(() => createTableSql(tableName)).toThrow(message);
-    expect(await tableExists(admin, `victim_${suffix}`)).toBe(true);
+    expect(await tableExists(admin, victim)).toBe(true);
   });
 
   it("refuses a table name that is not a string", () => {
@@ -71,6 +74,6 @@ describe("table names", () => {
 
   it("quotes the name in the migration SQL", () => {
     expect(createTableSql()).toMatch(/^CREATE TABLE IF NOT EXISTS "grammy_sessions" \(/);
-    expect(createTableSql("app.My-Sessions")).toMatch(/^CREATE TABLE IF NOT EXISTS "app"\."My-Sessions" \(/);
+    expect(createTableSql("app.My-Sessions")).toMatch(/^CREATE SCHEMA IF NOT EXISTS "app";\nCREATE TABLE IF NOT EXISTS "app"\."My-Sessions" \(/);
   });
 });

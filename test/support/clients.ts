@@ -102,10 +102,23 @@ export async function connectClients(count: number): Promise<pg.Client[]> {
 
 let tableCount = 0;
 
-/** A table name no other suite or run uses. */
+/**
+ * What every table and schema the tests create is named with, so that running
+ * them against a database of your own (DATABASE_URL) touches nothing else.
+ */
+export const TEST_NAME_PREFIX = "gps_test_";
+
+/**
+ * A table (or schema) name no other suite or run uses, starting with
+ * {@link TEST_NAME_PREFIX}.
+ *
+ * @throws Error when the name would be longer than PostgreSQL keeps (63 bytes)
+ */
 export function uniqueTable(label: string): string {
   tableCount += 1;
-  return `t_${label}_${process.pid}_${tableCount}_${Math.random().toString(36).slice(2, 8)}`;
+  const name = `${TEST_NAME_PREFIX}${label}_${process.pid}_${tableCount}_${Math.random().toString(36).slice(2, 8)}`;
+  if (name.length > 63) throw new Error(`test table name ${name} is longer than 63 characters; shorten the label ${JSON.stringify(label)}`);
+  return name;
 }
 
 /** Whether a table exists, without creating anything. */

@@ -10,26 +10,44 @@ export interface Fixture {
   table(label: string): string;
 }
 
+/** Tables and schemas of the calling file's own, on the suite's database. */
+export interface Tables {
+  readonly admin: Admin;
+  /** A fresh table name, the table dropped after the file. */
+  table(label: string): string;
+  /** A fresh schema name, the schema dropped (with what it holds) after the file. */
+  schema(label: string): string;
+}
+
+/** Sets up {@link Tables} for the calling file. */
+export function useTables(): Tables {
+  const { admin, close } = adminPool();
+  const drops: string[] = [];
+  const named = (label: string, drop: (name: string) => string) => {
+    const name = uniqueTable(label);
+    drops.push(drop(name));
+    return name;
+  };
+  afterAll(async () => {
+    for (const drop of drops) await admin(drop);
+    await close();
+  });
+  return {
+    admin,
+    table: (label) => named(label, (name) => `DROP TABLE IF EXISTS "${name}"`),
+    schema: (label) => named(label, (name) => `DROP SCHEMA IF EXISTS "${name}" CASCADE`),
+  };
+}
+
 /** Sets up a {@link Fixture} for the calling file. */
 export function useFixture(poolSize = 4): Fixture {
-  const { admin, close } = adminPool();
-  const tables: string[] = [];
-  const fixture = {
-    pool: undefined as unknown as pg.Pool,
-    admin,
-    table(label: string) {
-      const name = uniqueTable(label);
-      tables.push(name);
-      return name;
-    },
-  };
+  const { admin, table } = useTables();
+  const fixture = { pool: undefined as unknown as pg.Pool, admin, table };
   beforeAll(() => {
     fixture.pool = new pg.Pool({ connectionString: databaseUrl(), max: poolSize });
   });
   afterAll(async () => {
-    for (const name of tables) await admin(`DROP TABLE IF EXISTS "${name}"`);
     await fixture.pool.end();
-    await close();
   });
   return fixture;
 }
