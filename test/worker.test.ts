@@ -78,6 +78,64 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
     expect(await chat("seven", "4")).toStrictEqual([["Please send a whole number from 1 to 5."], ['Thanks! You liked "Quick answers" and gave ★★★★☆.']]);
   });
 
+  const HELP = "Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.";
+  const conversationRow = async () => (await admin(`SELECT value::text AS value FROM "${table}" WHERE key = $1`, [`conversation:${LOCAL_CHAT}`]))[0];
+
+  it("leaves the conversation for a command, which is then handled as a command", async () => {
+    // /me while the conversation waits for the first answer, then for the rating.
+    expect(await chat("/feedback", "/me", "Fast")).toStrictEqual([["What do you like about this bot?"], ["Name: Grace, age: 41 (confirmed)."], [HELP]]);
+    expect(await chat("/feedback", "Fast")).toStrictEqual([["What do you like about this bot?"], ["And from 1 to 5, how would you rate it?"]]);
+    expect(await conversationRow()).toBeDefined();
+    expect(await chat("/me", "3")).toStrictEqual([["Name: Grace, age: 41 (confirmed)."], [HELP]]);
+    expect(await conversationRow()).toBeUndefined();
+    // /feedback starts it afresh, and a command the bot does not know leaves it too.
+    expect(await chat("/feedback", "Fast", "/feedback", "Quick", "/nonsense", "4")).toStrictEqual([
+      ["What do you like about this bot?"],
+      ["And from 1 to 5, how would you rate it?"],
+      ["What do you like about this bot?"],
+      ["And from 1 to 5, how would you rate it?"],
+      [HELP],
+      [HELP],
+    ]);
+    // /reset inside it deletes the form's row, and nothing of the conversation is left.
+    expect(await chat("/feedback", "/reset")).toStrictEqual([["What do you like about this bot?"], ["Deleted everything stored about you."]]);
+    expect(await storedRow()).toBeUndefined();
+    expect(await conversationRow()).toBeUndefined();
+    expect(await chat("Slow", "/me")).toStrictEqual([[HELP], ["Nothing stored yet. Send /form."]]);
+  });
+
+  it("keeps the confirmed answers while a new form is filled in, and after a no, until new ones are confirmed", async () => {
+    expect((await chat("/form", "Ada", "36", "yes")).at(-1)).toStrictEqual(["Saved. Send /me to see it."]);
+    expect(await chat("/form", "/me", "Grace", "/me", "41", "/me", "no", "/me")).toStrictEqual([
+      ["What is your name?"],
+      ["Name: Ada, age: 36 (confirmed)."],
+      ["Nice to meet you, Grace. How old are you?"],
+      ["Name: Ada, age: 36 (confirmed).\nName: Grace, age: ? (being filled in, waiting for the age)."],
+      ["Grace, 41. Is that right? (yes/no)"],
+      ["Name: Ada, age: 36 (confirmed).\nName: Grace, age: 41 (being filled in, waiting for confirmation)."],
+      ["Let's start again. What is your name?"],
+      ["Name: Ada, age: 36 (confirmed)."],
+    ]);
+    expect(JSON.parse(String((await storedRow())?.value))).toStrictEqual({ step: "name", name: "Ada", age: 36, confirmed: true, draft: {} });
+    expect(await chat("Grace", "41", "yes", "/me")).toStrictEqual([
+      ["Nice to meet you, Grace. How old are you?"],
+      ["Grace, 41. Is that right? (yes/no)"],
+      ["Saved. Send /me to see it."],
+      ["Name: Grace, age: 41 (confirmed)."],
+    ]);
+    expect(JSON.parse(String((await storedRow())?.value))).toStrictEqual({ step: "idle", name: "Grace", age: 41, confirmed: true });
+  });
+
+  it("goes on with a form begun before the draft was kept apart (a row of the first version)", async () => {
+    await admin(`UPDATE "${table}" SET value = $2 WHERE key = $1`, [`form:${LOCAL_CHAT}`, JSON.stringify({ step: "age", name: "Ada", confirmed: false })]);
+    expect(await chat("/me", "36", "yes", "/me")).toStrictEqual([
+      ["Name: Ada, age: ? (being filled in, waiting for the age)."],
+      ["Ada, 36. Is that right? (yes/no)"],
+      ["Saved. Send /me to see it."],
+      ["Name: Ada, age: 36 (confirmed)."],
+    ]);
+  });
+
   it("deletes everything on /reset", async () => {
     expect(await chat("/reset")).toStrictEqual([["Deleted everything stored about you."]]);
     expect(await storedRow()).toBeUndefined();

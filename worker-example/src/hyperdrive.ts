@@ -20,6 +20,8 @@ export default {
     if (!env.WEBHOOK_SECRET) return new Response("WEBHOOK_SECRET is not set", { status: 500 });
     if (request.method !== "POST") return new Response("Telegram sends updates with POST", { status: 405 });
     const client = new pg.Client({ connectionString: env.HYPERDRIVE.connectionString });
+    // A connection lost between statements is reported here; the statement then fails and the storage says so.
+    client.on("error", (error) => console.error("database connection lost:", error.message));
     await client.connect();
     try {
       const bot = createBot(env, storagesFor(client, env.SESSION_TABLE));
