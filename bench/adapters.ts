@@ -2,7 +2,7 @@ import { Client as NeonClientClass, Pool as NeonPool, neon } from "@neondatabase
 import { PsqlAdapter } from "@grammyjs/storage-psql";
 import { Postgres as TelegrafPostgres } from "@telegraf/session/pg";
 import pg from "pg";
-import type { Statement } from "../src/clients.js";
+import type { Statement } from "../src/driver/clients.js";
 import { PostgresStorage, createTableSql, type PostgresClient } from "../src/index.js";
 import { statementsFor } from "../src/statements.js";
 

@@ -1,4 +1,4 @@
-import { PostgresStorageError, describe, showKey } from "./errors.ts";
+import { PostgresStorageError, StorageOptionError, describe, showKey } from "./errors.ts";
 
 /** What the storage tells a codec about the value it encodes or decodes. */
 export interface CodecContext {
@@ -242,9 +242,9 @@ function unplain(value: object, dates: boolean): string {
 /** The name of the class whose prototype `proto` is, as messages show it. */
 function nameOf(proto: unknown, fallback: string): string {
   // The descriptor, not proto.constructor: a getter there would run.
-  const constructor: unknown = typeof proto === "object" && proto !== null ? Object.getOwnPropertyDescriptor(proto, "constructor")?.value : null;
-  const name: unknown = typeof constructor === "function" ? constructor.name : undefined;
-  return typeof name === "string" && name !== "" ? name : fallback === "Object" ? "object with a custom prototype" : fallback;
+  const classFunction: unknown = typeof proto === "object" && proto !== null ? Object.getOwnPropertyDescriptor(proto, "constructor")?.value : null;
+  const className: unknown = typeof classFunction === "function" ? classFunction.name : undefined;
+  return typeof className === "string" && className !== "" ? className : fallback === "Object" ? "object with a custom prototype" : fallback;
 }
 
 // "U" counts as a consonant: a Uint8Array, a User.
@@ -292,6 +292,18 @@ export class KeyContext implements CodecContext {
   get grammyKey(): string {
     return this.#grammyKey;
   }
+}
+
+/**
+ * Checks the `codec` option.
+ *
+ * @throws StorageOptionError when it lacks `stringify` or `parse`
+ */
+export function checkCodec(codec: Codec): Codec {
+  if (typeof codec?.stringify !== "function" || typeof codec.parse !== "function") {
+    throw new StorageOptionError("codec", "codec must have stringify(value) and parse(text), as JSON and superjson do");
+  }
+  return codec;
 }
 
 /** Whether `update()` may merge this codec's output in the database. */

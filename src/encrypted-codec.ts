@@ -1,5 +1,5 @@
 import { strictJson, type Codec, type CodecContext } from "./codec.ts";
-import { PostgresStorageError } from "./errors.ts";
+import { StorageOptionError } from "./errors.ts";
 
 /** Options of {@link encryptedCodec}. */
 export interface EncryptedCodecOptions {
@@ -66,12 +66,13 @@ const decoder = new TextDecoder();
  * `update()` cannot merge encrypted values in the database; give the storage a
  * schema and it merges in JavaScript, or use read and write.
  *
- * @throws PostgresStorageError when a secret is shorter than 32 characters
+ * @throws StorageOptionError when a secret is shorter than 32 characters
  */
 export function encryptedCodec(options: EncryptedCodecOptions): Codec {
   const secrets = typeof options?.secret === "string" ? [options.secret] : [...(options?.secret ?? [])];
   if (secrets.length === 0 || secrets.some((secret) => typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH)) {
-    throw new PostgresStorageError(
+    throw new StorageOptionError(
+      "secret",
       `encryptedCodec needs a secret of at least ${MIN_SECRET_LENGTH} characters; generate one with \`openssl rand -base64 32\``,
     );
   }

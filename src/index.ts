@@ -1,4 +1,5 @@
-export { PostgresStorage, type PostgresStorageOptions } from "./storage.ts";
+export { PostgresStorage } from "./storage.ts";
+export type { PostgresStorageOptions } from "./options.ts";
 export { createTableSql } from "./table.ts";
 export { migrateFromStoragePsqlSql, type StoragePsqlMigrationOptions } from "./migrate.ts";
 export { prefixKeys, type KeyBuilder, type KeyBuilderOption } from "./keys.ts";
@@ -9,5 +10,5 @@ export { encryptedCodec, type EncryptedCodecOptions } from "./encrypted-codec.ts
 export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from "./schema.ts";
 export type { InvalidValue, OnInvalid } from "./values.ts";
 export type { RetryOptions } from "./retry.ts";
-export type { PostgresClient, QueryClient, QueryParameter, UnsafeQueryClient } from "./clients.ts";
-export { PostgresStorageError, StorageValidationError } from "./errors.ts";
+export type { PostgresClient, QueryClient, QueryParameter, UnsafeQueryClient } from "./driver/clients.ts";
+export { PostgresStorageError, StorageOptionError, StorageValidationError, type ErrorDetails, type Operation } from "./errors.ts";

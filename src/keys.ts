@@ -1,4 +1,5 @@
-import { PostgresStorageError } from "./errors.ts";
+import { KeyContext } from "./codec.ts";
+import { PostgresStorageError, StorageOptionError, showKey } from "./errors.ts";
 
 /**
  * Maps grammY's session keys to the keys stored in the table, and back.
@@ -34,15 +35,16 @@ export type KeyBuilderOption = KeyBuilder | ((key: string) => string);
  *
  * @param prefix the namespace, for example the bot's name or id
  * @param separator placed between prefix and key; defaults to `":"`
- * @throws PostgresStorageError when either is empty or the prefix contains the separator
+ * @throws StorageOptionError when either is empty or the prefix contains the separator
  */
 export function prefixKeys(prefix: string, separator = ":"): KeyBuilder {
-  if (typeof prefix !== "string" || typeof separator !== "string" || prefix === "" || separator === "") {
-    throw new PostgresStorageError("prefixKeys(prefix, separator) takes two non-empty strings");
+  for (const [name, value] of [["prefix", prefix], ["separator", separator]] as const) {
+    if (typeof value !== "string" || value === "") throw new StorageOptionError(name, "prefixKeys(prefix, separator) takes two non-empty strings");
   }
   if (prefix.includes(separator)) {
     const suggestion = JSON.stringify(prefix.split(separator).join(separator === "-" ? "_" : "-"));
-    throw new PostgresStorageError(
+    throw new StorageOptionError(
+      "prefix",
       `prefixKeys: the prefix ${JSON.stringify(prefix)} contains the separator ${JSON.stringify(separator)}, so its keys could be ` +
         `another prefix's keys; use a prefix without it, such as ${suggestion}`,
     );
@@ -55,14 +57,19 @@ export function prefixKeys(prefix: string, separator = ":"): KeyBuilder {
   };
 }
 
-/** A key builder in one shape, whichever the user passed. */
+/**
+ * A key builder in one shape, whichever the user passed.
+ *
+ * @throws StorageOptionError when it is neither a function nor an object with `build`
+ */
 export function normalizeKeyBuilder(option: KeyBuilderOption | undefined): KeyBuilder {
   if (option === undefined) return { build: (key) => key, parse: (key) => key };
   if (typeof option === "function") return { build: option };
   if (typeof option === "object" && option !== null && typeof option.build === "function") {
     return option;
   }
-  throw new PostgresStorageError(
+  throw new StorageOptionError(
+    "keyBuilder",
     "keyBuilder must be a function (key) => storedKey or { build(key), parse?(storedKey) }, e.g. prefixKeys(\"bot\")",
   );
 }
@@ -80,4 +87,46 @@ export function prefixUpperBound(prefix: string): string | undefined {
     if (last <= 0x10ffff) return String.fromCodePoint(...points, last);
   }
   return undefined;
+}
+
+// Keys index in a btree, whose entries must stay under a third of a page.
+const MAX_KEY_LENGTH = 512;
+
+/**
+ * The key grammY gave and the key it is stored under, checked.
+ *
+ * @throws PostgresStorageError when the key is not a non-empty string, the
+ * builder returns no string, or the stored key could not be stored faithfully
+ */
+export function keyContext(keys: KeyBuilder, key: unknown): KeyContext {
+  return new KeyContext(key as string, storedKey(keys, key));
+}
+
+/**
+ * The key `key` is stored under, checked as {@link keyContext} does.
+ *
+ * @throws PostgresStorageError as {@link keyContext} does
+ */
+export function storedKey(keys: KeyBuilder, key: unknown): string {
+  if (typeof key !== "string" || key === "") {
+    throw new PostgresStorageError(
+      `session keys must be strings, got ${key === "" ? "an empty one" : key === null ? "null" : typeof key}; check getSessionKey`,
+    );
+  }
+  const stored: unknown = keys.build(key);
+  if (typeof stored !== "string") {
+    throw new PostgresStorageError(`keyBuilder.build(${showKey(key)}) returned ${typeof stored}, not a string`);
+  }
+  // One quick test on the hot path; the precise reason only when it fails.
+  if (stored.length <= MAX_KEY_LENGTH && !/[\0\ud800-\udfff]/.test(stored)) return stored;
+  // Drivers would turn a lone surrogate into U+FFFD, so two keys could meet in one row.
+  const problem = /\0/.test(stored)
+    ? "contains U+0000"
+    : /\p{Cs}/u.test(stored)
+      ? "contains a lone surrogate"
+      : stored.length > MAX_KEY_LENGTH
+        ? `is longer than ${MAX_KEY_LENGTH} characters`
+        : "";
+  if (problem !== "") throw new PostgresStorageError(`key ${showKey(key)} is refused: stored, it ${problem}`);
+  return stored;
 }

@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.ts";
+import { StorageOptionError } from "./errors.ts";
 import type { KeyBuilderOption } from "./keys.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf, tableDdl } from "./table.ts";
 
@@ -44,13 +44,13 @@ export interface StoragePsqlMigrationOptions {
  * const storage = new PostgresStorage({ client: pool }); // grammy_sessions
  * ```
  * @returns one `DO` statement, without parameters
- * @throws PostgresStorageError when a table name is invalid, both are the same,
+ * @throws StorageOptionError when a table name is invalid, both are the same,
  * or the key builder is not a prefix
  */
 export function migrateFromStoragePsqlSql(options: StoragePsqlMigrationOptions = {}): string {
-  const from = quoteTableName(options.from ?? "sessions");
-  const to = quoteTableName(options.to ?? DEFAULT_TABLE_NAME);
-  if (from === to) throw new PostgresStorageError(`from and to are both ${from}: copy into a table of its own`);
+  const from = quoteTableName(options.from ?? "sessions", "from");
+  const to = quoteTableName(options.to ?? DEFAULT_TABLE_NAME, "to");
+  if (from === to) throw new StorageOptionError("to", `from and to are both ${from}: copy into a table of its own`);
   const prefix = prefixOf(options.keyBuilder);
   const key = prefix === "" ? "key" : `${literal(prefix)} || key`;
   const schema = quotedSchemaOf(to);
@@ -90,12 +90,13 @@ function prefixOf(keyBuilder: KeyBuilderOption | undefined): string {
   const builder = typeof keyBuilder === "object" && keyBuilder !== null ? keyBuilder : undefined;
   const prefix = builder?.prefix;
   if (typeof prefix !== "string" || !["42", "-100123:7"].every((key) => builder?.build(key) === prefix + key)) {
-    throw new PostgresStorageError(
+    throw new StorageOptionError(
+      "keyBuilder",
       "keyBuilder: SQL can only put a prefix before each key, as prefixKeys() does; a function or other key builder runs only " +
         "in JavaScript, so copy those sessions with storage-psql's read() and this storage's write()",
     );
   }
-  if (/\0|\p{Cs}/u.test(prefix)) throw new PostgresStorageError("keyBuilder: the prefix contains U+0000 or a lone surrogate");
+  if (/\0|\p{Cs}/u.test(prefix)) throw new StorageOptionError("keyBuilder", "keyBuilder: the prefix contains U+0000 or a lone surrogate");
   return prefix;
 }
 

@@ -1,4 +1,4 @@
-import { PostgresStorageError, sqlState } from "./errors.ts";
+import { StorageOptionError, sqlState } from "./errors.ts";
 
 /**
  * When and how often a failed statement is tried again. Only transient
@@ -72,27 +72,33 @@ export interface RetryPolicy {
 /**
  * Fills in and checks the `retry` option.
  *
- * @throws PostgresStorageError when a number is out of range
+ * @throws StorageOptionError when a number is out of range
  */
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
   const { attempts = 3, baseDelayMs = 50, maxDelayMs = 1000 } = options ?? {};
   if (!Number.isInteger(attempts) || attempts < 1 || !(baseDelayMs >= 0 && maxDelayMs >= 0 && baseDelayMs + maxDelayMs < Infinity)) {
-    throw new PostgresStorageError("retry needs a whole number of attempts from 1 and delays of 0 ms or more; retry: false turns it off");
+    throw new StorageOptionError("retry", "retry needs a whole number of attempts from 1 and delays of 0 ms or more; retry: false turns it off");
   }
   return { attempts, baseDelayMs, maxDelayMs };
 }
 
-/**
- * Runs `attempt`, retrying transient failures with exponential backoff.
- * With `onlyIfNotApplied`, a failure that may have taken effect is not
- * retried: that is how `update()` never writes one patch twice.
- */
-export async function retrying<T>(attempt: () => Promise<T>, policy: RetryPolicy, onlyIfNotApplied: boolean): Promise<T> {
+/** Which failures a retry may follow. */
+export interface RetryScope {
+  /**
+   * Retry only failures that prove the statement did not take effect, not
+   * those after which it may have: that is how `update()` never writes one
+   * patch twice.
+   */
+  readonly onlyIfNotApplied: boolean;
+}
+
+/** Runs `attempt`, retrying transient failures with exponential backoff. */
+export async function retrying<T>(attempt: () => Promise<T>, policy: RetryPolicy, scope: RetryScope): Promise<T> {
   try {
     return await attempt();
   } catch (error) {
-    return retryAfter(error, attempt, policy, onlyIfNotApplied);
+    return retryAfter(error, attempt, policy, scope);
   }
 }
 
@@ -101,7 +107,7 @@ export async function retrying<T>(attempt: () => Promise<T>, policy: RetryPolicy
  * {@link retrying} does; for callers that make the first try themselves and
  * keep the common case free of this machinery.
  */
-export async function retryAfter<T>(error: unknown, attempt: () => Promise<T>, policy: RetryPolicy, onlyIfNotApplied: boolean): Promise<T> {
+export async function retryAfter<T>(error: unknown, attempt: () => Promise<T>, policy: RetryPolicy, { onlyIfNotApplied }: RetryScope): Promise<T> {
   for (let tried = 1; ; tried += 1) {
     const kind = transience(error);
     if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;

@@ -1,3 +1,5 @@
+import { StorageOptionError } from "./errors.ts";
+
 /**
  * The part of the Standard Schema interface (https://standardschema.dev) the
  * storage calls. zod, valibot, arktype and others implement it, so any of
@@ -30,6 +32,18 @@ export interface StandardIssue {
 
 /** The parsed type of a Standard Schema. */
 export type InferOutput<S> = S extends StandardSchema<infer Output> ? Output : never;
+
+/**
+ * Checks the `schema` option.
+ *
+ * @throws StorageOptionError when it is given and is no Standard Schema
+ */
+export function checkSchema<T>(schema: StandardSchema<T> | undefined): StandardSchema<T> | undefined {
+  if (schema !== undefined && typeof schema?.["~standard"]?.validate !== "function") {
+    throw new StorageOptionError("schema", "schema must be a Standard Schema (zod, valibot, arktype…)");
+  }
+  return schema;
+}
 
 /**
  * Runs a schema on a value; answers the parsed value or the issues, as the

@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.ts";
+import { StorageOptionError } from "./errors.ts";
 
 /**
  * Whose state a session key names, as in aiogram's FSM strategies:
@@ -87,7 +87,7 @@ export function sessionKey(strategy: SessionKeyStrategy, options: SessionKeyOpti
   const needsUser = strategy === "user" || strategy === "user-in-chat" || strategy === "user-in-topic";
   const byTopic = strategy === "chat-topic" || strategy === "user-in-topic";
   if (!Object.hasOwn(STRATEGIES, strategy)) {
-    throw new PostgresStorageError(`sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${Object.keys(STRATEGIES).join(", ")}`);
+    throw new StorageOptionError("strategy", `sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${Object.keys(STRATEGIES).join(", ")}`);
   }
   return (ctx) => {
     const parts: (string | number)[] = [];

@@ -1,4 +1,4 @@
-import type { Statement } from "./clients.ts";
+import type { Statement } from "./driver/clients.ts";
 
 /**
  * Every statement the storage sends, built once per storage from its quoted

@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.ts";
+import { StorageOptionError } from "./errors.ts";
 
 /** The table used when `tableName` is not given. */
 export const DEFAULT_TABLE_NAME = "grammy_sessions";
@@ -12,33 +12,38 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
  * Checks a table name (`table` or `schema.table`) and returns it quoted, ready
  * to be placed in SQL. Names are case-sensitive and used exactly as written.
  *
- * @throws PostgresStorageError when the name is empty, has more than one dot,
+ * @param option the option that gave the name, as errors name it
+ * @throws StorageOptionError when the name is empty, has more than one dot,
  * or a part is longer than 63 bytes or holds anything but letters, digits, `_` and `-`
  */
-export function quoteTableName(tableName: unknown): string {
+export function quoteTableName(tableName: unknown, option = "tableName"): string {
   if (typeof tableName !== "string" || tableName.length === 0) {
-    throw new PostgresStorageError(
-      `tableName must be a non-empty string like "sessions" or "app.sessions", got ${show(tableName)}`,
+    throw new StorageOptionError(
+      option,
+      `${option} must be a non-empty string like "sessions" or "app.sessions", got ${show(tableName)}`,
     );
   }
   const parts = tableName.split(".");
   if (parts.length > 2) {
-    throw new PostgresStorageError(
-      `tableName ${show(tableName)} has more than one dot; write "table" or "schema.table"`,
+    throw new StorageOptionError(
+      option,
+      `${option} ${show(tableName)} has more than one dot; write "table" or "schema.table"`,
     );
   }
-  return parts.map((part) => quoteIdentifier(part, tableName)).join(".");
+  return parts.map((part) => quoteIdentifier(part, tableName, option)).join(".");
 }
 
-function quoteIdentifier(part: string, tableName: string): string {
+function quoteIdentifier(part: string, tableName: string, option: string): string {
   if (!IDENTIFIER.test(part)) {
-    throw new PostgresStorageError(
-      `tableName ${show(tableName)} is not allowed: use letters A-Z, digits, "_" and "-", starting with a letter or "_"`,
+    throw new StorageOptionError(
+      option,
+      `${option} ${show(tableName)} is not allowed: use letters A-Z, digits, "_" and "-", starting with a letter or "_"`,
     );
   }
   if (part.length > MAX_IDENTIFIER_BYTES) {
-    throw new PostgresStorageError(
-      `tableName ${show(tableName)} is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} characters of a name`,
+    throw new StorageOptionError(
+      option,
+      `${option} ${show(tableName)} is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} characters of a name`,
     );
   }
   return `"${part}"`;

@@ -1,6 +1,6 @@
-import { decode, encode, isMergeable, type Codec, type KeyContext } from "./codec.ts";
-import { PostgresStorageError, StorageValidationError, showKey } from "./errors.ts";
-import { formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.ts";
+import { checkCodec, decode, encode, isMergeable, strictJson, type Codec, type KeyContext } from "./codec.ts";
+import { PostgresStorageError, StorageOptionError, StorageValidationError, showKey } from "./errors.ts";
+import { checkSchema, formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.ts";
 
 /** A stored value that failed the schema, as `onInvalid` receives it. */
 export interface InvalidValue {
@@ -25,6 +25,26 @@ export interface ValueRules<T> {
   readonly schema: StandardSchema<T> | undefined;
   readonly onInvalid: OnInvalid<T>;
   readonly validateOnWrite: boolean;
+}
+
+/** The storage options {@link valueRules} reads. */
+export interface ValueOptions<T> {
+  readonly codec?: Codec | undefined;
+  readonly schema?: StandardSchema<T> | undefined;
+  readonly onInvalid?: OnInvalid<T> | undefined;
+  readonly validateOnWrite?: boolean | undefined;
+}
+
+/**
+ * The value rules of a storage's options, checked, with their defaults.
+ *
+ * @throws StorageOptionError when the codec, schema or onInvalid is of the wrong kind
+ */
+export function valueRules<T>({ codec = strictJson, schema, onInvalid = "throw", validateOnWrite = true }: ValueOptions<T>): ValueRules<T> {
+  if (onInvalid !== "throw" && onInvalid !== "discard" && typeof onInvalid !== "function") {
+    throw new StorageOptionError("onInvalid", 'onInvalid must be "throw", "discard" or a function');
+  }
+  return { codec: checkCodec(codec), schema: checkSchema(schema), onInvalid, validateOnWrite };
 }
 
 /**
@@ -81,7 +101,8 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, te
 /** Encodes an `update()` patch (already checked to be an object) for merging in the database; the codec must be mergeable. */
 export async function encodePatch<T>(rules: ValueRules<T>, at: KeyContext, patch: unknown): Promise<string> {
   if (!isMergeable(rules.codec)) {
-    throw new PostgresStorageError(
+    throw new StorageOptionError(
+      "codec",
       "update() merges JSON objects, so it needs a codec that keeps them as they are (the default, JSON, jsonWithDates, " +
         "or one marked mergeable: true); with this codec, read and write instead",
     );

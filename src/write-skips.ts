@@ -12,12 +12,12 @@ export interface ReadOutcome {
 
 /** Bounds and clock of a {@link WriteSkips}. */
 export interface WriteSkipsOptions {
-  /** How many keys to remember at most; the least recently used are forgotten first. */
-  readonly maxKeys: number;
-  /** How many characters of text to hold at most. */
-  readonly maxChars: number;
-  /** How long after a read was sent its value may be written back without a statement. */
-  readonly windowMs: number;
+  /** How many keys to remember at most; the least recently used are forgotten first. Defaults to 1000. */
+  readonly maxKeys?: number | undefined;
+  /** How many characters of text to hold at most. Defaults to 8 million. */
+  readonly maxChars?: number | undefined;
+  /** How long after a read was sent its value may be written back without a statement. Defaults to 5 s. */
+  readonly windowMs?: number | undefined;
   /** The clock, in milliseconds; `performance.now` unless a test drives time. */
   readonly now?: (() => number) | undefined;
 }
@@ -73,10 +73,13 @@ export class WriteSkips {
   #chars = 0;
 
   /** @param options the bounds and the clock */
-  constructor(options: WriteSkipsOptions) {
-    this.#maxKeys = options.maxKeys;
-    this.#maxChars = options.maxChars;
-    this.#windowMs = options.windowMs;
+  constructor(options: WriteSkipsOptions = {}) {
+    // Enough to span the read and write-back of every update a process handles at once.
+    this.#maxKeys = options.maxKeys ?? 1000;
+    this.#maxChars = options.maxChars ?? 8_000_000;
+    // grammY writes a session back when its handler returns; handlers take well
+    // under this. A write-back after a slower handler is simply written.
+    this.#windowMs = options.windowMs ?? 5_000;
     this.#now = options.now ?? (() => performance.now());
   }
 
@@ -107,14 +110,17 @@ export class WriteSkips {
    * overlapped it, the text it left in the database is kept as a guess for
    * {@link guess}; it never arms a skip.
    *
-   * @param run resolves to the text the database holds afterwards, `undefined` when there is no row
+   * @param run resolves to (at least) the text the database holds afterwards, `undefined` when there is no row
+   * @returns what `run` answered
    */
-  async observeWrite(key: string, run: () => Promise<string | undefined>): Promise<void> {
+  async observeWrite<R extends { readonly text: string | undefined }>(key: string, run: () => Promise<R>): Promise<R> {
     const alone = this.#begin(key);
-    let text: string | undefined;
+    let outcome: R | undefined;
     try {
-      text = await run();
+      outcome = await run();
+      return outcome;
     } finally {
+      const text = outcome?.text;
       if (this.#end(key, alone) && text !== undefined) this.#remember(key, { text, armedUntil: 0 });
     }
   }

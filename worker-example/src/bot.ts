@@ -30,6 +30,15 @@ function isCommand(ctx: Context): boolean {
   return addressee === undefined || addressee.toLowerCase() === ctx.me.username.toLowerCase();
 }
 
+/**
+ * Deletes the session: grammY deletes the row when it is set to `null`. Through
+ * SessionFlavor itself, whose setter takes `null`; the conversations flavor's
+ * copy of the context type keeps only the getter's type.
+ */
+function deleteSession(ctx: SessionFlavor<FormSession>): void {
+  ctx.session = null;
+}
+
 /** What /me answers: the confirmed answers, and the form being filled in, if any. */
 function summary({ step, name, age, confirmed, draft }: FormSession): string {
   const lines: string[] = [];
@@ -76,7 +85,7 @@ export function createBot(config: BotConfig, storages: BotStorages): Bot<BotCont
   });
   bot.command("me", (ctx) => ctx.reply(summary(ctx.session)));
   bot.command("reset", (ctx) => {
-    ctx.session = null as unknown as FormSession; // grammY deletes the row
+    deleteSession(ctx);
     return ctx.reply("Deleted everything stored about you.");
   });
   bot.command("feedback", (ctx) => ctx.conversation.enter("feedback"));

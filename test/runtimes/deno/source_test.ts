@@ -12,6 +12,7 @@ Deno.test("src/index.ts exports every public value", () => {
   expect(Object.keys(library).sort()).toStrictEqual([
     "PostgresStorage",
     "PostgresStorageError",
+    "StorageOptionError",
     "StorageValidationError",
     "createTableSql",
     "encryptedCodec",

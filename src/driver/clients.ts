@@ -1,4 +1,4 @@
-import { PostgresStorageError } from "./errors.ts";
+import { ClientStateError, PostgresStorageError, StorageOptionError } from "../errors.ts";
 
 /** What the storage binds to a statement's placeholders: keys, encoded values, limits. */
 export type QueryParameter = string | number | null;
@@ -78,7 +78,7 @@ interface PoolLike {
  * `prepare` option, which no statement can change; `neon()` over HTTP, PGlite
  * and plain `query(text, params)` objects run every statement as it is.
  *
- * @throws PostgresStorageError when the object is no client we know how to call
+ * @throws StorageOptionError when the object is no client we know how to call
  */
 export function toDriver(client: unknown): Driver {
   const candidate = client as Partial<NamingClient & UnsafeQueryClient & PoolLike> | null | undefined;
@@ -125,7 +125,7 @@ export function toDriver(client: unknown): Driver {
     // Bun's SQL, unlike postgres.js, names its database in options.adapter ("postgres", "mysql", "sqlite").
     const adapter = (candidate as { options?: { adapter?: unknown } }).options?.adapter;
     if (adapter !== undefined && adapter !== "postgres") {
-      throw new PostgresStorageError(`client is Bun's SQL on ${String(adapter)}; it must be on PostgreSQL (a postgres:// URL)`);
+      throw new StorageOptionError("client", `client is Bun's SQL on ${String(adapter)}; it must be on PostgreSQL (a postgres:// URL)`);
     }
     prepares = adapter === undefined;
     connection = prepares
@@ -133,21 +133,14 @@ export function toDriver(client: unknown): Driver {
       : { query: (statement, params) => sql.unsafe(statement.text, params), release() {} };
   }
   if (connection === undefined) {
-    throw new PostgresStorageError(
+    throw new StorageOptionError(
+      "client",
       `client must be a pg or Neon Pool or Client, neon(), a postgres.js sql, PGlite, Bun's SQL, ` +
         `or any object with query(text, params); got ${client === null ? "null" : typeof client}`,
     );
   }
   const only = connection;
   return { prepares, acquire: () => only };
-}
-
-/**
- * A pg-style Client that cannot run a statement, and what to do about it. The
- * storage's error says which operation failed and passes this on as its message.
- */
-export class ClientStateError extends Error {
-  override readonly name = "ClientStateError";
 }
 
 /**
@@ -170,7 +163,7 @@ interface ClientState {
  * forever (and Node, with nothing else pending, exit with code 0 mid-update).
  * A Client whose `connect()` is under way is fine: pg sends the statement once connected.
  */
-export function clientStateProblem(client: object): string | undefined {
+function clientStateProblem(client: object): string | undefined {
   const state = client as ClientState;
   if (state._ending === true) {
     return "the Client was ended (client.end()) and cannot run statements again: connect a new one, or pass a Pool";

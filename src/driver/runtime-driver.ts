@@ -1,0 +1,223 @@
+/**
+ * Runs the storage's statements on the user's client: one connection per try,
+ * the table created when a write finds it missing, prepared statements while
+ * the connection keeps them, retries of transient failures, and the driver's
+ * errors explained.
+ */
+import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
+import { retryAfter, retrying, transience, type RetryPolicy } from "../retry.ts";
+import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
+import { rowsOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.ts";
+
+// SQLSTATEs the driver acts on.
+const UNDEFINED_TABLE = "42P01";
+const INVALID_SCHEMA_NAME = "3F000";
+// A pooler that hands each transaction another server connection loses
+// prepared statements: there the statement "does not exist", or another
+// client's of the same name "already exists". Either way it did not run.
+const PREPARED_STATEMENT_LOST = new Set(["26000", "42P05"]);
+// Clients behind such a pooler, so that a storage created later on one (one per request, say) starts unprepared.
+const LOST_PREPARATIONS = new WeakSet<object>();
+// Concurrent CREATE ... IF NOT EXISTS in separate sessions can still collide
+// on the catalogs (the table, its row type, its schema); by the time these
+// are raised the other creator has won.
+const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
+
+/** What the runtime driver needs to know of the storage. */
+export interface RuntimeDriverOptions {
+  readonly client: PostgresClient;
+  /** Prepare statements where the client can (the storage's `prepare` option). */
+  readonly prepare: boolean;
+  /** Create the table when a write finds it missing (the storage's `createTable` option). */
+  readonly createTable: boolean;
+  readonly retry: RetryPolicy;
+  /** The table name as given, for messages. */
+  readonly tableName: string;
+  /** The same, quoted. */
+  readonly quotedTable: string;
+}
+
+/** How to run a statement: what to do when the table does not exist yet, and whether it may run twice. */
+export interface RunOptions {
+  /** "empty": the table's absence is the answer (nothing stored); "create": create it and run again. */
+  readonly missing: "empty" | "create";
+  /** Retry only failures that prove it did not run: it must not take effect twice. */
+  readonly onlyIfNotApplied?: boolean;
+}
+
+/**
+ * The storage's way to the database, whatever client it was given: runs a
+ * statement and answers its rows, or throws a PostgresStorageError that says
+ * which operation failed, why, and what to do.
+ */
+export class RuntimeDriver {
+  readonly #driver: Driver;
+  readonly #client: object;
+  readonly #createTable: boolean;
+  readonly #retry: RetryPolicy;
+  readonly #tableName: string;
+  readonly #quotedTable: string;
+  #prepare: boolean;
+  #creating: Promise<void> | undefined;
+
+  /**
+   * Recognises the client; sends nothing.
+   *
+   * @throws StorageOptionError when the client is none the storage can call
+   */
+  constructor(options: RuntimeDriverOptions) {
+    this.#driver = toDriver(options.client);
+    this.#client = options.client;
+    this.#prepare = options.prepare && this.#driver.prepares && !LOST_PREPARATIONS.has(this.#client);
+    this.#createTable = options.createTable;
+    this.#retry = options.retry;
+    this.#tableName = options.tableName;
+    this.#quotedTable = options.quotedTable;
+  }
+
+  /**
+   * Runs a statement of `operation`, retrying transient failures as the
+   * policy and `options` allow.
+   *
+   * @throws PostgresStorageError when it fails for good
+   */
+  async run(operation: Operation, key: string | undefined, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    try {
+      return await this.#attempt(statement, params, options);
+    } catch (first) {
+      // Off the common path: whether any try failed after its statement may have reached the database.
+      let inDoubt = transience(first) === "unknown";
+      const again = async () => {
+        try {
+          return await this.#attempt(statement, params, options);
+        } catch (error) {
+          inDoubt ||= transience(error) === "unknown";
+          throw error;
+        }
+      };
+      try {
+        return await retryAfter(first, again, this.#retry, { onlyIfNotApplied: options.onlyIfNotApplied === true });
+      } catch (last) {
+        throw this.#explain({ operation, key, inDoubt: inDoubt && writes(operation) }, last);
+      }
+    }
+  }
+
+  /**
+   * Creates the table (and its schema) if it does not exist, with retries.
+   *
+   * @throws PostgresStorageError when it cannot
+   */
+  async createTable(): Promise<void> {
+    try {
+      await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, { onlyIfNotApplied: false });
+    } catch (error) {
+      throw this.#explain({ operation: "create table" }, error);
+    }
+  }
+
+  /**
+   * One try on one connection, from the first statement through creating a
+   * missing table to the statement again: a pool's connection is checked out
+   * once, and kept unless an error broke it.
+   */
+  async #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    // Written out rather than through #withConnection: every statement passes here, and a closure per call shows.
+    const acquired = this.#driver.acquire();
+    const connection = acquired instanceof Promise ? await acquired : acquired;
+    let broken: unknown;
+    try {
+      try {
+        return await this.#query(connection, statement, params);
+      } catch (error) {
+        if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+        if (options.missing === "empty") return [];
+        if (!this.#createTable) throw error;
+      }
+      await this.#createOn(connection);
+      return await this.#query(connection, statement, params);
+    } catch (error) {
+      if (breaksConnection(error)) broken = error;
+      throw error;
+    } finally {
+      connection.release(broken);
+    }
+  }
+
+  /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
+  async #withConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
+    const acquired = this.#driver.acquire();
+    const connection = acquired instanceof Promise ? await acquired : acquired;
+    let broken: unknown;
+    try {
+      return await work(connection);
+    } catch (error) {
+      if (breaksConnection(error)) broken = error;
+      throw error;
+    } finally {
+      connection.release(broken);
+    }
+  }
+
+  /** Runs a statement, prepared while this driver prepares; the first that finds its preparation lost ends that. */
+  async #query(connection: Connection, statement: Statement, params: QueryParameter[]): Promise<Row[]> {
+    if (!this.#prepare) return rowsOf(await connection.query(statement, params, false));
+    try {
+      return rowsOf(await connection.query(statement, params, true));
+    } catch (error) {
+      if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
+      this.#prepare = false;
+      LOST_PREPARATIONS.add(this.#client);
+      return rowsOf(await connection.query(statement, params, false));
+    }
+  }
+
+  /** Creates the table on `connection`, or waits for the creation this driver already has in flight. */
+  #createOn(connection: Connection): Promise<void> {
+    this.#creating ??= this.#createNow(connection).finally(() => {
+      this.#creating = undefined;
+    });
+    return this.#creating;
+  }
+
+  async #createNow(connection: Connection): Promise<void> {
+    const schema = quotedSchemaOf(this.#quotedTable);
+    if ((await this.#create(connection, tableDdl(this.#quotedTable), schema !== undefined)) === INVALID_SCHEMA_NAME && schema !== undefined) {
+      await this.#create(connection, schemaDdl(schema));
+      await this.#create(connection, tableDdl(this.#quotedTable));
+    }
+  }
+
+  /**
+   * Runs one DDL statement; losing a creation race counts as success.
+   * Answers 3F000 instead of throwing it when the schema may be created first.
+   */
+  async #create(connection: Connection, ddl: string, schemaMayBeMissing = false): Promise<string | undefined> {
+    try {
+      await connection.query({ text: ddl, name: "" }, [], false);
+      return undefined;
+    } catch (error) {
+      const code = sqlState(error);
+      if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return undefined;
+      if (code === INVALID_SCHEMA_NAME && schemaMayBeMissing) return code;
+      throw this.#explain({ operation: "create table", statement: ddl }, error);
+    }
+  }
+
+  #explain(at: { operation: Operation; key?: string | undefined; statement?: string; inDoubt?: boolean }, error: unknown): PostgresStorageError {
+    return explainFailure({ ...at, tableName: this.#tableName, table: this.#quotedTable, schema: quotedSchemaOf(this.#quotedTable) }, error);
+  }
+}
+
+/** Whether an operation changes what is stored, so that a failure of it may leave a change behind. */
+const writes = (operation: Operation) => operation !== "read" && operation !== "has" && operation !== "readAll";
+
+/**
+ * Whether an error leaves its connection unfit for the next statement: one the
+ * server did not answer with a SQLSTATE (a lost socket, say), or the server's
+ * own goodbye (class 08, 57P01…).
+ */
+function breaksConnection(error: unknown): boolean {
+  const code = sqlState(error);
+  return code === undefined || code.startsWith("08") || code.startsWith("57P");
+}

@@ -1,0 +1,75 @@
+import type { Codec } from "./codec.ts";
+import type { PostgresClient } from "./driver/clients.ts";
+import type { KeyBuilderOption } from "./keys.ts";
+import type { RetryOptions } from "./retry.ts";
+import type { StandardSchema } from "./schema.ts";
+import type { OnInvalid } from "./values.ts";
+
+/**
+ * Options of {@link PostgresStorage}. Only `client` is required.
+ *
+ * @typeParam T the session data; inferred from `schema` when one is given
+ */
+export interface PostgresStorageOptions<T = unknown> {
+  /**
+   * The database client, as you already hold it: a `pg` Pool or Client, a
+   * postgres.js `sql`, Bun's `SQL`, a PGlite instance, Neon's `neon()`, Pool
+   * or Client, `@vercel/postgres`, or any object with `query(text, params)`.
+   */
+  client: PostgresClient;
+  /** The table, optionally `schema.table`; case-sensitive, always quoted. Defaults to `grammy_sessions`. */
+  tableName?: string | undefined;
+  /** Maps grammY keys to stored keys, e.g. `prefixKeys("bot1")`. Defaults to storing keys as they are. */
+  keyBuilder?: KeyBuilderOption | undefined;
+  /**
+   * Turns values into JSON text and back. Defaults to JSON that refuses NaN,
+   * Infinity, functions and symbols (plain JSON would store null or nothing);
+   * `JSON`, `superjson` and `devalue` can be passed as they are.
+   */
+  codec?: Codec | undefined;
+  /**
+   * Create the table the first time a write finds it missing (one extra
+   * statement, once). Defaults to `true`; pass `false` when your migrations own
+   * the schema (see `createTableSql`).
+   */
+  createTable?: boolean | undefined;
+  /**
+   * A Standard Schema (zod, valibot, arktype, …) that session values must
+   * pass. Values are checked on read, and on write unless `validateOnWrite`
+   * is `false`; the session type is inferred from it. Checking a write runs
+   * the schema on the value you write, so the schema must accept its own
+   * output (`.default()` does; a transform from string to number does not:
+   * pass `validateOnWrite: false` for such schemas).
+   */
+  schema?: StandardSchema<T> | undefined;
+  /** What a read does with a stored value that fails `schema`. Defaults to `"throw"`. */
+  onInvalid?: OnInvalid<T> | undefined;
+  /** Check values against `schema` before writing them. Defaults to `true`. */
+  validateOnWrite?: boolean | undefined;
+  /**
+   * Rows expire this long after their last write, on the database's clock;
+   * expired rows read as missing, and `prune()` deletes them. Defaults to never.
+   */
+  millisecondsToLive?: number | undefined;
+  /**
+   * How transient failures (lost connections, Neon's 5xx, 57P01, 40001,
+   * 40P01) are retried; `false` turns retrying off. Defaults to 3 tries with
+   * backoff from 50 ms. A statement of `update()` that writes is retried only
+   * when it certainly did not take effect, so a patch is never written twice.
+   */
+  retry?: RetryOptions | false | undefined;
+  /**
+   * Prepare statements where the client can: pg, Neon and `@vercel/postgres`
+   * Pools and Clients (named after a hash of their text), and postgres.js.
+   * PostgreSQL then parses and plans each statement once per connection
+   * instead of on every call. Defaults to `true`. Behind a pooler that does not
+   * keep prepared statements (PgBouncer in transaction mode before 1.21, say),
+   * a pg-style client's first statement that misses its preparation runs again
+   * unprepared, and no storage on that client prepares any more, without
+   * failing a call. postgres.js prepares again on its own and cannot fall back:
+   * behind such a pooler create it with `postgres(url, { prepare: false })`.
+   * Bun's `SQL` prepares as its own `prepare` option says (this one does not
+   * apply to it): behind such a pooler use `new SQL({ url, prepare: false })`.
+   */
+  prepare?: boolean | undefined;
+}
