@@ -2,8 +2,8 @@ import { PsqlAdapter } from "@grammyjs/storage-psql";
 import { Postgres as TelegrafPostgres } from "@telegraf/session/pg";
 import { Bot, lazySession, session, type Context, type LazySessionFlavor, type SessionFlavor, type StorageAdapter } from "grammy";
 import type pg from "pg";
+import { botInfo, textMessage } from "../dev/telegram.js";
 import { PostgresStorage } from "../src/index.js";
-import { botInfo, textMessage } from "../test/support/telegram.js";
 
 /** The session every benchmark bot keeps. */
 export interface Counter {

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { textMessage } from "../test/support/telegram.js";
+import { textMessage } from "../dev/telegram.js";
 import { bots, factories } from "./bots.js";
 import { countingPool } from "./counting-pool.js";
 import { rotate } from "./measure.js";

@@ -64,16 +64,20 @@ export async function startLatencyProxy(target: number, roundTripMs: number): Pr
 /** Copies `from` to `to`, each chunk (and the end) `delayMs` after it arrived, in order. */
 function pipeDelayed(from: Socket, to: Socket, delayMs: number): void {
   const queue: { due: number; run: () => void }[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let scheduled = false;
   const drain = () => {
-    timer = undefined;
+    scheduled = false;
     const now = performance.now();
     while (queue.length > 0 && (queue[0]?.due ?? Infinity) <= now + 0.5) queue.shift()?.run();
-    if (queue.length > 0) timer = setTimeout(drain, Math.max(0, (queue[0]?.due ?? now) - now));
+    if (queue.length > 0) schedule(Math.max(0, (queue[0]?.due ?? now) - now));
+  };
+  const schedule = (ms: number) => {
+    scheduled = true;
+    setTimeout(drain, ms);
   };
   const later = (run: () => void) => {
     queue.push({ due: performance.now() + delayMs, run });
-    timer ??= setTimeout(drain, delayMs);
+    if (!scheduled) schedule(delayMs);
   };
   from.on("data", (chunk: Buffer) => later(() => void (to.destroyed || to.write(chunk))));
   from.on("end", () => later(() => to.end()));

@@ -2,8 +2,8 @@ import { PsqlAdapter } from "@grammyjs/storage-psql";
 import { Pool as NeonPool, neon } from "@neondatabase/serverless";
 import type { StorageAdapter } from "grammy";
 import type pg from "pg";
+import { seededRandom } from "../dev/fault-proxy.js";
 import { PostgresStorage } from "../src/index.js";
-import { seededRandom } from "../test/support/fault-proxy.js";
 import { OURS, PSQL, bots, type Bots, type Counter } from "./bots.js";
 import { shuffle } from "./measure.js";
 

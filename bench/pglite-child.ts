@@ -1,4 +1,4 @@
-import { startPgliteServer } from "../test/support/pglite-server.js";
+import { startPgliteServer } from "../dev/pglite-server.js";
 
 // Serves an in-memory PGlite on loopback; prints its URL, stops on SIGTERM.
 const server = await startPgliteServer();

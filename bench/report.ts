@@ -187,7 +187,7 @@ over the rounds with the lowest and highest round in brackets.
 - Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}
 - Database: ${results.database}
 - Versions: grammy-postgres-storage ${version("../")}, pg ${version("pg")}, @neondatabase/serverless ${version("@neondatabase/serverless")}, grammy ${version("grammy")}, @grammyjs/storage-psql ${version("@grammyjs/storage-psql")}, @telegraf/session ${version("@telegraf/session")} (kysely ${version("kysely")})
-- Neon rows go through the real Neon driver and the local Neon endpoint (\`test/support/neon-endpoint.ts\`) on loopback, so they show the driver's and the library's cost, not Neon's network.
+- Neon rows go through the real Neon driver and the local Neon endpoint (\`dev/neon-endpoint.ts\`) on loopback, so they show the driver's and the library's cost, not Neon's network.
 
 ## Targets
 

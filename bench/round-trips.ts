@@ -1,5 +1,5 @@
-import { statementsPerUpdate } from "../test/support/counting.js";
-import { textMessage } from "../test/support/telegram.js";
+import { statementsPerUpdate } from "../dev/counting.js";
+import { textMessage } from "../dev/telegram.js";
 import { bots, factories } from "./bots.js";
 import { countingPool } from "./counting-pool.js";
 

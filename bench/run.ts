@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import ws from "ws";
 import { PostgresStorage } from "../src/index.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "../test/support/neon-endpoint.js";
+import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "../dev/neon-endpoint.js";
 import { NeonPool, neonAdapters, pgAdapters, type Adapter, type Value } from "./adapters.js";
 import { measureBundles } from "./bundle.js";
 import { measureCodecs } from "./codec.js";
@@ -22,7 +22,7 @@ import { peakRss, percentile, rotate, shuffle, throughput, time } from "./measur
 import { measureNeonLatency } from "./neon-latency.js";
 import { measurePerUpdate } from "./per-update.js";
 import { measurePrune, type PruneTiming } from "./prune.js";
-import { seededRandom } from "../test/support/fault-proxy.js";
+import { seededRandom } from "../dev/fault-proxy.js";
 import { writeReport, type Results } from "./report.js";
 import { measureRoundTrips } from "./round-trips.js";
 

@@ -5,10 +5,10 @@ import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { startFakeBotApi, type FakeBotApi } from "../test/support/fake-bot-api.js";
-import { startNeonEndpoint, type NeonEndpoint } from "../test/support/neon-endpoint.js";
-import { startPgliteServer, type PgliteServer } from "../test/support/pglite-server.js";
-import { botInfo, textMessage } from "../test/support/telegram.js";
+import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
+import { startNeonEndpoint, type NeonEndpoint } from "../dev/neon-endpoint.js";
+import { startPgliteServer, type PgliteServer } from "../dev/pglite-server.js";
+import { botInfo, textMessage } from "../dev/telegram.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { groupGone, signalGroup } from "./processes.js";
 

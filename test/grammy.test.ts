@@ -4,12 +4,12 @@ import { PsqlAdapter } from "@grammyjs/storage-psql";
 import { Bot, enhanceStorage, lazySession, session, type Context, type LazySessionFlavor, type SessionFlavor, type StorageAdapter } from "grammy";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countStatements, statementsPerUpdate } from "../dev/counting.js";
+import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
+import { botInfo, textMessage } from "../dev/telegram.js";
 import { PostgresStorage, prefixKeys } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
-import { countStatements, statementsPerUpdate } from "./support/counting.js";
-import { startFakeBotApi, type FakeBotApi } from "./support/fake-bot-api.js";
 import { useFixture } from "./support/fixture.js";
-import { botInfo, textMessage } from "./support/telegram.js";
 
 interface Counter {
   count: number;

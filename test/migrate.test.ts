@@ -2,12 +2,12 @@ import { PsqlAdapter } from "@grammyjs/storage-psql";
 import { Bot, enhanceStorage, session, type Context, type Enhance, type SessionFlavor, type StorageAdapter } from "grammy";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countStatements } from "../dev/counting.js";
+import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
+import { botInfo, textMessage } from "../dev/telegram.js";
 import { PostgresStorage, migrateFromStoragePsqlSql, prefixKeys, type PostgresStorageError } from "../src/index.js";
 import { tableExists } from "./support/clients.js";
-import { countStatements } from "./support/counting.js";
-import { startFakeBotApi, type FakeBotApi } from "./support/fake-bot-api.js";
 import { collect, useFixture } from "./support/fixture.js";
-import { botInfo, textMessage } from "./support/telegram.js";
 
 interface Counter {
   count: number;

@@ -140,7 +140,7 @@ describe("README.md, DEVELOP.md and worker-example/README.md", () => {
     const missing = [...texts].flatMap(([file, text]) =>
       inlineCode(text)
         .flatMap(({ code }) => code.split(/[\s,]+/))
-        .filter((word) => /^(?:src|test|bench|scripts|worker-example|vercel|\.ci)\/[\w./-]*[\w/]$/.test(word))
+        .filter((word) => /^(?:src|dev|test|bench|scripts|worker-example|vercel|\.ci)\/[\w./-]*[\w/]$/.test(word))
         .filter((path) => !existsSync(join(root, path)) && !existsSync(join(root, dirname(file), path)))
         .map((path) => `${file}: ${path}`),
     );

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { countStatements } from "../dev/counting.js";
 import { PostgresStorage } from "../src/index.js";
-import { countStatements } from "./support/counting.js";
-import { collect, sleep, useFixture } from "./support/fixture.js";
+import { collect, rewindExpiries, useFixture } from "./support/fixture.js";
 
-// Real time on the database's clock: no mocked timers. The margins are wide so
-// a loaded machine cannot turn "before" into "after".
+// Time on the database's clock, with no mocked timers and no waiting: the storage
+// judges expiry by now(), so rewindExpiries() moving expires_at into the past is
+// time passing. Checks right after a write still need their TTL not to have run out.
 describe("millisecondsToLive", () => {
   const db = useFixture();
 
@@ -13,7 +14,7 @@ describe("millisecondsToLive", () => {
     await store.write("k", { v: 1 });
     expect(await store.read("k")).toStrictEqual({ v: 1 });
     expect(await store.has("k")).toBe(true);
-    await sleep(1_200);
+    await rewindExpiries(db.admin, store.tableName, 1_200);
     expect(await store.read("k")).toBeUndefined();
     expect(await store.has("k")).toBe(false);
     expect(await collect(store.readAllKeys())).toStrictEqual([]);
@@ -24,12 +25,12 @@ describe("millisecondsToLive", () => {
     const store = new PostgresStorage({ client: db.pool, tableName: name, millisecondsToLive: 1_000 });
     const expiry = async () => (await db.admin(`SELECT expires_at FROM "${name}" WHERE key = 'k'`))[0]?.expires_at as Date;
     await store.write("k", { v: 1 });
+    await rewindExpiries(db.admin, name, 700);
     const first = await expiry();
-    await sleep(700);
     await store.write("k", { v: 2 });
     const second = await expiry();
     expect(second.getTime() - first.getTime()).toBeGreaterThanOrEqual(600);
-    await sleep(700); // 1400 ms after the first write: past its TTL, within the second's
+    await rewindExpiries(db.admin, name, 700); // 1400 ms after the first write: past its TTL, within the second's
     expect(await store.read("k")).toStrictEqual({ v: 2 });
   });
 
@@ -56,7 +57,7 @@ describe("millisecondsToLive", () => {
     expect(await store.prune()).toBe(2345);
     expect(counted.statements.length).toBe(Math.ceil(Number(blocks) / 256));
     expect(counted.statements.length).toBeGreaterThan(1);
-    await sleep(1_000);
+    await rewindExpiries(db.admin, name, 1_000);
     expect(await store.prune()).toBe(1);
     expect(await db.admin(`SELECT key FROM "${name}"`)).toStrictEqual([{ key: "forever" }]);
   });

@@ -1,8 +1,8 @@
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { countStatements } from "../dev/counting.js";
 import { PostgresStorage, PostgresStorageError, StorageValidationError, encryptedCodec, jsonWithDates, type StandardSchema } from "../src/index.js";
-import { countStatements } from "./support/counting.js";
 import { collect, useFixture } from "./support/fixture.js";
 
 const FIELDS = 50;

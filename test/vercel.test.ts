@@ -1,10 +1,10 @@
 import { neonConfig } from "@neondatabase/serverless";
 import ws from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
+import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "../dev/neon-endpoint.js";
+import { botInfo, textMessage } from "../dev/telegram.js";
 import { adminPool, databaseUrl, uniqueTable } from "./support/clients.js";
-import { startFakeBotApi, type FakeBotApi } from "./support/fake-bot-api.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "./support/neon-endpoint.js";
-import { botInfo, textMessage } from "./support/telegram.js";
 
 const SECRET = "vercel-test-secret";
 

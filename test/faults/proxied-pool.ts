@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll } from "vitest";
+import { startFaultProxy, type FaultProxy } from "../../dev/fault-proxy.js";
 import { databaseUrl } from "../support/clients.js";
-import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.js";
 
 /** A fault proxy in front of the suite's database and a pg Pool through it, for the calling describe block. */
 export function useProxiedPool(poolSize: number, random?: () => number): { readonly proxy: FaultProxy; readonly pool: pg.Pool } {

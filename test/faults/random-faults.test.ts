@@ -1,8 +1,8 @@
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { seededRandom } from "../../dev/fault-proxy.js";
 import { PostgresStorage } from "../../src/index.js";
 import { databaseUrl } from "../support/clients.js";
-import { seededRandom } from "../support/fault-proxy.js";
 import { useFixture } from "../support/fixture.js";
 import { useLocalNeon } from "../support/neon-clients.js";
 import { runAgainstModel } from "./model.js";

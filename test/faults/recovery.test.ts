@@ -1,8 +1,8 @@
 import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
+import { countStatements } from "../../dev/counting.js";
 import { PostgresStorage, PostgresStorageError } from "../../src/index.js";
 import { connectClients, databaseUrl } from "../support/clients.js";
-import { countStatements } from "../support/counting.js";
 import { useFixture } from "../support/fixture.js";
 import { useProxiedPool } from "./proxied-pool.js";
 

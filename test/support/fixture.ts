@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll } from "vitest";
-import { adminPool, databaseUrl, uniqueTable, type Admin } from "./clients.js";
+import { adminPool, databaseUrl, uniqueTable, type Admin } from "./clients.ts";
 
 /** A pg Pool on the suite's database, fresh tables on demand, all dropped after the file. */
 export interface Fixture {
@@ -50,6 +50,15 @@ export function useFixture(poolSize = 4): Fixture {
     await fixture.pool.end();
   });
   return fixture;
+}
+
+/**
+ * Moves every expiry in `table` `ms` milliseconds into the past. The storage
+ * judges expiry by the database's `now()`, so to it this is as if `ms` had
+ * passed, without waiting for them.
+ */
+export async function rewindExpiries(admin: Admin, table: string, ms: number): Promise<void> {
+  await admin(`UPDATE "${table}" SET expires_at = expires_at - $1::float8 * interval '1 millisecond'`, [ms]);
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -6,8 +6,8 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll } from "vitest";
 import ws from "ws";
+import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "../../dev/neon-endpoint.js";
 import { databaseUrl, onServer, type ClientKind, type OpenClient } from "./clients.js";
-import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike, type NeonEndpoint } from "./neon-endpoint.js";
 
 /**
  * `@vercel/postgres` bundles its own copy of the Neon driver (0.9.x) with its

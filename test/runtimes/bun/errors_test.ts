@@ -1,16 +1,16 @@
 /**
  * Bun's SQL errors, provoked for real under Bun: they still have the shapes
- * that test/error-shapes.test.ts copies (code, errno, message), and the
+ * that test/unit/error-shapes.test.ts copies (code, errno, message), and the
  * storage reads and classifies them as that table says.
  */
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countStatements } from "../../../dev/counting.ts";
+import { startFaultProxy, type FaultProxy } from "../../../dev/fault-proxy.ts";
 import { PostgresStorage, PostgresStorageError } from "../../../src/index.ts";
 import { sqlState } from "../../../src/errors.ts";
 import { transience } from "../../../src/retry.ts";
 import { databaseUrl, uniqueTable } from "../../support/clients.ts";
-import { countStatements } from "../../support/counting.ts";
-import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
 import { SQL, type BunSql } from "./bun-sql.ts";
 
 const caught = (promise: PromiseLike<unknown>): Promise<unknown> =>

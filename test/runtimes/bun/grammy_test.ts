@@ -5,11 +5,11 @@
  */
 import { Bot, session, type Context, type SessionFlavor } from "grammy";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countStatements, statementsPerUpdate } from "../../../dev/counting.ts";
+import { startFakeBotApi, type FakeBotApi } from "../../../dev/fake-bot-api.ts";
+import { botInfo, textMessage } from "../../../dev/telegram.ts";
 import { PostgresStorage } from "../../../src/index.ts";
 import { databaseUrl, tableExists, uniqueTable } from "../../support/clients.ts";
-import { countStatements, statementsPerUpdate } from "../../support/counting.ts";
-import { startFakeBotApi, type FakeBotApi } from "../../support/fake-bot-api.ts";
-import { botInfo, textMessage } from "../../support/telegram.ts";
 import { SQL, type BunSql } from "./bun-sql.ts";
 
 interface Counter {

@@ -2,7 +2,7 @@
  * Runs before the Bun tests (run.sh passes it to `bun test --preload`): makes
  * the module "vitest" bun:test, whose describe, it, expect, beforeAll and
  * afterAll are vitest's API, plus `inject`, which vitest fills from
- * test/support/global-setup.ts. So test/conformance.ts and the support files
+ * test/support/global-setup.ts. So test/support/conformance.ts and the support files
  * run under Bun as they are on disk.
  *
  * Bun itself turns the specifier "vitest" into "bun:test" while it transpiles,

@@ -3,9 +3,9 @@
 # against DATABASE_URL:
 # - Bun's own SQL types against the storage's client types (bun-types of the same
 #   version, installed from npm into .tools/bun-types once, as bun is into .tools/);
-# - under `bun test`: the shared conformance suite (test/conformance.ts, as it is)
+# - under `bun test`: the shared conformance suite (test/support/conformance.ts, as it is)
 #   for pg's Pool, postgres.js and Bun's SQL, a grammY bot on Bun's SQL, and Bun's
-#   real errors against the table in test/error-shapes.test.ts.
+#   real errors against the table in test/unit/error-shapes.test.ts.
 # preload.ts gives the shared files their "vitest" (bun:test, plus inject).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."

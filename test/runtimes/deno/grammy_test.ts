@@ -9,10 +9,10 @@ import { Bot, type Context, session, type SessionFlavor } from "grammy";
 import pg from "pg";
 import postgres from "postgres";
 import { expect } from "vitest";
+import { startFakeBotApi } from "../../../dev/fake-bot-api.ts";
+import { botInfo, textMessage } from "../../../dev/telegram.ts";
 import { PostgresStorage, type PostgresClient, sessionKey } from "../../../src/index.ts";
 import { uniqueTable } from "../../support/clients.ts";
-import { startFakeBotApi } from "../../support/fake-bot-api.ts";
-import { botInfo, textMessage } from "../../support/telegram.ts";
 
 interface Counter {
   count: number;

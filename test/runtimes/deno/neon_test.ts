@@ -2,12 +2,12 @@
  * The shared conformance suite under Deno through Neon's serverless driver:
  * `neon()` over HTTP (Deno's own fetch) and Pool/Client over WebSockets
  * (Deno's own WebSocket), against the local stand-in for Neon's proxy
- * (test/support/neon-endpoint.ts, run here under Deno's Node compatibility).
+ * (dev/neon-endpoint.ts, run here under Deno's Node compatibility).
  */
 import { Client, neon, neonConfig, Pool } from "@neondatabase/serverless";
-import { conformanceSuite } from "../../conformance.ts";
+import { type NeonConfigLike, startNeonEndpoint, useNeonEndpoint } from "../../../dev/neon-endpoint.ts";
 import { type ClientKind, onServer, type OpenClient } from "../../support/clients.ts";
-import { type NeonConfigLike, startNeonEndpoint, useNeonEndpoint } from "../../support/neon-endpoint.ts";
+import { conformanceSuite } from "../../support/conformance.ts";
 
 function throughEndpoint(name: string, connect: (url: string) => Promise<{ client: OpenClient["client"]; close(): Promise<void> }>): ClientKind {
   return onServer(name, async (url) => {

@@ -1,7 +1,7 @@
 /**
  * The slice of vitest's API that the shared suites use (describe, it,
  * beforeAll, afterAll, expect, inject), on top of `Deno.test`, so that
- * test/conformance.ts runs under Deno unchanged. import_map.json beside this
+ * test/support/conformance.ts runs under Deno unchanged. import_map.json beside this
  * file maps the specifier "vitest" here (run.sh passes it with --import-map).
  *
  * Each top-level `describe` becomes one `Deno.test`; nested describes and

@@ -1,3 +1,4 @@
+// A local stand-in for Neon's proxy (SQL over HTTP, WebSocket tunnels) on loopback: tests, bench, npm run dev.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import pg from "pg";

@@ -1,3 +1,4 @@
+// A fake Telegram Bot API on loopback that records what the bot calls, for the tests and npm run dev.
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 

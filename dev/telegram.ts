@@ -1,3 +1,4 @@
+// The bot's own user and Telegram updates, as the tests, the benchmarks and npm run dev hand them to a bot.
 import type { Update, UserFromGetMe } from "grammy/types";
 
 /** The bot's own user, fixed so that `Bot` never calls getMe. */

@@ -1,15 +1,11 @@
+// The conformance suite every client kind runs, under vitest, Deno and Bun.
 import * as devalue from "devalue";
 import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PostgresStorage, PostgresStorageError, prefixKeys, type PostgresStorageOptions } from "../src/index.ts";
-import { tableExists, uniqueTable, type ClientKind, type OpenClient } from "./support/clients.ts";
-import { countStatements } from "./support/counting.ts";
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of iterable) items.push(item);
-  return items;
-}
+import { countStatements } from "../../dev/counting.ts";
+import { PostgresStorage, PostgresStorageError, prefixKeys, type PostgresStorageOptions } from "../../src/index.ts";
+import { tableExists, uniqueTable, type ClientKind, type OpenClient } from "./clients.ts";
+import { collect } from "./fixture.ts";
 
 const roundTripValues: Record<string, unknown> = {
   object: { step: "age", name: "Ada", nested: { list: [1, 2, { deep: true }], nothing: null } },

@@ -1,3 +1,4 @@
+// Records the statements a client is asked to run: the round-trip counts of the tests and the benchmarks.
 /**
  * Wraps a client so that every statement it is asked to run is recorded,
  * whichever entry point the client has (`query` with a text or a config

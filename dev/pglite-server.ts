@@ -1,3 +1,4 @@
+// PGlite served over PostgreSQL's wire protocol on loopback: the suite without DATABASE_URL, bench, npm run dev.
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 

@@ -1,3 +1,4 @@
+// A fault-injecting TCP proxy in front of PostgreSQL, and the seeded random source that makes runs repeatable.
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 
 /** A way a connection can fail, at a point in a query's life. */
