@@ -69,7 +69,11 @@ function ours(name: string, via: Adapter["via"], client: PostgresClient, tableNa
  * Pool. The bare statements go prepared too unless the database runs every
  * connection in one session (PGlite), where names prepared on two connections collide.
  */
-export async function pgAdapters(pool: pg.Pool, tables: (label: string) => string, options: { prepared: boolean }): Promise<Adapter[]> {
+export async function pgAdapters(
+  pool: pg.Pool,
+  tables: (label: string) => string,
+  options: { prepared: boolean },
+): Promise<Adapter[]> {
   // storage-psql types its client as pg's Client but only calls query(), which a Pool has.
   const psql = await PsqlAdapter.create({ client: pool as unknown as pg.Client, tableName: tables("psql") });
   const telegraf = TelegrafPostgres<Value>({ pool, table: tables("telegraf") });

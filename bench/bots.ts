@@ -1,6 +1,14 @@
 import { PsqlAdapter } from "@grammyjs/storage-psql";
 import { Postgres as TelegrafPostgres } from "@telegraf/session/pg";
-import { Bot, lazySession, session, type Context, type LazySessionFlavor, type SessionFlavor, type StorageAdapter } from "grammy";
+import {
+  Bot,
+  lazySession,
+  session,
+  type Context,
+  type LazySessionFlavor,
+  type SessionFlavor,
+  type StorageAdapter,
+} from "grammy";
 import type pg from "pg";
 import { botInfo, textMessage } from "../dev/telegram.js";
 import { PostgresStorage } from "../src/index.js";
@@ -21,12 +29,20 @@ export type Factory = (pool: pg.Pool, table: string) => Promise<StorageAdapter<C
 export const factories: [name: string, create: Factory][] = [
   [OURS, async (pool, table) => new PostgresStorage<Counter>({ client: pool, tableName: table })],
   // storage-psql types its client as pg's Client but only calls query(), which a Pool has.
-  [PSQL, async (pool, table) => (await PsqlAdapter.create({ client: pool as unknown as pg.Client, tableName: table })) as StorageAdapter<Counter>],
+  [
+    PSQL,
+    async (pool, table) =>
+      (await PsqlAdapter.create({ client: pool as unknown as pg.Client, tableName: table })) as StorageAdapter<Counter>,
+  ],
   [
     TELEGRAF,
     async (pool, table) => {
       const store = TelegrafPostgres<Counter>({ pool, table });
-      return { read: (key) => store.get(key), write: async (key, value) => void (await store.set(key, value)), delete: async (key) => void (await store.delete(key)) };
+      return {
+        read: (key) => store.get(key),
+        write: async (key, value) => void (await store.set(key, value)),
+        delete: async (key) => void (await store.delete(key)),
+      };
     },
   ],
 ];

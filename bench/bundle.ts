@@ -39,8 +39,16 @@ async function measure(name: string, source: string, platform: "neutral" | "brow
  */
 export async function measureBundles(): Promise<BundleSize[]> {
   return [
-    await measure("grammy-postgres-storage: PostgresStorage", 'export { PostgresStorage } from "./src/index.ts";', "neutral"),
+    await measure(
+      "grammy-postgres-storage: PostgresStorage",
+      'export { PostgresStorage } from "./src/index.ts";',
+      "neutral",
+    ),
     await measure("grammy-postgres-storage: everything it exports", 'export * from "./src/index.ts";', "neutral"),
-    await measure("worker-example: the whole Worker", 'export { default } from "./worker-example/src/index.ts";', "browser"),
+    await measure(
+      "worker-example: the whole Worker",
+      'export { default } from "./worker-example/src/index.ts";',
+      "browser",
+    ),
   ];
 }

@@ -22,8 +22,12 @@ export interface CodecTimings {
 function refuseLossy(this: Record<string, unknown>, key: string, value: unknown): unknown {
   // toJSON has already run: an invalid Date arrives as null, so look at the original.
   const original = this[key];
-  if (typeof value === "function" || typeof value === "symbol") throw new TypeError(`a ${typeof value} has no JSON form`);
-  if ((typeof value === "number" && !Number.isFinite(value)) || (original instanceof Date && Number.isNaN(original.getTime()))) {
+  if (typeof value === "function" || typeof value === "symbol")
+    throw new TypeError(`a ${typeof value} has no JSON form`);
+  if (
+    (typeof value === "number" && !Number.isFinite(value)) ||
+    (original instanceof Date && Number.isNaN(original.getTime()))
+  ) {
     throw new TypeError(`${String(original)} has no JSON form`);
   }
   return value;
@@ -57,7 +61,13 @@ export function typicalSession(i: number): Record<string, unknown> {
       currency: "EUR",
     },
     history: ["start", "menu", "catalog", "item:TEA-001", "item:MUG-022", "cart", "checkout"],
-    address: { name: "Ada Lovelace", street: "12 St James's Square", city: "London", postcode: "SW1Y 4JH", country: "GB" },
+    address: {
+      name: "Ada Lovelace",
+      street: "12 St James's Square",
+      city: "London",
+      postcode: "SW1Y 4JH",
+      country: "GB",
+    },
     flags: { onboarded: true, betaTester: false, muted: false, acceptedTerms: true },
     recentMessageIds: [4101 + i, 4102 + i, 4105 + i, 4110 + i, 4111 + i, 4120 + i],
     pendingReply: undefined,
@@ -88,7 +98,9 @@ export function measureCodecs(quick: boolean): CodecTimings {
     ["current", (value) => strictJson.stringify(value)],
     ["plain", (value) => JSON.stringify(value)],
   ];
-  const { rounds, perRound, warmup } = quick ? { rounds: 15, perRound: 4_000, warmup: 3 } : { rounds: 40, perRound: 15_000, warmup: 5 };
+  const { rounds, perRound, warmup } = quick
+    ? { rounds: 15, perRound: 4_000, warmup: 3 }
+    : { rounds: 40, perRound: 15_000, warmup: 5 };
   const samples = new Map<string, number[]>(encoders.map(([name]) => [name, []]));
   let sink = 0;
   for (let round = 0; round < warmup + rounds; round += 1) {
@@ -105,5 +117,10 @@ export function measureCodecs(quick: boolean): CodecTimings {
     const sorted = [...(samples.get(name) ?? [])].sort((a, b) => a - b);
     return sorted[sorted.length >> 1] ?? Number.NaN;
   };
-  return { bytes: JSON.stringify(sessions[0]).length, previous: median("previous"), current: median("current"), plain: median("plain") };
+  return {
+    bytes: JSON.stringify(sessions[0]).length,
+    previous: median("previous"),
+    current: median("current"),
+    plain: median("plain"),
+  };
 }

@@ -24,7 +24,12 @@ export interface ColdStart {
  * round gives every adapter a table name never used before, in a rotating
  * order; a first round warms the code up and is not kept.
  */
-export async function measureColdStarts(url: string, admin: pg.Pool, tables: (label: string) => string, rounds: number): Promise<ColdStart[]> {
+export async function measureColdStarts(
+  url: string,
+  admin: pg.Pool,
+  tables: (label: string) => string,
+  rounds: number,
+): Promise<ColdStart[]> {
   const results = new Map<string, { ms: number[]; connections: number[]; statements: number[] }>();
   for (let round = -1; round < rounds; round += 1) {
     for (const [name, create] of rotate(factories, Math.max(0, round))) {

@@ -22,9 +22,13 @@ export interface BenchDatabase {
 export async function startDatabase(): Promise<BenchDatabase> {
   const url = process.env.DATABASE_URL;
   if (url) return { url, label: "PostgreSQL at DATABASE_URL", sessionPerConnection: true, stop: async () => {} };
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./pglite-child.ts", import.meta.url))], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL("./pglite-child.ts", import.meta.url))],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const served = await new Promise<string>((resolve, reject) => {
     child.stdout.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8").trim()));
     child.once("exit", (code) => reject(new Error(`the PGlite server exited with ${code}`)));

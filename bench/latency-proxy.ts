@@ -85,5 +85,4 @@ function pipeDelayed(from: Socket, to: Socket, delayMs: number): void {
     if (hadError) later(() => to.destroy());
   });
   from.on("error", () => {}); // "close" follows, with hadError
-
 }

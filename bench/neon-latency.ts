@@ -60,14 +60,22 @@ export async function measureNeonLatency(
   const psqlPoolTable = tables("neonlat_psql_pool");
   const ourHttpBots = bots(new PostgresStorage<Counter>({ client: http, tableName: ourHttpTable }));
   const psqlHttp = neon(url, { fullResults: true });
-  const psqlHttpBots = bots((await PsqlAdapter.create({ client: psqlHttp as unknown as pg.Client, tableName: psqlHttpTable })) as StorageAdapter<Counter>);
+  const psqlHttpBots = bots(
+    (await PsqlAdapter.create({
+      client: psqlHttp as unknown as pg.Client,
+      tableName: psqlHttpTable,
+    })) as StorageAdapter<Counter>,
+  );
 
   const timed = async (work: () => Promise<void>) => {
     const started = performance.now();
     await work();
     return performance.now() - started;
   };
-  const warm = (b: Bots): Sample => (kind, chat) => timed(() => b.handle(kind, chat));
+  const warm =
+    (b: Bots): Sample =>
+    (kind, chat) =>
+      timed(() => b.handle(kind, chat));
   const perRequest =
     (build: (pool: NeonPool) => Promise<StorageAdapter<Counter>>): Sample =>
     async (kind, chat) => {
@@ -93,7 +101,13 @@ export async function measureNeonLatency(
     {
       adapter: PSQL,
       transport: "Neon Pool per update",
-      sample: perRequest(async (pool) => (await PsqlAdapter.create({ client: pool as unknown as pg.Client, tableName: psqlPoolTable })) as StorageAdapter<Counter>),
+      sample: perRequest(
+        async (pool) =>
+          (await PsqlAdapter.create({
+            client: pool as unknown as pg.Client,
+            tableName: psqlPoolTable,
+          })) as StorageAdapter<Counter>,
+      ),
     },
   ];
   const cases = runs.flatMap((run) => NEON_KINDS.map((kind) => ({ ...run, kind, ms: [] as number[] })));

@@ -34,7 +34,11 @@ export const PER_UPDATE_POOL_SIZE = 10;
  * (concurrency, kind), in an order that rotates, so that the ratio of two
  * adapters in one round compares neighbours in time.
  */
-export async function measurePerUpdate(url: string, tables: (label: string) => string, settings: PerUpdateSettings): Promise<PerUpdate[]> {
+export async function measurePerUpdate(
+  url: string,
+  tables: (label: string) => string,
+  settings: PerUpdateSettings,
+): Promise<PerUpdate[]> {
   let statements = 0;
   class CountingClient extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
@@ -49,7 +53,8 @@ export async function measurePerUpdate(url: string, tables: (label: string) => s
   const pool = new pg.Pool({ connectionString: url, max: PER_UPDATE_POOL_SIZE, Client: CountingClient });
   try {
     const adapters: { name: string; bots: Bots }[] = [];
-    for (const [name, create] of factories) adapters.push({ name, bots: bots(await create(pool, tables(`upd_${name.replace(/\W+/g, "_")}`))) });
+    for (const [name, create] of factories)
+      adapters.push({ name, bots: bots(await create(pool, tables(`upd_${name.replace(/\W+/g, "_")}`))) });
     const chats = Math.max(...settings.concurrencies);
     // Every chat has a session before anything is timed, and every code path has run.
     for (const { bots } of adapters) {
@@ -79,7 +84,14 @@ export async function measurePerUpdate(url: string, tables: (label: string) => s
     }
     return [...results].map(([id, { rates, updates, statements: sent, cpuMicros }]) => {
       const [adapter = "", kind = "", concurrency = "0"] = id.split("|");
-      return { adapter, kind: kind as UpdateKind, concurrency: Number(concurrency), rates, statementsPerUpdate: sent / updates, cpuMicros };
+      return {
+        adapter,
+        kind: kind as UpdateKind,
+        concurrency: Number(concurrency),
+        rates,
+        statementsPerUpdate: sent / updates,
+        cpuMicros,
+      };
     });
   } finally {
     await pool.end();
@@ -87,7 +99,12 @@ export async function measurePerUpdate(url: string, tables: (label: string) => s
 }
 
 /** `concurrency` chats (1, 2, …) each send updates of one kind, one after the other, for `milliseconds`. */
-async function run(bots: Bots, kind: UpdateKind, concurrency: number, milliseconds: number): Promise<{ updates: number; seconds: number }> {
+async function run(
+  bots: Bots,
+  kind: UpdateKind,
+  concurrency: number,
+  milliseconds: number,
+): Promise<{ updates: number; seconds: number }> {
   let updates = 0;
   const start = performance.now();
   const deadline = start + milliseconds;

@@ -20,7 +20,12 @@ export interface PruneTiming {
  * `prune()` (256 blocks per statement) and the other with one
  * bare `DELETE … WHERE expires_at <= now()`, each round in the other order.
  */
-export async function measurePrune(pool: pg.Pool, tables: (label: string) => string, rows: number, rounds: number): Promise<PruneTiming> {
+export async function measurePrune(
+  pool: pg.Pool,
+  tables: (label: string) => string,
+  rows: number,
+  rounds: number,
+): Promise<PruneTiming> {
   const timing = { rows, pruneMs: [] as number[], deleteMs: [] as number[], pruned: 0, deleted: 0 };
   const ours = tables(`prune_ours_${rows}`);
   const bare = tables(`prune_bare_${rows}`);

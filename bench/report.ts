@@ -20,7 +20,14 @@ export interface Results {
   readonly seconds: number;
   readonly adapters: readonly { name: string; via: string }[];
   /** `roundP50s`: the p50 of each round apart, for ratios round by round. */
-  readonly latency: readonly { adapter: string; operation: string; p50: number; p99: number; samples: number; roundP50s: number[] }[];
+  readonly latency: readonly {
+    adapter: string;
+    operation: string;
+    p50: number;
+    p99: number;
+    samples: number;
+    roundP50s: number[];
+  }[];
   /** `opsPerSecond`: the mean over `rounds`, the rate of each round; `cpuMicros`: this process's CPU per operation, each round. */
   readonly throughput: readonly {
     adapter: string;
@@ -44,32 +51,42 @@ export interface Results {
 const OPERATIONS = ["read", "write", "has", "update", "delete"];
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-const ms = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? "–" : value.toFixed(value < 10 ? 3 : 1));
-const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`);
+const ms = (value: number | undefined) =>
+  value === undefined || Number.isNaN(value) ? "–" : value.toFixed(value < 10 ? 3 : 1);
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 const times = (value: number) => (Number.isNaN(value) ? "–" : `${value.toFixed(2)}×`);
 /** A ratio over rounds: the median, then the smallest and largest round. */
-const spread = (r: RatioSpread) => (r.rounds === 0 ? "–" : `${times(r.median)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}×)`);
+const spread = (r: RatioSpread) =>
+  r.rounds === 0 ? "–" : `${times(r.median)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}×)`;
 const whole = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? "–" : value.toFixed(0));
 
 function version(name: string): string {
   try {
-    return (JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as { version: string })
+      .version;
   } catch {
     return "?";
   }
 }
 
 function table(header: string[], rows: string[][]): string {
-  return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ].join("\n");
 }
 
 /** Writes BENCHMARKS.md and the latency chart into `out`; answers the markdown, for the terminal too. */
 export function writeReport(results: Results, out: string): string {
-  const latency = (adapter: string, operation: string) => results.latency.find((l) => l.adapter === adapter && l.operation === operation);
+  const latency = (adapter: string, operation: string) =>
+    results.latency.find((l) => l.adapter === adapter && l.operation === operation);
   const throughputOf = (adapter: string, operation: string, concurrency: number) =>
     results.throughput.find((t) => t.adapter === adapter && t.operation === operation && t.concurrency === concurrency);
-  const rate = (adapter: string, operation: string, concurrency: number) => throughputOf(adapter, operation, concurrency)?.opsPerSecond;
+  const rate = (adapter: string, operation: string, concurrency: number) =>
+    throughputOf(adapter, operation, concurrency)?.opsPerSecond;
   const ours = results.roundTrips.find((r) => r.adapter === OURS);
   const bundle = results.bundles[0];
   const largest = results.scans.at(-1);
@@ -77,8 +94,12 @@ export function writeReport(results: Results, out: string): string {
 
   // Every ratio below pairs two adapters round by round, then takes the median over the rounds.
   const perOperation = (adapter: string, operation: string, concurrency: number) =>
-    ratioSpread(throughputOf(OURS, operation, concurrency)?.rounds ?? [], throughputOf(adapter, operation, concurrency)?.rounds ?? []);
-  const overBare = (operation: string) => ratioSpread(latency(OURS, operation)?.roundP50s ?? [], latency(BARE, operation)?.roundP50s ?? []);
+    ratioSpread(
+      throughputOf(OURS, operation, concurrency)?.rounds ?? [],
+      throughputOf(adapter, operation, concurrency)?.rounds ?? [],
+    );
+  const overBare = (operation: string) =>
+    ratioSpread(latency(OURS, operation)?.roundP50s ?? [], latency(BARE, operation)?.roundP50s ?? []);
   const update = (adapter: string, kind: string, concurrency: number) =>
     results.perUpdate.find((u) => u.adapter === adapter && u.kind === kind && u.concurrency === concurrency);
   const perUpdate = (adapter: string, kind: string, concurrency: number) =>
@@ -98,12 +119,33 @@ export function writeReport(results: Results, out: string): string {
   ];
   const c32Update = (kind: string) =>
     ` — ${whole(median(update(OURS, kind, 32)?.rates ?? []))} vs ${whole(median(update(PSQL, kind, 32)?.rates ?? []))} updates/s`;
-  const c32Op = (operation: string) => ` — ${whole(rate(OURS, operation, 32))} vs ${whole(rate(PSQL, operation, 32))} ops/s`;
+  const c32Op = (operation: string) =>
+    ` — ${whole(rate(OURS, operation, 32))} vs ${whole(rate(PSQL, operation, 32))} ops/s`;
   const targets: Target[] = [
-    atLeast("c=32 throughput per update, read-only: ≥ 2.2× @grammyjs/storage-psql", perUpdate(PSQL, "read-only", 32), 2.2, c32Update("read-only")),
-    atLeast("c=32 throughput per update, modifying: ≥ 1.2× @grammyjs/storage-psql", perUpdate(PSQL, "modifying", 32), 1.2, c32Update("modifying")),
-    atLeast("c=32 throughput per operation, read: ≥ 1.1× @grammyjs/storage-psql", perOperation(PSQL, "read", 32), 1.1, c32Op("read")),
-    atLeast("c=32 throughput per operation, write: ≥ 1.1× @grammyjs/storage-psql", perOperation(PSQL, "write", 32), 1.1, c32Op("write")),
+    atLeast(
+      "c=32 throughput per update, read-only: ≥ 2.2× @grammyjs/storage-psql",
+      perUpdate(PSQL, "read-only", 32),
+      2.2,
+      c32Update("read-only"),
+    ),
+    atLeast(
+      "c=32 throughput per update, modifying: ≥ 1.2× @grammyjs/storage-psql",
+      perUpdate(PSQL, "modifying", 32),
+      1.2,
+      c32Update("modifying"),
+    ),
+    atLeast(
+      "c=32 throughput per operation, read: ≥ 1.1× @grammyjs/storage-psql",
+      perOperation(PSQL, "read", 32),
+      1.1,
+      c32Op("read"),
+    ),
+    atLeast(
+      "c=32 throughput per operation, write: ≥ 1.1× @grammyjs/storage-psql",
+      perOperation(PSQL, "write", 32),
+      1.1,
+      c32Op("write"),
+    ),
     ...(["read", "write"] as const).map((operation): Target => {
       const r = overBare(operation);
       return [
@@ -117,20 +159,36 @@ export function writeReport(results: Results, out: string): string {
       `${spread(coldRatio)} — ${ms(median(cold(OURS)?.ms ?? []))} vs ${ms(median(cold(PSQL)?.ms ?? []))} ms, ${rounds(coldRatio)}`,
       coldRatio.median <= 1.1,
     ],
-    ["cold start with the table missing: at most 1 connection opened", `${coldConnections} (most in any round)`, coldConnections <= 1],
+    [
+      "cold start with the table missing: at most 1 connection opened",
+      `${coldConnections} (most in any round)`,
+      coldConnections <= 1,
+    ],
     [
       "prune() of 100,000 expired rows: ≤ 2× one bare DELETE",
       `${spread(pruneRatio)} — ${ms(median(prune100k?.pruneMs ?? []))} vs ${ms(median(prune100k?.deleteMs ?? []))} ms, ${rounds(pruneRatio)}`,
       pruneRatio.median <= 2,
     ],
-    ["PostgresStorage ≤ 5 KB min+gzip (as a bot imports it)", bundle ? kb(bundle.gzipped) : "–", (bundle?.gzipped ?? Infinity) <= 5 * 1024],
+    [
+      "PostgresStorage ≤ 5 KB min+gzip (as a bot imports it)",
+      bundle ? kb(bundle.gzipped) : "–",
+      (bundle?.gzipped ?? Infinity) <= 5 * 1024,
+    ],
     ...(["read", "write"] as const).map((operation) =>
-      atLeast(`c=32 throughput per operation, ${operation}: at least @telegraf/session/pg's`, perOperation(TELEGRAF, operation, 32), 1.0),
+      atLeast(
+        `c=32 throughput per operation, ${operation}: at least @telegraf/session/pg's`,
+        perOperation(TELEGRAF, operation, 32),
+        1.0,
+      ),
     ),
     ["1 statement for a read-only update", String(ours?.readOnly), ours?.readOnly === 1],
     ["2 statements for a modifying update", String(ours?.modifying), ours?.modifying === 2],
     ["0 statements for an untouched lazySession", String(ours?.lazyUntouched), ours?.lazyUntouched === 0],
-    ["cold start with the table present costs no extra statement", `${ours?.coldStartTableExists} (= a warm first update)`, ours?.coldStartTableExists === 2],
+    [
+      "cold start with the table present costs no extra statement",
+      `${ours?.coldStartTableExists} (= a warm first update)`,
+      ours?.coldStartTableExists === 2,
+    ],
     [
       "readAllKeys in constant memory",
       `peak RSS +${largest?.peakMb.toFixed(1)} MB over ${largest?.rows.toLocaleString("en")} rows, +${smallest?.peakMb.toFixed(1)} MB over ${smallest?.rows.toLocaleString("en")}`,
@@ -150,25 +208,35 @@ export function writeReport(results: Results, out: string): string {
           return l ? `${ms(l.p50)} / ${ms(l.p99)}` : "n/a";
         }),
         (["read", "write"] as const)
-          .map((op) => times(ratioSpread(latency(name, op)?.roundP50s ?? [], latency(bare(name), op)?.roundP50s ?? []).median))
+          .map((op) =>
+            times(ratioSpread(latency(name, op)?.roundP50s ?? [], latency(bare(name), op)?.roundP50s ?? []).median),
+          )
           .join(", "),
       ]),
     );
   const neonBare = (name: string) => (name.includes("HTTP") ? "bare neon() HTTP" : "bare Neon Pool");
 
   const samples = results.latency.find((l) => l.adapter === OURS && l.operation === "read")?.samples ?? 0;
-  const latencyRounds = results.latency.find((l) => l.adapter === OURS && l.operation === "read")?.roundP50s.length ?? 0;
+  const latencyRounds =
+    results.latency.find((l) => l.adapter === OURS && l.operation === "read")?.roundP50s.length ?? 0;
   const updateRounds = update(OURS, "read-only", 32)?.rates.length ?? 0;
   const throughputRounds = throughputOf(OURS, "read", 32)?.rounds.length ?? 0;
   const svgName = out === "." ? "bench/latency.svg" : "latency.svg";
   const neon = results.neonLatency;
   const rtt = neon.roundTripMs;
   const neonP50 = (adapter: string, transport: string, kind: string) =>
-    percentile(neon.latencies.find((l) => l.adapter === adapter && l.transport === transport && l.kind === kind)?.ms ?? [], 50);
+    percentile(
+      neon.latencies.find((l) => l.adapter === adapter && l.transport === transport && l.kind === kind)?.ms ?? [],
+      50,
+    );
   const neonSamples = neon.latencies[0]?.ms.length ?? 0;
   const statementsOf = (adapter: string, kind: string) => {
     const counts = [1, 32].map((c) => update(adapter, kind, c)?.statementsPerUpdate);
-    return counts.every((n) => n !== undefined) ? (Math.max(...(counts as number[])) - Math.min(...(counts as number[])) < 0.005 ? (counts[0] as number).toFixed(2) : counts.map((n) => n?.toFixed(2)).join("/")) : "–";
+    return counts.every((n) => n !== undefined)
+      ? Math.max(...(counts as number[])) - Math.min(...(counts as number[])) < 0.005
+        ? (counts[0] as number).toFixed(2)
+        : counts.map((n) => n?.toFixed(2)).join("/")
+      : "–";
   };
   const markdown = `# Benchmarks
 
@@ -191,7 +259,10 @@ over the rounds with the lowest and highest round in brackets.
 
 ## Targets
 
-${table(["target", "measured", "met"], targets.map(([target, measured, met]) => [target, measured, met ? "yes" : "**no**"]))}
+${table(
+  ["target", "measured", "met"],
+  targets.map(([target, measured, met]) => [target, measured, met ? "yes" : "**no**"]),
+)}
 
 ### Reading the targets
 
@@ -210,7 +281,17 @@ counted on the pool's connections while the updates ran; Node CPU is this
 process's (grammY, the adapter and pg; PostgreSQL runs apart).
 
 ${table(
-  ["update", "c", OURS, PSQL, TELEGRAF, "ours ÷ storage-psql", "ours ÷ telegraf", "statements per update (ours, psql, telegraf)", "Node CPU µs per update (ours, psql, telegraf)"],
+  [
+    "update",
+    "c",
+    OURS,
+    PSQL,
+    TELEGRAF,
+    "ours ÷ storage-psql",
+    "ours ÷ telegraf",
+    "statements per update (ours, psql, telegraf)",
+    "Node CPU µs per update (ours, psql, telegraf)",
+  ],
   [1, 32].flatMap((c) =>
     UPDATE_KINDS.map((kind) => [
       kind,
@@ -251,7 +332,14 @@ which sends its two DDL statements each time. The proxy does not charge for TCP
 and TLS handshakes, so a real new connection costs more than shown.
 
 ${table(
-  ["transport", "update", `${OURS} p50`, `${PSQL} p50`, "ours ÷ storage-psql", `round trips (p50 ÷ ${rtt} ms), ours vs psql`],
+  [
+    "transport",
+    "update",
+    `${OURS} p50`,
+    `${PSQL} p50`,
+    "ours ÷ storage-psql",
+    `round trips (p50 ÷ ${rtt} ms), ours vs psql`,
+  ],
   NEON_TRANSPORTS.flatMap((transport) =>
     NEON_KINDS.map((kind) => {
       const a = neonP50(OURS, transport, kind);
@@ -267,19 +355,32 @@ Mean of ${throughputRounds} rounds per adapter, one after the other in a rotatin
 Node CPU is this process's per operation; for the Neon rows it includes the local Neon endpoint, which runs in this process.
 
 ${table(
-  ["adapter", ...[1, 8, 32].flatMap((c) => [`read c=${c}`, `write c=${c}`]), "Node CPU µs per op, c=32 read, write", "ours ÷ this, c=32 read, write (median of rounds)"],
+  [
+    "adapter",
+    ...[1, 8, 32].flatMap((c) => [`read c=${c}`, `write c=${c}`]),
+    "Node CPU µs per op, c=32 read, write",
+    "ours ÷ this, c=32 read, write (median of rounds)",
+  ],
   results.adapters.map(({ name }) => [
     name,
     ...[1, 8, 32].flatMap((c) => [whole(rate(name, "read", c)), whole(rate(name, "write", c))]),
     (["read", "write"] as const).map((op) => whole(median(throughputOf(name, op, 32)?.cpuMicros ?? []))).join(", "),
-    pgAdapters.includes(name) ? `${times(perOperation(name, "read", 32).median)}, ${times(perOperation(name, "write", 32).median)}` : "–",
+    pgAdapters.includes(name)
+      ? `${times(perOperation(name, "read", 32).median)}, ${times(perOperation(name, "write", 32).median)}`
+      : "–",
   ]),
 )}
 
 ## Value sizes (p50 ms, through \`pg\`)
 
 ${table(
-  ["adapter", ...[100, 10_000, 1_000_000].flatMap((b) => [`write ${b.toLocaleString("en")} B`, `read ${b.toLocaleString("en")} B`])],
+  [
+    "adapter",
+    ...[100, 10_000, 1_000_000].flatMap((b) => [
+      `write ${b.toLocaleString("en")} B`,
+      `read ${b.toLocaleString("en")} B`,
+    ]),
+  ],
   pgAdapters.map((name) => [
     name,
     ...[100, 10_000, 1_000_000].flatMap((bytes) => {
@@ -295,8 +396,22 @@ The same bot on each adapter; a cold start is a new pool and a new adapter, as i
 fresh process, with what creating the adapter costs counted in.
 
 ${table(
-  ["adapter", "read-only", "modifying", "lazySession untouched", "cold start, table exists", "cold start, table missing"],
-  results.roundTrips.map((r) => [r.adapter, String(r.readOnly), String(r.modifying), String(r.lazyUntouched), String(r.coldStartTableExists), String(r.coldStartTableMissing)]),
+  [
+    "adapter",
+    "read-only",
+    "modifying",
+    "lazySession untouched",
+    "cold start, table exists",
+    "cold start, table missing",
+  ],
+  results.roundTrips.map((r) => [
+    r.adapter,
+    String(r.readOnly),
+    String(r.modifying),
+    String(r.lazyUntouched),
+    String(r.coldStartTableExists),
+    String(r.coldStartTableMissing),
+  ]),
 )}
 
 ## Cold start with the table missing
@@ -326,7 +441,13 @@ analyzed, a \`CHECKPOINT\` before each timing: one emptied by \`storage.prune()\
 the other by one bare \`DELETE FROM t WHERE expires_at <= now()\`, in alternating order.
 
 ${table(
-  ["expired rows", "prune() ms, median", "bare DELETE ms, median", "prune() ÷ DELETE", "rows removed over all rounds (prune, DELETE)"],
+  [
+    "expired rows",
+    "prune() ms, median",
+    "bare DELETE ms, median",
+    "prune() ÷ DELETE",
+    "rows removed over all rounds (prune, DELETE)",
+  ],
   results.prune.map((p) => [
     p.rows.toLocaleString("en"),
     ms(median(p.pruneMs)),
@@ -345,12 +466,21 @@ table at once, for comparison.
 
 ${table(
   ["rows", "keys listed", "seconds", "peak RSS, readAllKeys", "peak RSS, one query"],
-  results.scans.map((s) => [s.rows.toLocaleString("en"), s.counted.toLocaleString("en"), s.seconds.toFixed(2), `+${s.peakMb.toFixed(1)} MB`, `+${s.naivePeakMb.toFixed(1)} MB`]),
+  results.scans.map((s) => [
+    s.rows.toLocaleString("en"),
+    s.counted.toLocaleString("en"),
+    s.seconds.toFixed(2),
+    `+${s.peakMb.toFixed(1)} MB`,
+    `+${s.naivePeakMb.toFixed(1)} MB`,
+  ]),
 )}
 
 ## Bundle size (esbuild, minified)
 
-${table(["bundle", "minified", "min + gzip"], results.bundles.map((b) => [b.name, kb(b.minified), kb(b.gzipped)]))}
+${table(
+  ["bundle", "minified", "min + gzip"],
+  results.bundles.map((b) => [b.name, kb(b.minified), kb(b.gzipped)]),
+)}
 
 ## Encoding a session (the default codec)
 
@@ -361,8 +491,16 @@ ${table(
   ["encoder", "ns per encode", "vs before"],
   [
     ["before: \`JSON.stringify(value, refuseLossy)\`", results.codec.previous.toFixed(0), "1.00×"],
-    ["now: \`strictJson.stringify(value)\`", results.codec.current.toFixed(0), ratio(results.codec.current, results.codec.previous)],
-    ["floor: plain \`JSON.stringify(value)\`", results.codec.plain.toFixed(0), ratio(results.codec.plain, results.codec.previous)],
+    [
+      "now: \`strictJson.stringify(value)\`",
+      results.codec.current.toFixed(0),
+      ratio(results.codec.current, results.codec.previous),
+    ],
+    [
+      "floor: plain \`JSON.stringify(value)\`",
+      results.codec.plain.toFixed(0),
+      ratio(results.codec.plain, results.codec.previous),
+    ],
   ],
 )}
 `;
@@ -401,7 +539,9 @@ function chart(results: Results, adapters: string[]): string {
         `<rect x="${x.toFixed(1)}" y="${y(l.p50).toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(bottom - y(l.p50)).toFixed(1)}" fill="${COLORS[a % COLORS.length]}"><title>${adapter} ${operation}: p50 ${l.p50.toFixed(3)} ms</title></rect>`,
       );
     });
-    parts.push(`<text x="${(x0 + (groupWidth - 20) / 2).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" font-size="12">${operation}</text>`);
+    parts.push(
+      `<text x="${(x0 + (groupWidth - 20) / 2).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" font-size="12">${operation}</text>`,
+    );
   });
   adapters.forEach((adapter, a) => {
     const x = left + (a % 2) * 330;
@@ -426,14 +566,18 @@ function readingNotes(
     pruneRatio: RatioSpread;
   },
 ): string {
-  const update = (adapter: string, kind: string) => results.perUpdate.find((u) => u.adapter === adapter && u.kind === kind && u.concurrency === 32);
+  const update = (adapter: string, kind: string) =>
+    results.perUpdate.find((u) => u.adapter === adapter && u.kind === kind && u.concurrency === 32);
   const statements = (adapter: string, kind: string) => update(adapter, kind)?.statementsPerUpdate.toFixed(0) ?? "–";
   const updateCpu = (adapter: string, kind: string) => whole(median(update(adapter, kind)?.cpuMicros ?? []));
-  const op = (adapter: string, operation: string) => results.throughput.find((t) => t.adapter === adapter && t.operation === operation && t.concurrency === 32);
+  const op = (adapter: string, operation: string) =>
+    results.throughput.find((t) => t.adapter === adapter && t.operation === operation && t.concurrency === 32);
   const opCpu = (adapter: string, operation: string) => median(op(adapter, operation)?.cpuMicros ?? []);
   const vsPsql = (adapter: string, operation: string) =>
     times(ratioSpread(op(adapter, operation)?.rounds ?? [], op(PSQL, operation)?.rounds ?? []).median);
-  const batches = results.prune.map((p) => `${ms(median(p.pruneMs))} ms at ${p.rows.toLocaleString("en")} rows`).join(", ");
+  const batches = results.prune
+    .map((p) => `${ms(median(p.pruneMs))} ms at ${p.rows.toLocaleString("en")} rows`)
+    .join(", ");
   const extra = (operation: string) => whole(opCpu(OURS, operation) - opCpu(BARE_PREPARED, operation));
   return [
     `- **Per update.** A read-only update costs this library ${statements(OURS, "read-only")} statement (grammY's write-back of the

@@ -26,16 +26,39 @@ import { seededRandom } from "../dev/fault-proxy.js";
 import { writeReport, type Results } from "./report.js";
 import { measureRoundTrips } from "./round-trips.js";
 
-const { values: args } = parseArgs({ options: { quick: { type: "boolean", default: false }, out: { type: "string" } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, out: { type: "string" } },
+});
 const quick = args.quick ?? false;
 const settings = quick
   ? {
-      samples: 200, rounds: 4, throughputMs: 100, throughputRounds: 3, sizeSamples: 12, scanRows: [1_000, 100_000],
-      perUpdateRounds: 4, perUpdateMs: 100, coldStartRounds: 9, prune: [{ rows: 100_000, rounds: 2 }], neonSamples: 4,
+      samples: 200,
+      rounds: 4,
+      throughputMs: 100,
+      throughputRounds: 3,
+      sizeSamples: 12,
+      scanRows: [1_000, 100_000],
+      perUpdateRounds: 4,
+      perUpdateMs: 100,
+      coldStartRounds: 9,
+      prune: [{ rows: 100_000, rounds: 2 }],
+      neonSamples: 4,
     }
   : {
-      samples: 2_000, rounds: 10, throughputMs: 450, throughputRounds: 6, sizeSamples: 60, scanRows: [1_000, 1_000_000],
-      perUpdateRounds: 8, perUpdateMs: 400, coldStartRounds: 31, prune: [{ rows: 100_000, rounds: 4 }, { rows: 1_000_000, rounds: 1 }], neonSamples: 30,
+      samples: 2_000,
+      rounds: 10,
+      throughputMs: 450,
+      throughputRounds: 6,
+      sizeSamples: 60,
+      scanRows: [1_000, 1_000_000],
+      perUpdateRounds: 8,
+      perUpdateMs: 400,
+      coldStartRounds: 31,
+      prune: [
+        { rows: 100_000, rounds: 4 },
+        { rows: 1_000_000, rounds: 1 },
+      ],
+      neonSamples: 30,
     };
 // Round-trip latency added between the function and the database in the Neon latency section.
 const NEON_ROUND_TRIP_MS = 30;
@@ -43,7 +66,8 @@ const KEYS = 1_000;
 const OPERATIONS = ["read", "write", "has", "update", "delete"] as const;
 type Operation = (typeof OPERATIONS)[number];
 const launched = performance.now();
-const log = (line: string) => process.stderr.write(`[${((performance.now() - launched) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`[${((performance.now() - launched) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
 
 const database = await startDatabase();
 const tables: string[] = [];
@@ -63,7 +87,10 @@ try {
   log("encoding a session: the default codec before and now, and plain JSON…");
   const codec = measureCodecs(quick);
 
-  const adapters: Adapter[] = [...(await pgAdapters(pool, table, { prepared: database.sessionPerConnection })), ...neonAdapters(database.url, neonPool, table)];
+  const adapters: Adapter[] = [
+    ...(await pgAdapters(pool, table, { prepared: database.sessionPerConnection })),
+    ...neonAdapters(database.url, neonPool, table),
+  ];
   const pad = (bytes: number) => ({ pad: "x".repeat(Math.max(0, bytes - 20)) });
   log(`${database.label}; seeding ${KEYS} keys per adapter…`);
   for (const adapter of adapters) {
@@ -95,10 +122,12 @@ try {
           return run === undefined ? [] : [{ adapter, run }];
         });
         if (operation === "delete") {
-          for (const { adapter } of runs) for (let i = 0; i < perRound; i += 1) await adapter.write(keyOf(i), { count: 1 });
+          for (const { adapter } of runs)
+            for (let i = 0; i < perRound; i += 1) await adapter.write(keyOf(i), { count: 1 });
         }
         for (let i = 0; i < perRound; i += 1) {
-          for (const { adapter, run } of shuffle(runs, random)) record(adapter, operation, round, await time(() => run(keyOf(i), round * perRound + i)));
+          for (const { adapter, run } of shuffle(runs, random))
+            record(adapter, operation, round, await time(() => run(keyOf(i), round * perRound + i)));
         }
       }
     }
@@ -115,7 +144,12 @@ try {
           const run = operationOf(adapter, operation) as (key: string, i: number) => Promise<unknown>;
           const offset = (round + 1) * 10_000_000;
           const used = process.cpuUsage();
-          const measured = await throughput(Infinity, concurrency, (i) => run(`k${i % KEYS}`, offset + i), settings.throughputMs);
+          const measured = await throughput(
+            Infinity,
+            concurrency,
+            (i) => run(`k${i % KEYS}`, offset + i),
+            settings.throughputMs,
+          );
           const { user, system } = process.cpuUsage(used);
           const id = `${adapter.name}|${operation}|${concurrency}`;
           rates.set(id, [...(rates.get(id) ?? []), measured.ops / measured.seconds]);
@@ -156,7 +190,10 @@ try {
     const name = table(`scan_${rows}`);
     const storage = new PostgresStorage({ client: pool, tableName: name });
     await storage.createTable();
-    await pool.query(`INSERT INTO "${name}" (key, value) SELECT 'chat:' || i, '{"count":1}' FROM generate_series(1, $1::int) AS i`, [rows]);
+    await pool.query(
+      `INSERT INTO "${name}" (key, value) SELECT 'chat:' || i, '{"count":1}' FROM generate_series(1, $1::int) AS i`,
+      [rows],
+    );
     // One pass unmeasured first: the first pass over a large table grows V8's
     // young generation to suit the allocation rate, which is not memory the scan keeps.
     for await (const _ of storage.readAllKeys());
@@ -216,7 +253,14 @@ try {
       const [adapter = "", operation = "", concurrency = "0"] = id.split("|");
       // Over all rounds: each round ran for the same time.
       const opsPerSecond = rounds.reduce((sum, rate) => sum + rate, 0) / rounds.length;
-      return { adapter, operation, concurrency: Number(concurrency), opsPerSecond, rounds, cpuMicros: cpu.get(id) ?? [] };
+      return {
+        adapter,
+        operation,
+        concurrency: Number(concurrency),
+        opsPerSecond,
+        rounds,
+        cpuMicros: cpu.get(id) ?? [],
+      };
     }),
     perUpdate,
     coldStarts,
@@ -243,7 +287,10 @@ try {
   await database.stop();
 }
 
-function operationOf(adapter: Adapter, operation: Operation): ((key: string, i: number) => Promise<unknown>) | undefined {
+function operationOf(
+  adapter: Adapter,
+  operation: Operation,
+): ((key: string, i: number) => Promise<unknown>) | undefined {
   switch (operation) {
     case "read":
       return (key) => adapter.read(key);
@@ -255,6 +302,9 @@ function operationOf(adapter: Adapter, operation: Operation): ((key: string, i: 
     case "has":
       return adapter.has && ((key) => (adapter.has as (key: string) => Promise<boolean>)(key));
     case "update":
-      return adapter.update && ((key, i) => (adapter.update as (key: string, patch: Value) => Promise<unknown>)(key, { count: i }));
+      return (
+        adapter.update &&
+        ((key, i) => (adapter.update as (key: string, patch: Value) => Promise<unknown>)(key, { count: i }))
+      );
   }
 }

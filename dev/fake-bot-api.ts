@@ -25,7 +25,9 @@ export interface FakeBotApi {
  * else with `true`. `onCall` sees each call as it arrives (the dev stack prints
  * the bot's replies from it).
  */
-export async function startFakeBotApi(options: { port?: number; onCall?: (call: BotApiCall) => void } = {}): Promise<FakeBotApi> {
+export async function startFakeBotApi(
+  options: { port?: number; onCall?: (call: BotApiCall) => void } = {},
+): Promise<FakeBotApi> {
   const calls: BotApiCall[] = [];
   let messageId = 1000;
   const server = createServer((request, response) => {
@@ -57,7 +59,9 @@ export async function startFakeBotApi(options: { port?: number; onCall?: (call: 
     apiRoot: `http://127.0.0.1:${port}`,
     calls,
     textsTo: (chatId) =>
-      calls.filter((call) => call.method === "sendMessage" && Number(call.payload.chat_id) === chatId).map((call) => String(call.payload.text)),
+      calls
+        .filter((call) => call.method === "sendMessage" && Number(call.payload.chat_id) === chatId)
+        .map((call) => String(call.payload.text)),
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -73,7 +73,8 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
     let spoken = 0; // the client's chunks so far: the first is its startup message
     client.on("data", (chunk: Buffer) => {
       spoken += 1;
-      const fault = spoken > 1 && chunk.length >= STARTUP_BYTES ? pick(["drop-before-query", "drop-mid-query"]) : undefined;
+      const fault =
+        spoken > 1 && chunk.length >= STARTUP_BYTES ? pick(["drop-before-query", "drop-mid-query"]) : undefined;
       if (fault !== undefined) injected[fault] += 1;
       if (fault === "drop-before-query") return close();
       if (fault === "drop-mid-query") {

@@ -73,7 +73,11 @@ export interface NeonConfigLike {
  * Points a copy of the Neon driver at the endpoint. Each copy of the driver
  * (for instance the one `@vercel/postgres` bundles) has its own `neonConfig`.
  */
-export function useNeonEndpoint(neonConfig: NeonConfigLike, endpoint: Pick<NeonEndpoint, "origin" | "port">, webSocket: unknown): void {
+export function useNeonEndpoint(
+  neonConfig: NeonConfigLike,
+  endpoint: Pick<NeonEndpoint, "origin" | "port">,
+  webSocket: unknown,
+): void {
   neonConfig.fetchEndpoint = `${endpoint.origin}/sql`;
   neonConfig.wsProxy = (host, port) => `127.0.0.1:${endpoint.port}/v1?address=${host}:${port}`;
   neonConfig.useSecureWebSocket = false;
@@ -85,8 +89,22 @@ const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]); // the wire protocol's Termin
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 const ERROR_FIELDS = [
-  "severity", "code", "detail", "hint", "position", "internalPosition", "internalQuery", "where",
-  "schema", "table", "column", "dataType", "constraint", "file", "line", "routine",
+  "severity",
+  "code",
+  "detail",
+  "hint",
+  "position",
+  "internalPosition",
+  "internalQuery",
+  "where",
+  "schema",
+  "table",
+  "column",
+  "dataType",
+  "constraint",
+  "file",
+  "line",
+  "routine",
 ] as const;
 const ISOLATION_LEVELS: Record<string, string> = {
   ReadUncommitted: "READ UNCOMMITTED",
@@ -99,7 +117,10 @@ const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
 /** Thrown for requests Neon itself would refuse; becomes an HTTP error with a JSON message. */
 class EndpointError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -112,9 +133,17 @@ interface QueryBody {
 /** Starts the endpoint on 127.0.0.1 (port 0: a free one). */
 export async function startNeonEndpoint(options: { port?: number } = {}): Promise<NeonEndpoint> {
   const stats: NeonEndpointStats = { httpRequests: 0, tunnelsOpened: 0, tunnelsOpen: 0 };
-  const faults: HttpFaults = { probability: 0, kinds: [], timeoutMs: 1_000, random: Math.random, injected: { "5xx": 0, timeout: 0, truncate: 0 } };
+  const faults: HttpFaults = {
+    probability: 0,
+    kinds: [],
+    timeoutMs: 1_000,
+    random: Math.random,
+    injected: { "5xx": 0, timeout: 0, truncate: 0 },
+  };
   const pickFault = (): HttpFault | undefined =>
-    faults.kinds.length > 0 && faults.random() < faults.probability ? faults.kinds[Math.floor(faults.random() * faults.kinds.length)] : undefined;
+    faults.kinds.length > 0 && faults.random() < faults.probability
+      ? faults.kinds[Math.floor(faults.random() * faults.kinds.length)]
+      : undefined;
   const pools = new Map<string, pg.Pool>();
   const sockets = new Set<Socket>();
 
@@ -122,7 +151,8 @@ export async function startNeonEndpoint(options: { port?: number } = {}): Promis
     let pool = pools.get(connectionString);
     if (pool === undefined) {
       const host = new URL(connectionString).hostname;
-      if (!LOOPBACK.has(host)) throw new EndpointError(400, `this local endpoint only reaches loopback databases, not ${host}`);
+      if (!LOOPBACK.has(host))
+        throw new EndpointError(400, `this local endpoint only reaches loopback databases, not ${host}`);
       pool = new pg.Pool({ connectionString, max: 10 });
       pool.on("error", () => {}); // an idle client lost to a server restart is replaced on the next query
       pools.set(connectionString, pool);
@@ -262,7 +292,13 @@ async function runQuery(
     rowCount: result.rowCount,
     rows: result.rows,
     fields: result.fields.map(({ name, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier }) => ({
-      name, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier, format: "text",
+      name,
+      tableID,
+      columnID,
+      dataTypeID,
+      dataTypeSize,
+      dataTypeModifier,
+      format: "text",
     })),
     rowAsArray: arrayMode,
   };
@@ -286,7 +322,12 @@ function errorResponse(error: unknown): [number, unknown] {
     return [400, body];
   }
   // The database could not be reached: Neon answers with a server error.
-  return [502, { message: `could not reach the database: ${error instanceof Error ? error.message || String(error) : String(error)}` }];
+  return [
+    502,
+    {
+      message: `could not reach the database: ${error instanceof Error ? error.message || String(error) : String(error)}`,
+    },
+  ];
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

@@ -29,10 +29,15 @@ export function textMessage(chatId: number, text: string, userId = chatId): Upda
     message: {
       message_id: updateId,
       date: Math.floor(Date.now() / 1000),
-      chat: chatId > 0 ? { id: chatId, type: "private", first_name: `User ${userId}` } : { id: chatId, type: "supergroup", title: "Group" },
+      chat:
+        chatId > 0
+          ? { id: chatId, type: "private", first_name: `User ${userId}` }
+          : { id: chatId, type: "supergroup", title: "Group" },
       from: { id: userId, is_bot: false, first_name: `User ${userId}` },
       text,
-      ...(isCommand ? { entities: [{ type: "bot_command" as const, offset: 0, length: text.split(" ")[0]?.length ?? 0 }] } : {}),
+      ...(isCommand
+        ? { entities: [{ type: "bot_command" as const, offset: 0, length: text.split(" ")[0]?.length ?? 0 }] }
+        : {}),
     },
   };
 }

@@ -146,7 +146,10 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
         try {
           const response = await fetch(worker.current.url, {
             method: "POST",
-            headers: { "content-type": "application/json", ...(secretToken === null ? {} : { "x-telegram-bot-api-secret-token": secretToken }) },
+            headers: {
+              "content-type": "application/json",
+              ...(secretToken === null ? {} : { "x-telegram-bot-api-secret-token": secretToken }),
+            },
             body: JSON.stringify(textMessage(LOCAL_CHAT, text)),
             ...(sendSignal === undefined ? {} : { signal: sendSignal }),
           });
@@ -244,9 +247,17 @@ process.stdin.resume();
 `;
 
 /** Runs `wrangler dev` for the variant and resolves once the worker answers. */
-async function startWorker({ variant, vars, databaseUrl, onLine, signal, onExit }: WorkerOptions): Promise<WorkerProcess> {
+async function startWorker({
+  variant,
+  vars,
+  databaseUrl,
+  onLine,
+  signal,
+  onExit,
+}: WorkerOptions): Promise<WorkerProcess> {
   const wrangler = join(dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin", "wrangler.js");
-  const config = variant === "neon" ? join(root, "wrangler.toml") : join(root, "worker-example", "wrangler.hyperdrive.toml");
+  const config =
+    variant === "neon" ? join(root, "wrangler.toml") : join(root, "worker-example", "wrangler.hyperdrive.toml");
   // Port 0: wrangler takes free ports itself and says which ("Ready on …"). Ports
   // picked here beforehand could be taken by another process meanwhile.
   const args = [wrangler, "dev", "--config", config, "--ip", "127.0.0.1", "--port", "0", "--inspector-port", "0"];

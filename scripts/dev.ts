@@ -140,8 +140,11 @@ watchLaunchers(() => void shutdown(1, "(npm run dev was stopped: stopping)"));
 
 const databaseUrl = process.env.DATABASE_URL || undefined;
 const dataDir = values["data-dir"];
-if (databaseUrl !== undefined && dataDir !== undefined) info("(--data-dir is for PGlite; with DATABASE_URL set, it is not used)");
-const where = databaseUrl ? `PostgreSQL at ${databaseUrl}` : `PGlite in ${dataDir ?? relative(process.cwd(), `${root}/.data/pglite`)}`;
+if (databaseUrl !== undefined && dataDir !== undefined)
+  info("(--data-dir is for PGlite; with DATABASE_URL set, it is not used)");
+const where = databaseUrl
+  ? `PostgreSQL at ${databaseUrl}`
+  : `PGlite in ${dataDir ?? relative(process.cwd(), `${root}/.data/pglite`)}`;
 info(`Starting: ${where}, local Neon endpoint, fake Bot API, wrangler dev…`);
 let ready = false;
 let sending = false;

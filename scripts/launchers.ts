@@ -20,7 +20,10 @@ export function watchLaunchers(onGone: () => void): void {
     pid = stat.ppid;
   }
   const parent = process.ppid;
-  const gone = procStat(process.pid) === undefined ? () => process.ppid !== parent : () => chain.some((launcher) => !isRunning(launcher));
+  const gone =
+    procStat(process.pid) === undefined
+      ? () => process.ppid !== parent
+      : () => chain.some((launcher) => !isRunning(launcher));
   setInterval(() => {
     if (gone()) onGone();
   }, 300).unref();
@@ -29,5 +32,9 @@ export function watchLaunchers(onGone: () => void): void {
 /** npm (its process title is "npm run dev …"), `sh -c "tsx scripts/dev.ts …"`, tsx. */
 function isLauncher(argv: string[]): boolean {
   const first = argv[0] ?? "";
-  return /^npm( |$)/.test(first) || basename(first) === "npm" || argv.some((arg) => arg.includes("scripts/dev.ts") || arg.endsWith("npm-cli.js"));
+  return (
+    /^npm( |$)/.test(first) ||
+    basename(first) === "npm" ||
+    argv.some((arg) => arg.includes("scripts/dev.ts") || arg.endsWith("npm-cli.js"))
+  );
 }

@@ -25,7 +25,14 @@ export function procStat(pid: number): ProcStat | undefined {
     const comm = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"));
     // After "(comm) ": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime priority nice num_threads itrealvalue starttime
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { pid, state: fields[0] ?? "", ppid: Number(fields[1]), pgid: Number(fields[2]), start: fields[19] ?? "", comm };
+    return {
+      pid,
+      state: fields[0] ?? "",
+      ppid: Number(fields[1]),
+      pgid: Number(fields[2]),
+      start: fields[19] ?? "",
+      comm,
+    };
   } catch {
     return undefined;
   }
@@ -49,7 +56,9 @@ export function procStats(): ProcStat[] | undefined {
 /** A process's arguments, from /proc/<pid>/cmdline; undefined when it is gone or there is no /proc. */
 export function commandLine(pid: number): string[] | undefined {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((arg) => arg !== "");
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8")
+      .split("\0")
+      .filter((arg) => arg !== "");
   } catch {
     return undefined;
   }

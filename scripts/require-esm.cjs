@@ -7,7 +7,16 @@ if (major < 20 || (major === 20 && minor < 19)) {
   process.exit(0);
 }
 const library = require("../dist/index.js");
-for (const name of ["PostgresStorage", "PostgresStorageError", "StorageOptionError", "StorageValidationError", "createTableSql", "migrateFromStoragePsqlSql", "prefixKeys", "sessionKey"]) {
+for (const name of [
+  "PostgresStorage",
+  "PostgresStorageError",
+  "StorageOptionError",
+  "StorageValidationError",
+  "createTableSql",
+  "migrateFromStoragePsqlSql",
+  "prefixKeys",
+  "sessionKey",
+]) {
   assert.strictEqual(typeof library[name], "function", `require() gave no ${name}`);
 }
 console.log(`require() of the ESM build works on ${process.version}`);

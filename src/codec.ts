@@ -168,7 +168,12 @@ function check(value: object, depth: number, walk: Walk): Refusal | undefined {
         const refusal = check(property, depth + 1, walk);
         if (refusal !== undefined) return within(refusal, key);
       }
-    } else if (typeof property !== "string" && typeof property !== "boolean" && property !== undefined && !isFiniteNumber(property)) {
+    } else if (
+      typeof property !== "string" &&
+      typeof property !== "boolean" &&
+      property !== undefined &&
+      !isFiniteNumber(property)
+    ) {
       return within(refuse("property", property), key);
     }
   }
@@ -218,21 +223,27 @@ function unplain(value: object, dates: boolean): string {
   const proto: unknown = Object.getPrototypeOf(value);
   const tag = Object.prototype.toString.call(value).slice(8, -1);
   const name = nameOf(proto, tag);
-  if (Array.isArray(value)) return `is ${article(name)} (an Array subclass), which JSON stores as an Array; store a plain array`;
+  if (Array.isArray(value))
+    return `is ${article(name)} (an Array subclass), which JSON stores as an Array; store a plain array`;
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) return "is an invalid Date, which JSON stores as null; store null or a valid Date";
+    if (Number.isNaN(value.getTime()))
+      return "is an invalid Date, which JSON stores as null; store null or a valid Date";
     if (proto !== Date.prototype) {
       return `is ${article(name)} (a Date subclass), which reads back as ${dates ? "a Date" : "a string"}; store a plain Date`;
     }
     return "is a Date, which JSON stores as a string; use jsonWithDates, superjson or devalue";
   }
-  if (value instanceof Map || value instanceof Set) return `is ${article(name)}, which JSON stores as {}; ${KEEPS_MORE}`;
+  if (value instanceof Map || value instanceof Set)
+    return `is ${article(name)}, which JSON stores as {}; ${KEEPS_MORE}`;
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
     return `is ${article(name)}, which JSON stores as an object of numbers; use superjson or devalue, which keep typed arrays`;
   }
-  if (value instanceof ArrayBuffer) return `is ${article(name)}, which JSON stores as {}; use devalue, which keeps ArrayBuffer`;
-  if (value instanceof RegExp) return `is ${article(name)}, which JSON stores as {}; use superjson or devalue, which keep RegExp`;
-  if (value instanceof Error) return `is ${article(name)}, which JSON stores as {}; store its message, or use superjson`;
+  if (value instanceof ArrayBuffer)
+    return `is ${article(name)}, which JSON stores as {}; use devalue, which keeps ArrayBuffer`;
+  if (value instanceof RegExp)
+    return `is ${article(name)}, which JSON stores as {}; use superjson or devalue, which keep RegExp`;
+  if (value instanceof Error)
+    return `is ${article(name)}, which JSON stores as {}; store its message, or use superjson`;
   if (value instanceof String || value instanceof Number || value instanceof Boolean) {
     return `is ${article(name)} object; store the primitive ${tag.toLowerCase()} instead`;
   }
@@ -242,9 +253,14 @@ function unplain(value: object, dates: boolean): string {
 /** The name of the class whose prototype `proto` is, as messages show it. */
 function nameOf(proto: unknown, fallback: string): string {
   // The descriptor, not proto.constructor: a getter there would run.
-  const classFunction: unknown = typeof proto === "object" && proto !== null ? Object.getOwnPropertyDescriptor(proto, "constructor")?.value : null;
+  const classFunction: unknown =
+    typeof proto === "object" && proto !== null ? Object.getOwnPropertyDescriptor(proto, "constructor")?.value : null;
   const className: unknown = typeof classFunction === "function" ? classFunction.name : undefined;
-  return typeof className === "string" && className !== "" ? className : fallback === "Object" ? "object with a custom prototype" : fallback;
+  return typeof className === "string" && className !== ""
+    ? className
+    : fallback === "Object"
+      ? "object with a custom prototype"
+      : fallback;
 }
 
 // "U" counts as a consonant: a Uint8Array, a User.

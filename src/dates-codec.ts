@@ -1,7 +1,13 @@
 import { DATE_TAG, checkJsonSafe, type Codec } from "./codec.ts";
 
 function isTagged(value: unknown): value is Record<typeof DATE_TAG, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && DATE_TAG in value;
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.keys(value).length === 1 &&
+    DATE_TAG in value
+  );
 }
 
 /** Stores each `Date` (all valid: the walk has checked) as `{"$date": "<ISO 8601>"}`. */
@@ -26,6 +32,8 @@ export const jsonWithDates: Codec = {
     return checkJsonSafe(value, true) ? JSON.stringify(value, tagDates) : JSON.stringify(value);
   },
   parse(text) {
-    return JSON.parse(text, (_key, value: unknown) => (isTagged(value) && typeof value[DATE_TAG] === "string" ? new Date(value[DATE_TAG]) : value));
+    return JSON.parse(text, (_key, value: unknown) =>
+      isTagged(value) && typeof value[DATE_TAG] === "string" ? new Date(value[DATE_TAG]) : value,
+    );
   },
 };

@@ -70,7 +70,10 @@ const decoder = new TextDecoder();
  */
 export function encryptedCodec(options: EncryptedCodecOptions): Codec {
   const secrets = typeof options?.secret === "string" ? [options.secret] : [...(options?.secret ?? [])];
-  if (secrets.length === 0 || secrets.some((secret) => typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH)) {
+  if (
+    secrets.length === 0 ||
+    secrets.some((secret) => typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH)
+  ) {
     throw new StorageOptionError(
       "secret",
       `encryptedCodec needs a secret of at least ${MIN_SECRET_LENGTH} characters; generate one with \`openssl rand -base64 32\``,
@@ -85,7 +88,9 @@ export function encryptedCodec(options: EncryptedCodecOptions): Codec {
       const additionalData = boundTo(context);
       const text: unknown = await inner.stringify(value, context);
       if (typeof text !== "string") {
-        throw new TypeError(`the inner codec of encryptedCodec returned ${text === null ? "null" : typeof text}, not a string`);
+        throw new TypeError(
+          `the inner codec of encryptedCodec returned ${text === null ? "null" : typeof text}, not a string`,
+        );
       }
       const [key] = await allKeys();
       const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
@@ -101,7 +106,9 @@ export function encryptedCodec(options: EncryptedCodecOptions): Codec {
       for (const key of await allKeys()) {
         // GCM authenticates key, IV, ciphertext and AAD together: a wrong secret, a
         // wrong stored key or a flipped bit fails here, never yields garbage.
-        plaintext = await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed).catch(() => undefined);
+        plaintext = await crypto.subtle
+          .decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed)
+          .catch(() => undefined);
         if (plaintext !== undefined) break;
       }
       if (plaintext === undefined) {
@@ -155,7 +162,8 @@ function readToken(text: string): { iv: Uint8Array<ArrayBuffer>; sealed: Uint8Ar
   const sealedBytes = fromCanonicalBase64Url(sealed);
   if (ivBytes === undefined || sealedBytes === undefined) throw notAToken("a segment is not canonical base64url");
   if (ivBytes.length !== IV_BYTES) throw notAToken(`its IV is ${ivBytes.length} bytes, not ${IV_BYTES}`);
-  if (sealedBytes.length < TAG_BYTES) throw notAToken(`its ciphertext is ${sealedBytes.length} bytes, shorter than the ${TAG_BYTES}-byte tag`);
+  if (sealedBytes.length < TAG_BYTES)
+    throw notAToken(`its ciphertext is ${sealedBytes.length} bytes, shorter than the ${TAG_BYTES}-byte tag`);
   return { iv: ivBytes, sealed: sealedBytes };
 }
 
@@ -163,7 +171,12 @@ async function deriveKey(secret: string): Promise<CryptoKey> {
   const material = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
   return crypto.subtle.deriveKey(
     // "v2": the bound format gets a key of its own, unrelated to the unbound format's.
-    { name: "HKDF", hash: "SHA-256", salt: encoder.encode("grammy-postgres-storage"), info: encoder.encode("session values v2") },
+    {
+      name: "HKDF",
+      hash: "SHA-256",
+      salt: encoder.encode("grammy-postgres-storage"),
+      info: encoder.encode("session values v2"),
+    },
     material,
     { name: "AES-GCM", length: 256 },
     false,

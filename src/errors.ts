@@ -162,9 +162,13 @@ export function inOperation<E>(error: E, operation: Operation, key: string | und
   return error;
 }
 
-const UPDATE_IN_DOUBT = "The connection broke after update() was sent, so it may have taken effect and was not retried; read the key to see";
+const UPDATE_IN_DOUBT =
+  "The connection broke after update() was sent, so it may have taken effect and was not retried; read the key to see";
 
-function hintFor(code: string | undefined, { operation, tableName, table, schema = "public", statement }: FailureContext): string {
+function hintFor(
+  code: string | undefined,
+  { operation, tableName, table, schema = "public", statement }: FailureContext,
+): string {
   const migrations = `createTableSql(${JSON.stringify(tableName)})`;
   switch (code) {
     case undefined:

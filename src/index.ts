@@ -11,4 +11,10 @@ export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from 
 export type { InvalidValue, OnInvalid } from "./values.ts";
 export type { RetryOptions } from "./retry.ts";
 export type { PostgresClient, QueryClient, QueryParameter, UnsafeQueryClient } from "./driver/clients.ts";
-export { PostgresStorageError, StorageOptionError, StorageValidationError, type ErrorDetails, type Operation } from "./errors.ts";
+export {
+  PostgresStorageError,
+  StorageOptionError,
+  StorageValidationError,
+  type ErrorDetails,
+  type Operation,
+} from "./errors.ts";

@@ -38,8 +38,12 @@ export type KeyBuilderOption = KeyBuilder | ((key: string) => string);
  * @throws StorageOptionError when either is empty or the prefix contains the separator
  */
 export function prefixKeys(prefix: string, separator = ":"): KeyBuilder {
-  for (const [name, value] of [["prefix", prefix], ["separator", separator]] as const) {
-    if (typeof value !== "string" || value === "") throw new StorageOptionError(name, "prefixKeys(prefix, separator) takes two non-empty strings");
+  for (const [name, value] of [
+    ["prefix", prefix],
+    ["separator", separator],
+  ] as const) {
+    if (typeof value !== "string" || value === "")
+      throw new StorageOptionError(name, "prefixKeys(prefix, separator) takes two non-empty strings");
   }
   if (prefix.includes(separator)) {
     const suggestion = JSON.stringify(prefix.split(separator).join(separator === "-" ? "_" : "-"));
@@ -70,7 +74,7 @@ export function normalizeKeyBuilder(option: KeyBuilderOption | undefined): KeyBu
   }
   throw new StorageOptionError(
     "keyBuilder",
-    "keyBuilder must be a function (key) => storedKey or { build(key), parse?(storedKey) }, e.g. prefixKeys(\"bot\")",
+    'keyBuilder must be a function (key) => storedKey or { build(key), parse?(storedKey) }, e.g. prefixKeys("bot")',
   );
 }
 

@@ -96,7 +96,8 @@ function prefixOf(keyBuilder: KeyBuilderOption | undefined): string {
         "in JavaScript, so copy those sessions with storage-psql's read() and this storage's write()",
     );
   }
-  if (/\0|\p{Cs}/u.test(prefix)) throw new StorageOptionError("keyBuilder", "keyBuilder: the prefix contains U+0000 or a lone surrogate");
+  if (/\0|\p{Cs}/u.test(prefix))
+    throw new StorageOptionError("keyBuilder", "keyBuilder: the prefix contains U+0000 or a lone surrogate");
   return prefix;
 }
 

@@ -25,12 +25,14 @@ export type Transience = "not-applied" | "unknown" | undefined;
 
 // The database refused or rolled back the statement, or it never left: it did not take effect.
 // Bun's SQL says ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve.
-const NOT_APPLIED = /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
+const NOT_APPLIED =
+  /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
 // Unreachable hosts count only while connecting: on an open socket they can follow a sent statement.
 const UNREACHABLE = /^(EHOSTUNREACH|ENETUNREACH)$/;
 // The connection broke with the statement in flight: it may have taken effect.
 const UNKNOWN_CODE = /^(08...|ECONNRESET|EPIPE|ETIMEDOUT|(ERR_POSTGRES_)?CONNECTION_CLOSED|CONNECTION_DESTROYED)$/;
-const UNKNOWN_MESSAGE = /connection terminated|connection error|socket hang up|other side closed|fetch failed|HTTP status 5\d\d|terminating connection/i;
+const UNKNOWN_MESSAGE =
+  /connection terminated|connection error|socket hang up|other side closed|fetch failed|HTTP status 5\d\d|terminating connection/i;
 
 /**
  * Classifies a driver's error, looking through `cause`, Neon's `sourceError`,
@@ -77,8 +79,15 @@ export interface RetryPolicy {
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
   const { attempts = 3, baseDelayMs = 50, maxDelayMs = 1000 } = options ?? {};
-  if (!Number.isInteger(attempts) || attempts < 1 || !(baseDelayMs >= 0 && maxDelayMs >= 0 && baseDelayMs + maxDelayMs < Infinity)) {
-    throw new StorageOptionError("retry", "retry needs a whole number of attempts from 1 and delays of 0 ms or more; retry: false turns it off");
+  if (
+    !Number.isInteger(attempts) ||
+    attempts < 1 ||
+    !(baseDelayMs >= 0 && maxDelayMs >= 0 && baseDelayMs + maxDelayMs < Infinity)
+  ) {
+    throw new StorageOptionError(
+      "retry",
+      "retry needs a whole number of attempts from 1 and delays of 0 ms or more; retry: false turns it off",
+    );
   }
   return { attempts, baseDelayMs, maxDelayMs };
 }
@@ -107,7 +116,12 @@ export async function retrying<T>(attempt: () => Promise<T>, policy: RetryPolicy
  * {@link retrying} does; for callers that make the first try themselves and
  * keep the common case free of this machinery.
  */
-export async function retryAfter<T>(error: unknown, attempt: () => Promise<T>, policy: RetryPolicy, { onlyIfNotApplied }: RetryScope): Promise<T> {
+export async function retryAfter<T>(
+  error: unknown,
+  attempt: () => Promise<T>,
+  policy: RetryPolicy,
+  { onlyIfNotApplied }: RetryScope,
+): Promise<T> {
   for (let tried = 1; ; tried += 1) {
     const kind = transience(error);
     if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;

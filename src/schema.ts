@@ -50,7 +50,10 @@ export function checkSchema<T>(schema: StandardSchema<T> | undefined): StandardS
  * schema does: at once, or as a promise when it validates asynchronously.
  * Callers await it, so no extra promise is made for a synchronous schema.
  */
-export function runSchema<T>(schema: StandardSchema<T>, value: unknown): StandardResult<T> | Promise<StandardResult<T>> {
+export function runSchema<T>(
+  schema: StandardSchema<T>,
+  value: unknown,
+): StandardResult<T> | Promise<StandardResult<T>> {
   return schema["~standard"].validate(value);
 }
 
@@ -58,7 +61,9 @@ export function runSchema<T>(schema: StandardSchema<T>, value: unknown): Standar
 export function formatIssues(issues: ReadonlyArray<StandardIssue>): string {
   return issues
     .map((issue) => {
-      const path = (issue.path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".");
+      const path = (issue.path ?? [])
+        .map((segment) => String(typeof segment === "object" ? segment.key : segment))
+        .join(".");
       return path === "" ? issue.message : `${path}: ${issue.message}`;
     })
     .join("; ");

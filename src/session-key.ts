@@ -50,11 +50,13 @@ export interface SessionKeyContext {
    * The message, whose topic (`message_thread_id` when `is_topic_message`) the
    * topic strategies use, and whose `sender_chat` is the user with `senderChat`.
    */
-  readonly msg?: {
-    readonly message_thread_id?: number | undefined;
-    readonly is_topic_message?: boolean | undefined;
-    readonly sender_chat?: { readonly id: number } | undefined;
-  } | undefined;
+  readonly msg?:
+    | {
+        readonly message_thread_id?: number | undefined;
+        readonly is_topic_message?: boolean | undefined;
+        readonly sender_chat?: { readonly id: number } | undefined;
+      }
+    | undefined;
   /** A callback query, whose `msg` is the message with the button: its `sender_chat` is not who pressed it. */
   readonly callbackQuery?: object | undefined;
   /** A reaction, whose `actor_chat` is the user with `senderChat` (an anonymous reaction has no `from`). */
@@ -82,12 +84,18 @@ export interface SessionKeyContext {
  * chat the update was sent on behalf of where there is one, so a channel post
  * (whose `sender_chat` is the channel) is keyed on the channel.
  */
-export function sessionKey(strategy: SessionKeyStrategy, options: SessionKeyOptions = {}): (ctx: SessionKeyContext) => string | undefined {
+export function sessionKey(
+  strategy: SessionKeyStrategy,
+  options: SessionKeyOptions = {},
+): (ctx: SessionKeyContext) => string | undefined {
   const needsChat = strategy !== "user";
   const needsUser = strategy === "user" || strategy === "user-in-chat" || strategy === "user-in-topic";
   const byTopic = strategy === "chat-topic" || strategy === "user-in-topic";
   if (!Object.hasOwn(STRATEGIES, strategy)) {
-    throw new StorageOptionError("strategy", `sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${Object.keys(STRATEGIES).join(", ")}`);
+    throw new StorageOptionError(
+      "strategy",
+      `sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${Object.keys(STRATEGIES).join(", ")}`,
+    );
   }
   return (ctx) => {
     const parts: (string | number)[] = [];

@@ -102,7 +102,9 @@ export function statementsFor(table: string, withTtl: boolean): Statements {
       const lower = `key ${first ? ">=" : ">"} $1 COLLATE "C"`;
       const upper = bounded ? ` AND key < $2 COLLATE "C"` : "";
       const limit = bounded ? "$3" : "$2";
-      return statement(`SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`);
+      return statement(
+        `SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`,
+      );
     },
     // A range of the table's blocks at a time, read as a sequential scan reads
     // them (a TID range scan): as fast as one DELETE of everything expired,

@@ -8,7 +8,17 @@ import type { PostgresStorageOptions } from "./options.ts";
 import { retryPolicy } from "./retry.ts";
 import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
-import { checkPatch, decodeFromRead, encodeForWrite, encodePatch, mergeFields, notAnObject, setsAField, valueRules, type ValueRules } from "./values.ts";
+import {
+  checkPatch,
+  decodeFromRead,
+  encodeForWrite,
+  encodePatch,
+  mergeFields,
+  notAnObject,
+  setsAField,
+  valueRules,
+  type ValueRules,
+} from "./values.ts";
 import { WriteSkips, type ReadOutcome } from "./write-skips.ts";
 
 const KEY_PAGE_SIZE = 1000;
@@ -48,7 +58,10 @@ export class PostgresStorage<T = unknown> {
    */
   constructor(options: PostgresStorageOptions<T>) {
     if (typeof options !== "object" || options === null) {
-      throw new StorageOptionError("client", "new PostgresStorage({ client }) takes an object of options, with the database client at least");
+      throw new StorageOptionError(
+        "client",
+        "new PostgresStorage({ client }) takes an object of options, with the database client at least",
+      );
     }
     this.tableName = options.tableName ?? DEFAULT_TABLE_NAME;
     this.#quotedTable = quoteTableName(this.tableName);
@@ -79,7 +92,10 @@ export class PostgresStorage<T = unknown> {
       const { value } = await this.#skips.observeRead(at.key, async () => {
         const found = await this.#fetch("read", at);
         // Decoded inside the observed read, so that a value that fails to decode arms no skip.
-        return { ...found, value: found.text === undefined ? undefined : await decodeFromRead(this.#rules, at, found.text) };
+        return {
+          ...found,
+          value: found.text === undefined ? undefined : await decodeFromRead(this.#rules, at, found.text),
+        };
       });
       return value;
     } catch (error) {
@@ -174,13 +190,20 @@ export class PostgresStorage<T = unknown> {
 
   async #mergeInDatabase(at: KeyContext, patch: Partial<T>): Promise<{ value: T; text: string }> {
     const params = this.#withTtl([at.key, await encodePatch(this.#rules, at, patch)]);
-    const [row] = await this.#run("update", at, this.#statements.merge, params, { missing: "create", onlyIfNotApplied: true });
+    const [row] = await this.#run("update", at, this.#statements.merge, params, {
+      missing: "create",
+      onlyIfNotApplied: true,
+    });
     if (row === undefined) throw notAnObject(at);
     const text = textOf(row, "value");
     return { value: (await decode(this.#rules.codec, text, at)) as T, text };
   }
 
-  async #mergeChecked(at: KeyContext, patch: Partial<T>, guess: string | undefined): Promise<{ value: T; text: string }> {
+  async #mergeChecked(
+    at: KeyContext,
+    patch: Partial<T>,
+    guess: string | undefined,
+  ): Promise<{ value: T; text: string }> {
     // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
     let known: string | null | undefined = guess;
     for (let attempt = 1; attempt <= MAX_MERGE_ATTEMPTS; attempt += 1) {
@@ -219,7 +242,9 @@ export class PostgresStorage<T = unknown> {
   /** Whether a session is stored under `key`. */
   async has(key: string): Promise<boolean> {
     try {
-      const rows = await this.#driver.run("has", key, this.#statements.has, [storedKey(this.#keys, key)], { missing: "empty" });
+      const rows = await this.#driver.run("has", key, this.#statements.has, [storedKey(this.#keys, key)], {
+        missing: "empty",
+      });
       return rows.length > 0;
     } catch (error) {
       throw this.#in(error, "has", key);
@@ -290,7 +315,13 @@ export class PostgresStorage<T = unknown> {
     return { text: textOf(row, "value"), skippableMs: skippableMs(this.#millisecondsToLive, msLeft) };
   }
 
-  #run(operation: Operation, at: KeyContext, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+  #run(
+    operation: Operation,
+    at: KeyContext,
+    statement: Statement,
+    params: QueryParameter[],
+    options: RunOptions,
+  ): Promise<Row[]> {
     return this.#driver.run(operation, at.grammyKey, statement, params, options);
   }
 
@@ -302,7 +333,10 @@ export class PostgresStorage<T = unknown> {
   async *#scan(withValues: boolean): AsyncGenerator<[key: string, row: Row], void, undefined> {
     const parse = this.#keys.parse;
     if (parse === undefined) {
-      throw this.#in(new StorageOptionError("keyBuilder", "readAll* needs keyBuilder.parse(storedKey); add it, or use prefixKeys()"), "readAll");
+      throw this.#in(
+        new StorageOptionError("keyBuilder", "readAll* needs keyBuilder.parse(storedKey); add it, or use prefixKeys()"),
+        "readAll",
+      );
     }
     const lower = this.#keys.prefix ?? "";
     const upper = lower === "" ? undefined : prefixUpperBound(lower);

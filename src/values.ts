@@ -17,7 +17,10 @@ export interface InvalidValue {
  * `StorageValidationError`, `"discard"` it (read as missing, so grammY starts
  * afresh), or repair it with a function whose result is checked again.
  */
-export type OnInvalid<T> = "throw" | "discard" | ((invalid: InvalidValue) => T | undefined | PromiseLike<T | undefined>);
+export type OnInvalid<T> =
+  | "throw"
+  | "discard"
+  | ((invalid: InvalidValue) => T | undefined | PromiseLike<T | undefined>);
 
 /** How values travel between grammY and the value column. */
 export interface ValueRules<T> {
@@ -40,7 +43,12 @@ export interface ValueOptions<T> {
  *
  * @throws StorageOptionError when the codec, schema or onInvalid is of the wrong kind
  */
-export function valueRules<T>({ codec = strictJson, schema, onInvalid = "throw", validateOnWrite = true }: ValueOptions<T>): ValueRules<T> {
+export function valueRules<T>({
+  codec = strictJson,
+  schema,
+  onInvalid = "throw",
+  validateOnWrite = true,
+}: ValueOptions<T>): ValueRules<T> {
   if (onInvalid !== "throw" && onInvalid !== "discard" && typeof onInvalid !== "function") {
     throw new StorageOptionError("onInvalid", 'onInvalid must be "throw", "discard" or a function');
   }
@@ -51,7 +59,11 @@ export function valueRules<T>({ codec = strictJson, schema, onInvalid = "throw",
  * Checks and encodes a value for writing; throws before anything is sent.
  * Answers the value as the schema parsed it, and its text.
  */
-export async function encodeForWrite<T>(rules: ValueRules<T>, at: KeyContext, value: T): Promise<{ value: T; text: string }> {
+export async function encodeForWrite<T>(
+  rules: ValueRules<T>,
+  at: KeyContext,
+  value: T,
+): Promise<{ value: T; text: string }> {
   const key = at.grammyKey;
   let checked = value;
   if (rules.schema !== undefined && rules.validateOnWrite) {
@@ -119,7 +131,9 @@ export async function encodePatch<T>(rules: ValueRules<T>, at: KeyContext, patch
 /** Refuses an `update()` patch that is not an object of fields. */
 export function checkPatch(patch: unknown): void {
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
-    throw new PostgresStorageError(`update() takes an object of fields, got ${Array.isArray(patch) ? "an array" : String(patch)}`);
+    throw new PostgresStorageError(
+      `update() takes an object of fields, got ${Array.isArray(patch) ? "an array" : String(patch)}`,
+    );
   }
 }
 
@@ -137,7 +151,10 @@ export function setsAField(patch: object): boolean {
 export function mergeFields<T>(at: KeyContext, stored: unknown, patch: object): T {
   if (typeof stored !== "object" || stored === null || Array.isArray(stored)) throw notAnObject(at);
   // fromEntries defines properties, so a field named "__proto__" stays a field.
-  return Object.fromEntries([...Object.entries(stored), ...Object.entries(patch).filter(([, value]) => value !== undefined)]) as T;
+  return Object.fromEntries([
+    ...Object.entries(stored),
+    ...Object.entries(patch).filter(([, value]) => value !== undefined),
+  ]) as T;
 }
 
 /** The error of `update()` on a stored value that is not an object. */

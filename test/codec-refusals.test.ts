@@ -23,7 +23,9 @@ describe("the default codec on a real table", () => {
     const error = await failure(storage.write("k", { d: new Date() }));
     expect(error).toBeInstanceOf(PostgresStorageError);
     const { message } = error as Error;
-    expect(message).toMatch(/^nothing was written: the value for key "k" cannot be encoded \(value\.d is a Date, which JSON stores as a string/);
+    expect(message).toMatch(
+      /^nothing was written: the value for key "k" cannot be encoded \(value\.d is a Date, which JSON stores as a string/,
+    );
     expect(message).toMatch(/jsonWithDates/);
     // The refusal names its codec; the wrapper adds no second, generic advice.
     expect(message).not.toMatch(/store more types/);
@@ -32,7 +34,11 @@ describe("the default codec on a real table", () => {
   });
 
   it("stores the same Date with jsonWithDates", async () => {
-    const storage = new PostgresStorage<{ d: Date }>({ client: db.pool, tableName: db.table("dates_ok"), codec: jsonWithDates });
+    const storage = new PostgresStorage<{ d: Date }>({
+      client: db.pool,
+      tableName: db.table("dates_ok"),
+      codec: jsonWithDates,
+    });
     const d = new Date("2024-05-06T07:08:09.010Z");
     await storage.write("k", { d });
     expect(await storage.read("k")).toStrictEqual({ d });
@@ -46,7 +52,9 @@ describe("the default codec on a real table", () => {
 
     const error = await failure(storage.update("k", { m: new Map([["a", 1]]) }));
     expect(error).toBeInstanceOf(PostgresStorageError);
-    expect((error as Error).message).toMatch(/cannot be encoded \(value\.m is a Map, which JSON stores as \{\}; use superjson or devalue/);
+    expect((error as Error).message).toMatch(
+      /cannot be encoded \(value\.m is a Map, which JSON stores as \{\}; use superjson or devalue/,
+    );
     expect(await row(table)).toStrictEqual(before);
     expect(await storage.read("k")).toStrictEqual({ m: { kept: true }, n: 1 });
   });
@@ -56,13 +64,24 @@ describe("the default codec on a real table", () => {
     const storage = new PostgresStorage<unknown>({ client: db.pool, tableName: table });
     await storage.write("k", { cart: { items: [] } });
     const before = await row(table);
-    await expect(storage.write("k", { cart: { items: [1, 2, 3, new Map()] } })).rejects.toThrow(/value\.cart\.items\[3\] is a Map/);
+    await expect(storage.write("k", { cart: { items: [1, 2, 3, new Map()] } })).rejects.toThrow(
+      /value\.cart\.items\[3\] is a Map/,
+    );
     expect(await row(table)).toStrictEqual(before);
   });
 
   it("stores a Map with superjson", async () => {
-    const storage = new PostgresStorage<{ m: Map<string, number> }>({ client: db.pool, tableName: db.table("superjson_map"), codec: superjson });
-    const value = { m: new Map([["a", 1], ["b", 2]]) };
+    const storage = new PostgresStorage<{ m: Map<string, number> }>({
+      client: db.pool,
+      tableName: db.table("superjson_map"),
+      codec: superjson,
+    });
+    const value = {
+      m: new Map([
+        ["a", 1],
+        ["b", 2],
+      ]),
+    };
     await storage.write("k", value);
     expect(await storage.read("k")).toStrictEqual(value);
   });

@@ -27,18 +27,21 @@ describe("separate processes creating one table at once", () => {
   // PGlite's socket server multiplexes connections onto one session message by
   // message; two postgres.js connections whose statements fail at once stall it.
   // There is no cross-process race on one session anyway, so this runs on a server.
-  it.skipIf(inject("backend") === "pglite")("20 storages on 20 postgres.js connections all write their first row", async () => {
-    const name = table("race_pgjs");
-    const sqls = Array.from({ length: 20 }, () => postgres(databaseUrl(), { max: 1, onnotice: () => {} }));
-    try {
-      const storages = sqls.map((client) => new PostgresStorage({ client, tableName: name }));
-      await Promise.all(storages.map((storage, i) => storage.write(String(i), i)));
-      const [row] = await admin(`SELECT count(*)::int AS n FROM "${name}"`);
-      expect(row?.n).toBe(20);
-    } finally {
-      await Promise.all(sqls.map((sql) => sql.end()));
-    }
-  });
+  it.skipIf(inject("backend") === "pglite")(
+    "20 storages on 20 postgres.js connections all write their first row",
+    async () => {
+      const name = table("race_pgjs");
+      const sqls = Array.from({ length: 20 }, () => postgres(databaseUrl(), { max: 1, onnotice: () => {} }));
+      try {
+        const storages = sqls.map((client) => new PostgresStorage({ client, tableName: name }));
+        await Promise.all(storages.map((storage, i) => storage.write(String(i), i)));
+        const [row] = await admin(`SELECT count(*)::int AS n FROM "${name}"`);
+        expect(row?.n).toBe(20);
+      } finally {
+        await Promise.all(sqls.map((sql) => sql.end()));
+      }
+    },
+  );
 
   it("one storage creates the table once for many concurrent first writes", async () => {
     const name = table("singleflight");

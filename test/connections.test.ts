@@ -82,13 +82,16 @@ describe("connections and prepared statements", () => {
             query: (statement: string | { name?: string }, ...rest: unknown[]) => {
               if (typeof statement === "object" && statement.name) {
                 lost += 1;
-                return Promise.reject(Object.assign(new Error(`prepared statement "${statement.name}" does not exist`), { code: "26000" }));
+                return Promise.reject(
+                  Object.assign(new Error(`prepared statement "${statement.name}" does not exist`), { code: "26000" }),
+                );
               }
               return (connection.query as (...args: unknown[]) => Promise<unknown>)(statement, ...rest);
             },
             release: (error?: Error | boolean) => connection.release(error),
             on: (event: "error", listener: (error: Error) => void) => connection.on(event, listener),
-            removeListener: (event: "error", listener: (error: Error) => void) => connection.removeListener(event, listener),
+            removeListener: (event: "error", listener: (error: Error) => void) =>
+              connection.removeListener(event, listener),
           };
         },
       };
@@ -106,70 +109,88 @@ describe("connections and prepared statements", () => {
     }
   });
 
-  it.skipIf(inject("backend") === "pglite")("a connection lost while checked out is discarded, the statement retried, and nothing crashes", async () => {
-    const name = db.table("lost_checked_out");
-    const { pool, counts } = countingPool();
-    pool.on("error", () => {});
-    const locker = new pg.Client({ connectionString: databaseUrl() });
-    await locker.connect();
-    try {
-      const storage = new PostgresStorage<number>({ client: pool, tableName: name, retry: { baseDelayMs: 50 } });
-      await storage.write("k", 1);
-      // The read waits on a lock, checked out, until its backend is terminated under it.
-      await locker.query(`BEGIN; LOCK TABLE "${name}" IN ACCESS EXCLUSIVE MODE`);
-      const reading = storage.read("k");
-      let waiting: unknown[] = [];
-      while (waiting.length === 0) {
-        await sleep(10);
-        waiting = await db.admin("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`%${name}%`]);
+  it.skipIf(inject("backend") === "pglite")(
+    "a connection lost while checked out is discarded, the statement retried, and nothing crashes",
+    async () => {
+      const name = db.table("lost_checked_out");
+      const { pool, counts } = countingPool();
+      pool.on("error", () => {});
+      const locker = new pg.Client({ connectionString: databaseUrl() });
+      await locker.connect();
+      try {
+        const storage = new PostgresStorage<number>({ client: pool, tableName: name, retry: { baseDelayMs: 50 } });
+        await storage.write("k", 1);
+        // The read waits on a lock, checked out, until its backend is terminated under it.
+        await locker.query(`BEGIN; LOCK TABLE "${name}" IN ACCESS EXCLUSIVE MODE`);
+        const reading = storage.read("k");
+        let waiting: unknown[] = [];
+        while (waiting.length === 0) {
+          await sleep(10);
+          waiting = await db.admin(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+            [`%${name}%`],
+          );
+        }
+        await db.admin(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+          [`%${name}%`],
+        );
+        await locker.query("COMMIT");
+        expect(await reading).toBe(1);
+        expect(counts.opened).toBe(2);
+        expect(pool.totalCount).toBe(1);
+      } finally {
+        await locker.end();
+        await pool.end();
       }
-      await db.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`%${name}%`]);
-      await locker.query("COMMIT");
-      expect(await reading).toBe(1);
-      expect(counts.opened).toBe(2);
-      expect(pool.totalCount).toBe(1);
-    } finally {
-      await locker.end();
-      await pool.end();
-    }
-  });
+    },
+  );
 
-  it.skipIf(inject("backend") === "pglite")("a connection lost while it waits, checked out, for the table's creation is discarded, and nothing crashes", async () => {
-    const name = db.table("lost_while_waiting");
-    const applicationName = `waiting-${process.pid}`;
-    const { pool, counts } = countingPool(4, applicationName);
-    pool.on("error", () => {});
-    const creator = new pg.Client({ connectionString: databaseUrl() });
-    await creator.connect();
-    try {
-      const storage = new PostgresStorage<number>({ client: pool, tableName: name, retry: { baseDelayMs: 50 } });
-      // Another process is creating the table: the storage's own creation waits for it to commit or roll back.
-      await creator.query(`BEGIN; CREATE TABLE "${name}" (key text PRIMARY KEY)`);
-      const first = storage.write("a", 1);
-      await until(async () => (await activity(applicationName, "active")).length === 1);
-      // A second write waits for the first one's creation, holding its connection idle: cut that one.
-      const second = storage.write("b", 2);
-      await until(async () => (await activity(applicationName, "idle")).length === 1);
-      await db.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [applicationName]);
-      await sleep(50);
-      await creator.query("ROLLBACK");
-      await Promise.all([first, second]);
-      expect([await storage.read("a"), await storage.read("b")]).toStrictEqual([1, 2]);
-      // The cut connection left the pool: every connection it holds has a live backend.
-      expect(counts.opened).toBe(2);
-      expect((await activity(applicationName, "idle")).length).toBe(pool.totalCount);
-    } finally {
-      await creator.end();
-      await pool.end();
-    }
+  it.skipIf(inject("backend") === "pglite")(
+    "a connection lost while it waits, checked out, for the table's creation is discarded, and nothing crashes",
+    async () => {
+      const name = db.table("lost_while_waiting");
+      const applicationName = `waiting-${process.pid}`;
+      const { pool, counts } = countingPool(4, applicationName);
+      pool.on("error", () => {});
+      const creator = new pg.Client({ connectionString: databaseUrl() });
+      await creator.connect();
+      try {
+        const storage = new PostgresStorage<number>({ client: pool, tableName: name, retry: { baseDelayMs: 50 } });
+        // Another process is creating the table: the storage's own creation waits for it to commit or roll back.
+        await creator.query(`BEGIN; CREATE TABLE "${name}" (key text PRIMARY KEY)`);
+        const first = storage.write("a", 1);
+        await until(async () => (await activity(applicationName, "active")).length === 1);
+        // A second write waits for the first one's creation, holding its connection idle: cut that one.
+        const second = storage.write("b", 2);
+        await until(async () => (await activity(applicationName, "idle")).length === 1);
+        await db.admin(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
+          [applicationName],
+        );
+        await sleep(50);
+        await creator.query("ROLLBACK");
+        await Promise.all([first, second]);
+        expect([await storage.read("a"), await storage.read("b")]).toStrictEqual([1, 2]);
+        // The cut connection left the pool: every connection it holds has a live backend.
+        expect(counts.opened).toBe(2);
+        expect((await activity(applicationName, "idle")).length).toBe(pool.totalCount);
+      } finally {
+        await creator.end();
+        await pool.end();
+      }
 
-    async function activity(application: string, state: string) {
-      return db.admin("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = $2", [application, state]);
-    }
-    async function until(condition: () => Promise<boolean>) {
-      while (!(await condition())) await sleep(10);
-    }
-  });
+      async function activity(application: string, state: string) {
+        return db.admin("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = $2", [
+          application,
+          state,
+        ]);
+      }
+      async function until(condition: () => Promise<boolean>) {
+        while (!(await condition())) await sleep(10);
+      }
+    },
+  );
 
   it("prepare: false never names a statement", async () => {
     const { pool, counts } = countingPool();

@@ -30,7 +30,11 @@ describe("createTableSql", () => {
       await pool.query(sql);
       expect(await tableExists(admin, `${schema}.sessions`)).toBe(true);
       // The table is the one the storage expects.
-      const storage = new PostgresStorage<{ n: number }>({ client: pool, tableName: `${schema}.sessions`, createTable: false });
+      const storage = new PostgresStorage<{ n: number }>({
+        client: pool,
+        tableName: `${schema}.sessions`,
+        createTable: false,
+      });
       await storage.write("k", { n: 1 });
       expect(await storage.read("k")).toStrictEqual({ n: 1 });
       expect(await storage.update("k", { n: 2 })).toStrictEqual({ n: 2 });

@@ -7,7 +7,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DataDirInUseError, lockDataDir } from "../scripts/data-dir-lock.js";
 import { freePort, root } from "../scripts/dev-stack.js";
 import { isRunning } from "../scripts/processes.js";
-import { descendantsOf, hasProc, isLoopback, listenersOf, portIsFree, readProc, withEnvironment, type Proc } from "./support/process-tree.js";
+import {
+  descendantsOf,
+  hasProc,
+  isLoopback,
+  listenersOf,
+  portIsFree,
+  readProc,
+  withEnvironment,
+  type Proc,
+} from "./support/process-tree.js";
 
 // `npm run dev` as a user runs it, in a process group of its own, ended every
 // way it can end. After each, no process it started may be left (wrangler,
@@ -64,7 +73,12 @@ interface RunOptions {
 
 function run(args: string[], options: RunOptions = {}): Run {
   const marker = randomUUID();
-  const env: NodeJS.ProcessEnv = { ...process.env, [MARKER]: marker, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    [MARKER]: marker,
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    WRANGLER_SEND_METRICS: "false",
+  };
   delete env.DATABASE_URL;
   if (options.databaseUrl !== undefined) env.DATABASE_URL = options.databaseUrl;
   const quote = (arg: string) => `'${arg.replace(/'/g, "'\\''")}'`;
@@ -124,7 +138,9 @@ function run(args: string[], options: RunOptions = {}): Run {
     }),
   );
   const report = (what: string) => {
-    const running = [...seen.values()].filter(isRunning).map((proc) => `  ${proc.pid} ${proc.argv.join(" ").slice(0, 100)}`);
+    const running = [...seen.values()]
+      .filter(isRunning)
+      .map((proc) => `  ${proc.pid} ${proc.argv.join(" ").slice(0, 100)}`);
     return new Error(`${what}\n--- stdout\n${stdout}\n--- stderr\n${stderr}\n--- still running\n${running.join("\n")}`);
   };
   const handle: Run = {
@@ -143,7 +159,8 @@ function run(args: string[], options: RunOptions = {}): Run {
     stdout: () => stdout,
     stderr: () => stderr,
     waitFor(pattern, stream, ms = 45_000) {
-      const test = () => pattern.test(stream === "stdout" ? stdout : stream === "stderr" ? stderr : `${stdout}\n${stderr}`);
+      const test = () =>
+        pattern.test(stream === "stdout" ? stdout : stream === "stderr" ? stderr : `${stdout}\n${stderr}`);
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(check);
@@ -164,7 +181,13 @@ function run(args: string[], options: RunOptions = {}): Run {
         check();
       });
     },
-    dev: () => handle.find((proc) => proc.comm === "node" && proc.argv.some((arg) => arg.endsWith("preflight.cjs")) && proc.argv.includes("scripts/dev.ts")),
+    dev: () =>
+      handle.find(
+        (proc) =>
+          proc.comm === "node" &&
+          proc.argv.some((arg) => arg.endsWith("preflight.cjs")) &&
+          proc.argv.includes("scripts/dev.ts"),
+      ),
     find(test) {
       watch();
       return [...seen.values()].find((proc) => test(proc) && isRunning(proc));
@@ -185,15 +208,20 @@ function run(args: string[], options: RunOptions = {}): Run {
 }
 
 const isWorkerd = (proc: Proc) => proc.comm === "workerd";
-const isWrangler = (proc: Proc) => proc.argv.some((arg) => /wrangler[\\/](bin[\\/]wrangler\.js|wrangler-dist[\\/]cli\.js)$/.test(arg));
+const isWrangler = (proc: Proc) =>
+  proc.argv.some((arg) => /wrangler[\\/](bin[\\/]wrangler\.js|wrangler-dist[\\/]cli\.js)$/.test(arg));
 
 /** Waits until no process of the run is left, then checks what they listened on. */
-async function expectNothingLeft(run: Run, { started = true as boolean | "wrangler", withinMs = 15_000 } = {}): Promise<void> {
+async function expectNothingLeft(
+  run: Run,
+  { started = true as boolean | "wrangler", withinMs = 15_000 } = {},
+): Promise<void> {
   const deadline = Date.now() + withinMs;
   let left: Proc[] = [];
   for (;;) {
     left = [...run.seen.values()].filter(isRunning);
-    for (const proc of withEnvironment(MARKER, run.marker)) if (!left.some((other) => other.pid === proc.pid)) left.push(proc);
+    for (const proc of withEnvironment(MARKER, run.marker))
+      if (!left.some((other) => other.pid === proc.pid)) left.push(proc);
     if (left.length === 0 || Date.now() > deadline) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -250,7 +278,8 @@ describe.runIf(hasProc).concurrent("npm run dev", () => {
   it("prints usage for --help, and refuses an unknown flag or a missing script before starting anything", async () => {
     const help = run(["--help"], { via: "tsx" });
     expect(await help.ended()).toStrictEqual({ code: 0, signal: null });
-    for (const flag of ["--script", "--data-dir", "--hyperdrive", "--verbose", "--help"]) expect(help.stdout()).toContain(flag);
+    for (const flag of ["--script", "--data-dir", "--hyperdrive", "--verbose", "--help"])
+      expect(help.stdout()).toContain(flag);
 
     const unknown = run(["--no-such-flag"], { via: "tsx" });
     expect(await unknown.ended()).toStrictEqual({ code: 2, signal: null });
@@ -269,7 +298,10 @@ describe.runIf(hasProc).concurrent("npm run dev", () => {
   });
 
   stackIt("--script: shows the worker's error on stderr, once, and exits 1 when a line fails", async () => {
-    const dev = run(["--script", scriptFile(["/start", "/me", "/form"])], { via: "tsx", databaseUrl: await unreachable() });
+    const dev = run(["--script", scriptFile(["/start", "/me", "/form"])], {
+      via: "tsx",
+      databaseUrl: await unreachable(),
+    });
     expect(await dev.ended()).toStrictEqual({ code: 1, signal: null });
     expect(dev.stdout().match(/^\(the worker answered HTTP 500\)$/gm)).toHaveLength(3);
     expect(dev.stdout()).toMatch(/^you> \/start\n\(the worker answered HTTP 500\)\nyou> \/me\n/m);
@@ -281,32 +313,41 @@ describe.runIf(hasProc).concurrent("npm run dev", () => {
     await expectNothingLeft(dev);
   });
 
-  stackIt("piped stdin works like --script (exit 0), and a second stack on the same data dir refuses while the first runs", async () => {
-    const directory = dataDir();
-    const first = run(["--data-dir", directory], { via: "tsx", input: "/start\n" });
-    await first.waitFor(/^bot> Hello!/m, "stdout");
-    expect(first.stdout()).toMatch(/^you> \/start\nbot> Hello!/m);
-    expect(existsSync(`${directory}.lock`)).toBe(true);
+  stackIt(
+    "piped stdin works like --script (exit 0), and a second stack on the same data dir refuses while the first runs",
+    async () => {
+      const directory = dataDir();
+      const first = run(["--data-dir", directory], { via: "tsx", input: "/start\n" });
+      await first.waitFor(/^bot> Hello!/m, "stdout");
+      expect(first.stdout()).toMatch(/^you> \/start\nbot> Hello!/m);
+      expect(existsSync(`${directory}.lock`)).toBe(true);
 
-    const second = run(["--data-dir", directory], { via: "tsx", input: "/start\n", end: true });
-    expect(await second.ended()).toStrictEqual({ code: 1, signal: null });
-    expect(second.stderr()).toContain(`${directory} is in use by another npm run dev (pid ${first.dev()?.pid})`);
-    expect(second.stdout()).toBe("");
-    await expectNothingLeft(second, { started: false });
+      const second = run(["--data-dir", directory], { via: "tsx", input: "/start\n", end: true });
+      expect(await second.ended()).toStrictEqual({ code: 1, signal: null });
+      expect(second.stderr()).toContain(`${directory} is in use by another npm run dev (pid ${first.dev()?.pid})`);
+      expect(second.stdout()).toBe("");
+      await expectNothingLeft(second, { started: false });
 
-    // The first is unharmed; end of input ends it.
-    first.child.stdin?.end("/me\n");
-    expect((await first.ended()).code).toBe(0);
-    expect(first.stdout()).toMatch(/^you> \/me\nbot> /m);
-    await expectNothingLeft(first);
-    expect(existsSync(`${directory}.lock`)).toBe(false);
-  });
+      // The first is unharmed; end of input ends it.
+      first.child.stdin?.end("/me\n");
+      expect((await first.ended()).code).toBe(0);
+      expect(first.stdout()).toMatch(/^you> \/me\nbot> /m);
+      await expectNothingLeft(first);
+      expect(existsSync(`${directory}.lock`)).toBe(false);
+    },
+  );
 
   stackIt("stops everything when its output closes: npm run dev -- --script … | head -6", async () => {
     const lines = Array.from({ length: 40 }, (_, index) => `message ${index}`);
-    const dev = run(["--script", scriptFile(lines)], { via: "tsx", shell: "$DEV | head -6", databaseUrl: await unreachable() });
+    const dev = run(["--script", scriptFile(lines)], {
+      via: "tsx",
+      shell: "$DEV | head -6",
+      databaseUrl: await unreachable(),
+    });
     expect(await dev.ended()).toStrictEqual({ code: 0, signal: null });
-    expect(dev.stdout()).toBe(`${[0, 1, 2].map((index) => `you> message ${index}\n(the worker answered HTTP 500)\n`).join("")}`);
+    expect(dev.stdout()).toBe(
+      `${[0, 1, 2].map((index) => `you> message ${index}\n(the worker answered HTTP 500)\n`).join("")}`,
+    );
     await expectNothingLeft(dev);
     expect(dev.stderr()).not.toContain("40 of");
   });
@@ -344,7 +385,8 @@ describe.runIf(hasProc).concurrent("npm run dev", () => {
   stackIt("stops what it started when interrupted while starting (SIGTERM before the worker is ready)", async () => {
     const dev = run([], { via: "tsx", databaseUrl: await unreachable() });
     while (dev.find(isWorkerd) === undefined) {
-      if (dev.stderr().includes("Worker ready") || dev.child.exitCode !== null) throw new Error(`no workerd seen while starting:\n${dev.stderr()}`);
+      if (dev.stderr().includes("Worker ready") || dev.child.exitCode !== null)
+        throw new Error(`no workerd seen while starting:\n${dev.stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     process.kill(dev.dev()?.pid ?? 0, "SIGTERM");
@@ -357,7 +399,8 @@ describe.runIf(hasProc).concurrent("npm run dev", () => {
     const dev = run([], { via: "tsx", databaseUrl: await unreachable() });
     const isWranglerCli = (proc: Proc) => proc.argv.some((arg) => arg.endsWith("wrangler-dist/cli.js"));
     while (dev.find(isWranglerCli) === undefined) {
-      if (dev.stderr().includes("Worker ready") || dev.child.exitCode !== null) throw new Error(`no wrangler seen while starting:\n${dev.stderr()}`);
+      if (dev.stderr().includes("Worker ready") || dev.child.exitCode !== null)
+        throw new Error(`no wrangler seen while starting:\n${dev.stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     process.kill(dev.find(isWranglerCli)?.pid ?? 0, "SIGKILL");
@@ -366,13 +409,16 @@ describe.runIf(hasProc).concurrent("npm run dev", () => {
     await expectNothingLeft(dev, { started: "wrangler" });
   });
 
-  stackIt("leaves nothing behind even when dev.ts is killed with SIGKILL (the guard stops wrangler's group)", async () => {
-    const dev = run([], { via: "tsx", databaseUrl: await unreachable() });
-    await dev.waitFor(/Worker ready/, "stderr");
-    process.kill(dev.dev()?.pid ?? 0, "SIGKILL");
-    await dev.ended();
-    await expectNothingLeft(dev);
-  });
+  stackIt(
+    "leaves nothing behind even when dev.ts is killed with SIGKILL (the guard stops wrangler's group)",
+    async () => {
+      const dev = run([], { via: "tsx", databaseUrl: await unreachable() });
+      await dev.waitFor(/Worker ready/, "stderr");
+      process.kill(dev.dev()?.pid ?? 0, "SIGKILL");
+      await dev.ended();
+      await expectNothingLeft(dev);
+    },
+  );
 
   stackIt("exits 1 and says so when wrangler dies under it", async () => {
     const dev = run([], { via: "tsx", databaseUrl: await unreachable() });
@@ -435,4 +481,3 @@ describe("lockDataDir", () => {
     expect(readProc(process.pid)?.start).toBeDefined();
   });
 });
-

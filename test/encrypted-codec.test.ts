@@ -1,6 +1,13 @@
 import { createDecipheriv, hkdfSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { PostgresStorage, PostgresStorageError, encryptedCodec, jsonWithDates, prefixKeys, type Codec } from "../src/index.js";
+import {
+  PostgresStorage,
+  PostgresStorageError,
+  encryptedCodec,
+  jsonWithDates,
+  prefixKeys,
+  type Codec,
+} from "../src/index.js";
 import { useFixture } from "./support/fixture.js";
 
 const secret = "correct horse battery staple, 32+ chars of secret";
@@ -48,7 +55,11 @@ describe("encryptedCodec, called directly", () => {
   });
 
   it("fails clearly when any bit of the IV or ciphertext is flipped", async () => {
-    const [version, iv, sealed] = tokenOf(await codec.stringify(value, { key: "A" })).split(".") as [string, string, string];
+    const [version, iv, sealed] = tokenOf(await codec.stringify(value, { key: "A" })).split(".") as [
+      string,
+      string,
+      string,
+    ];
     const flip = (segment: string, at: number) => {
       const raw = bytes(segment);
       raw[at] = (raw[at] as number) ^ 1;
@@ -66,7 +77,11 @@ describe("encryptedCodec, called directly", () => {
 
   it("pins the stored format: a 12-byte IV, and ciphertext of the plaintext's length plus the 16-byte tag", async () => {
     for (const sample of [0, "", "x", value, { long: "é".repeat(5000) }]) {
-      const [version, iv, sealed] = tokenOf(await codec.stringify(sample, { key: "A" })).split(".") as [string, string, string];
+      const [version, iv, sealed] = tokenOf(await codec.stringify(sample, { key: "A" })).split(".") as [
+        string,
+        string,
+        string,
+      ];
       expect(version).toBe("gps2");
       expect(bytes(iv).length).toBe(12);
       expect(bytes(sealed).length).toBe(Buffer.byteLength(JSON.stringify(sample), "utf8") + 16);
@@ -98,7 +113,9 @@ describe("encryptedCodec, called directly", () => {
     const decipher = createDecipheriv("aes-256-gcm", key, bytes(iv));
     decipher.setAAD(Buffer.from(`grammy-postgres-storage:v2:${pinned.key}`, "utf8"));
     decipher.setAuthTag(raw.subarray(raw.length - 16));
-    const plaintext = Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString("utf8");
+    const plaintext = Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString(
+      "utf8",
+    );
     expect(JSON.parse(plaintext)).toStrictEqual(pinned.value);
   });
 
@@ -114,7 +131,15 @@ describe("encryptedCodec, called directly", () => {
 
     it("refuses an extra segment, a missing one and empty ones", async () => {
       const [version, iv, sealed] = await good();
-      for (const token of [`${version}.${iv}.${sealed}.junk`, `${version}.${iv}.${sealed}.`, `${version}.${iv}`, version, "", `${version}..${sealed}`, `${version}.${iv}.`]) {
+      for (const token of [
+        `${version}.${iv}.${sealed}.junk`,
+        `${version}.${iv}.${sealed}.`,
+        `${version}.${iv}`,
+        version,
+        "",
+        `${version}..${sealed}`,
+        `${version}.${iv}.`,
+      ]) {
         await expect(parse(codec, stored(token), "A")).rejects.toThrow(notAToken);
       }
     });
@@ -150,9 +175,15 @@ describe("encryptedCodec, called directly", () => {
       const shortIv = bytes(iv).subarray(0, 11).toString("base64url");
       const longIv = Buffer.concat([bytes(iv), Buffer.from([0, 0, 0])]).toString("base64url");
       const shortSealed = bytes(sealed).subarray(0, 15).toString("base64url");
-      await expect(parse(codec, stored(`${version}.${shortIv}.${sealed}`), "A")).rejects.toThrow(/IV is 11 bytes, not 12/);
-      await expect(parse(codec, stored(`${version}.${longIv}.${sealed}`), "A")).rejects.toThrow(/IV is 15 bytes, not 12/);
-      await expect(parse(codec, stored(`${version}.${iv}.${shortSealed}`), "A")).rejects.toThrow(/ciphertext is 15 bytes, shorter than the 16-byte tag/);
+      await expect(parse(codec, stored(`${version}.${shortIv}.${sealed}`), "A")).rejects.toThrow(
+        /IV is 11 bytes, not 12/,
+      );
+      await expect(parse(codec, stored(`${version}.${longIv}.${sealed}`), "A")).rejects.toThrow(
+        /IV is 15 bytes, not 12/,
+      );
+      await expect(parse(codec, stored(`${version}.${iv}.${shortSealed}`), "A")).rejects.toThrow(
+        /ciphertext is 15 bytes, shorter than the 16-byte tag/,
+      );
       await expect(parse(codec, stored(`${version}.${iv}.${shortSealed}`), "A")).rejects.toThrow(notAToken);
     });
 
@@ -161,8 +192,12 @@ describe("encryptedCodec, called directly", () => {
       for (const version of ["gps3", "GPS2", "gps2 ", "", "v2"]) {
         await expect(parse(codec, stored(`${version}.${iv}.${sealed}`), "A")).rejects.toThrow(notAToken);
       }
-      await expect(parse(codec, stored(`gps1.${iv}.${sealed}`), "A")).rejects.toThrow(/"gps1" token, the unbound pre-release format/);
-      await expect(parse(codec, stored(`gps1.${iv}.${sealed}.extra`), "A")).rejects.toThrow(/unbound pre-release format/);
+      await expect(parse(codec, stored(`gps1.${iv}.${sealed}`), "A")).rejects.toThrow(
+        /"gps1" token, the unbound pre-release format/,
+      );
+      await expect(parse(codec, stored(`gps1.${iv}.${sealed}.extra`), "A")).rejects.toThrow(
+        /unbound pre-release format/,
+      );
     });
 
     it("refuses JSON that is not a string, and text that is not JSON, without quoting it", async () => {
@@ -198,7 +233,8 @@ describe("encryptedCodec, called directly", () => {
 
   it("refuses to work without a { key } context, saying why", async () => {
     const text = await codec.stringify(value, { key: "A" });
-    const why = /encryptedCodec binds each value to its stored key, so it must be called with a context \{ key \}.*as PostgresStorage does/;
+    const why =
+      /encryptedCodec binds each value to its stored key, so it must be called with a context \{ key \}.*as PostgresStorage does/;
     for (const context of [undefined, null, {}, { key: 42 }, "A", { grammyKey: "A" }]) {
       await expect(Promise.resolve().then(() => codec.stringify(value, context))).rejects.toThrow(why);
       await expect(Promise.resolve().then(() => codec.parse(text, context))).rejects.toThrow(why);
@@ -229,10 +265,25 @@ describe("encryptedCodec, called directly", () => {
 
   it("refuses NaN through the default inner codec, and does not blame the secret for what the inner codec cannot parse", async () => {
     await expect(codec.stringify({ n: Number.NaN }, { key: "A" })).rejects.toThrow(/NaN/);
-    const picky = encryptedCodec({ secret, codec: { stringify: JSON.stringify, parse: () => { throw new Error("inner codec refused"); } } });
-    await expect(parse(picky, await picky.stringify({ a: 1 }, { key: "A" }), "A")).rejects.toThrow(/inner codec refused/);
-    const broken = encryptedCodec({ secret, codec: { stringify: () => undefined as unknown as string, parse: JSON.parse } });
-    await expect(broken.stringify({ a: 1 }, { key: "A" })).rejects.toThrow(/inner codec of encryptedCodec returned undefined, not a string/);
+    const picky = encryptedCodec({
+      secret,
+      codec: {
+        stringify: JSON.stringify,
+        parse: () => {
+          throw new Error("inner codec refused");
+        },
+      },
+    });
+    await expect(parse(picky, await picky.stringify({ a: 1 }, { key: "A" }), "A")).rejects.toThrow(
+      /inner codec refused/,
+    );
+    const broken = encryptedCodec({
+      secret,
+      codec: { stringify: () => undefined as unknown as string, parse: JSON.parse },
+    });
+    await expect(broken.stringify({ a: 1 }, { key: "A" })).rejects.toThrow(
+      /inner codec of encryptedCodec returned undefined, not a string/,
+    );
   });
 
   it("refuses a short secret", () => {
@@ -261,8 +312,15 @@ describe("encryptedCodec in a PostgresStorage", () => {
 
   it("fails clearly with the wrong secret", async () => {
     const name = db.table("enc_wrongkey");
-    await new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret }) }).write("k", value);
-    const wrong = new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret: otherSecret }) });
+    await new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret }) }).write(
+      "k",
+      value,
+    );
+    const wrong = new PostgresStorage({
+      client: db.pool,
+      tableName: name,
+      codec: encryptedCodec({ secret: otherSecret }),
+    });
     const error = await wrong.read("k").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as Error).message).toMatch(/cannot be decoded/);
@@ -305,7 +363,9 @@ describe("encryptedCodec in a PostgresStorage", () => {
     const bot2 = new PostgresStorage({ client: db.pool, tableName: name, codec, keyBuilder: prefixKeys("bot2") });
     await bot1.write("42", { bot: 1 });
     await bot2.write("42", { bot: 2 });
-    await db.admin(`UPDATE "${name}" SET value = (SELECT value FROM "${name}" WHERE key = 'bot1:42') WHERE key = 'bot2:42'`);
+    await db.admin(
+      `UPDATE "${name}" SET value = (SELECT value FROM "${name}" WHERE key = 'bot1:42') WHERE key = 'bot2:42'`,
+    );
     const before = await rowOf(name, "bot2:42");
     const error = await bot2.read("42").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PostgresStorageError);
@@ -317,27 +377,51 @@ describe("encryptedCodec in a PostgresStorage", () => {
 
   it("readAllEntries decrypts each row under its own stored key", async () => {
     const name = db.table("enc_all");
-    const store = new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret }), keyBuilder: prefixKeys("bot1") });
+    const store = new PostgresStorage({
+      client: db.pool,
+      tableName: name,
+      codec: encryptedCodec({ secret }),
+      keyBuilder: prefixKeys("bot1"),
+    });
     await store.write("1", { n: 1 });
     await store.write("2", { n: 2 });
     const entries: [string, unknown][] = [];
     for await (const entry of store.readAllEntries()) entries.push(entry);
-    expect(entries.sort(([a], [b]) => a.localeCompare(b))).toStrictEqual([["1", { n: 1 }], ["2", { n: 2 }]]);
+    expect(entries.sort(([a], [b]) => a.localeCompare(b))).toStrictEqual([
+      ["1", { n: 1 }],
+      ["2", { n: 2 }],
+    ]);
   });
 
   it("rotates secrets: writes with the first, reads with any", async () => {
     const name = db.table("enc_rotate");
-    await new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret: otherSecret }) }).write("old", value);
-    const rotated = new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret: [secret, otherSecret] }) });
+    await new PostgresStorage({
+      client: db.pool,
+      tableName: name,
+      codec: encryptedCodec({ secret: otherSecret }),
+    }).write("old", value);
+    const rotated = new PostgresStorage({
+      client: db.pool,
+      tableName: name,
+      codec: encryptedCodec({ secret: [secret, otherSecret] }),
+    });
     expect(await rotated.read("old")).toStrictEqual(value);
     await rotated.write("new", value);
     const current = new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret }) });
     expect(await current.read("new")).toStrictEqual(value);
-    await expect(new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret: otherSecret }) }).read("new")).rejects.toThrow(cannotDecrypt);
+    await expect(
+      new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret: otherSecret }) }).read(
+        "new",
+      ),
+    ).rejects.toThrow(cannotDecrypt);
   });
 
   it("encrypts what an inner codec produced", async () => {
-    const store = new PostgresStorage({ client: db.pool, tableName: db.table("enc_inner"), codec: encryptedCodec({ secret, codec: jsonWithDates }) });
+    const store = new PostgresStorage({
+      client: db.pool,
+      tableName: db.table("enc_inner"),
+      codec: encryptedCodec({ secret, codec: jsonWithDates }),
+    });
     const dated = { at: new Date("2025-01-01T00:00:00.000Z") };
     await store.write("k", dated);
     expect(await store.read("k")).toStrictEqual(dated);

@@ -49,7 +49,8 @@ describe("errors carry fields, not only text", () => {
       async query(text: string, params: QueryParameter[]) {
         sent.push(text);
         const result = await db.pool.query(text, params);
-        if (sent.length <= failures) throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
+        if (sent.length <= failures)
+          throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
         return result;
       },
     };
@@ -77,8 +78,17 @@ describe("errors carry fields, not only text", () => {
     for (const [option, refuse] of refusals) {
       const error = thrown(refuse);
       expect(error, option).toBeInstanceOf(StorageOptionError);
-      expect({ option: (error as StorageOptionError).option, name: error.name }).toStrictEqual({ option, name: "StorageOptionError" });
-      expect({ operation: error.operation, key: error.key, table: error.table, inDoubt: error.inDoubt, code: error.code }).toStrictEqual({
+      expect({ option: (error as StorageOptionError).option, name: error.name }).toStrictEqual({
+        option,
+        name: "StorageOptionError",
+      });
+      expect({
+        operation: error.operation,
+        key: error.key,
+        table: error.table,
+        inDoubt: error.inDoubt,
+        code: error.code,
+      }).toStrictEqual({
         operation: undefined,
         key: undefined,
         table: undefined,
@@ -114,7 +124,11 @@ describe("errors carry fields, not only text", () => {
       inDoubt: false,
     });
 
-    const checked = new PostgresStorage({ client: db.pool, tableName: db.table("fields_schema"), schema: z.object({ n: z.number() }) });
+    const checked = new PostgresStorage({
+      client: db.pool,
+      tableName: db.table("fields_schema"),
+      schema: z.object({ n: z.number() }),
+    });
     const invalid = await rejection(checked.write("bad", { n: "one" } as never));
     expect(invalid).toBeInstanceOf(StorageValidationError);
     expect({ operation: invalid.operation, key: invalid.key, table: invalid.table }).toStrictEqual({
@@ -125,10 +139,18 @@ describe("errors carry fields, not only text", () => {
   });
 
   it("readAll* without a way to parse keys is an option error, raised in readAll", async () => {
-    const storage = new PostgresStorage({ client: db.pool, tableName: db.table("fields_scan"), keyBuilder: (key) => `x${key}` });
+    const storage = new PostgresStorage({
+      client: db.pool,
+      tableName: db.table("fields_scan"),
+      keyBuilder: (key) => `x${key}`,
+    });
     const error = await rejection(storage.readAllKeys().next());
     expect(error).toBeInstanceOf(StorageOptionError);
-    expect({ option: (error as StorageOptionError).option, operation: error.operation, table: error.table }).toStrictEqual({
+    expect({
+      option: (error as StorageOptionError).option,
+      operation: error.operation,
+      table: error.table,
+    }).toStrictEqual({
       option: "keyBuilder",
       operation: "readAll",
       table: storage.tableName,
@@ -139,10 +161,18 @@ describe("errors carry fields, not only text", () => {
     const name = db.table("fields_update_lost");
     await new PostgresStorage({ client: db.pool, tableName: name }).write("k", { a: 1 });
     const { client, sent } = losingAnswers(1);
-    const storage = new PostgresStorage<Record<string, number>>({ client, tableName: name, retry: { attempts: 5, baseDelayMs: 0 } });
+    const storage = new PostgresStorage<Record<string, number>>({
+      client,
+      tableName: name,
+      retry: { attempts: 5, baseDelayMs: 0 },
+    });
     const error = await rejection(storage.update("k", { b: 2 }));
     expect(sent).toHaveLength(1);
-    expect({ operation: error.operation, key: error.key, inDoubt: error.inDoubt }).toStrictEqual({ operation: "update", key: "k", inDoubt: true });
+    expect({ operation: error.operation, key: error.key, inDoubt: error.inDoubt }).toStrictEqual({
+      operation: "update",
+      key: "k",
+      inDoubt: true,
+    });
     expect(error.message).toMatch(/may have taken effect and was not retried/);
     expect(await new PostgresStorage({ client: db.pool, tableName: name }).read("k")).toStrictEqual({ a: 1, b: 2 });
   });
@@ -150,11 +180,19 @@ describe("errors carry fields, not only text", () => {
   it("write() and delete() retry a lost answer (they may run twice); if every try is lost they are in doubt", async () => {
     const name = db.table("fields_write_lost");
     const recovering = losingAnswers(1);
-    await new PostgresStorage({ client: recovering.client, tableName: name, retry: { attempts: 3, baseDelayMs: 0 } }).write("k", 1);
+    await new PostgresStorage({
+      client: recovering.client,
+      tableName: name,
+      retry: { attempts: 3, baseDelayMs: 0 },
+    }).write("k", 1);
     expect(recovering.sent.filter((text) => text.startsWith("INSERT"))).toHaveLength(2);
 
     const lost = losingAnswers();
-    const storage = new PostgresStorage<number>({ client: lost.client, tableName: name, retry: { attempts: 2, baseDelayMs: 0 } });
+    const storage = new PostgresStorage<number>({
+      client: lost.client,
+      tableName: name,
+      retry: { attempts: 2, baseDelayMs: 0 },
+    });
     for (const [operation, attempt] of [
       ["write", () => storage.write("k", 2)],
       ["delete", () => storage.delete("k")],

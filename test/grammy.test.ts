@@ -1,7 +1,16 @@
 import { conversations, createConversation, type Conversation, type ConversationFlavor } from "@grammyjs/conversations";
 import { sequentialize } from "@grammyjs/runner";
 import { PsqlAdapter } from "@grammyjs/storage-psql";
-import { Bot, enhanceStorage, lazySession, session, type Context, type LazySessionFlavor, type SessionFlavor, type StorageAdapter } from "grammy";
+import {
+  Bot,
+  enhanceStorage,
+  lazySession,
+  session,
+  type Context,
+  type LazySessionFlavor,
+  type SessionFlavor,
+  type StorageAdapter,
+} from "grammy";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countStatements, statementsPerUpdate } from "../dev/counting.js";
@@ -66,7 +75,10 @@ describe("grammY end to end", () => {
       await client.connect();
       try {
         const counted = countStatements(client);
-        const storage = (await PsqlAdapter.create({ client: counted.client, tableName: db.table("e2e_psql") })) as StorageAdapter<Counter>;
+        const storage = (await PsqlAdapter.create({
+          client: counted.client,
+          tableName: db.table("e2e_psql"),
+        })) as StorageAdapter<Counter>;
         const setup = counted.statements.length;
         const theirs = await perUpdate(storage, counted, 102);
         expect(setup).toBe(2); // two DDL statements on every instantiation
@@ -107,8 +119,14 @@ describe("grammY end to end", () => {
     bot.use(
       session({
         type: "multi",
-        counter: { initial: () => ({ count: 0 }), storage: new PostgresStorage({ client: db.pool, tableName: name, keyBuilder: prefixKeys("counter") }) },
-        profile: { initial: () => ({ name: "anonymous" }), storage: new PostgresStorage({ client: db.pool, tableName: name, keyBuilder: prefixKeys("profile") }) },
+        counter: {
+          initial: () => ({ count: 0 }),
+          storage: new PostgresStorage({ client: db.pool, tableName: name, keyBuilder: prefixKeys("counter") }),
+        },
+        profile: {
+          initial: () => ({ name: "anonymous" }),
+          storage: new PostgresStorage({ client: db.pool, tableName: name, keyBuilder: prefixKeys("profile") }),
+        },
       }),
     );
     bot.command("name", (ctx) => {
@@ -126,7 +144,9 @@ describe("grammY end to end", () => {
 
   it("enhanceStorage wrapping our storage: migrations and expiry from grammY work on top", async () => {
     const name = db.table("e2e_enhanced");
-    const inner = new PostgresStorage<Parameters<typeof enhanceStorage<Counter>>[0]["storage"] extends StorageAdapter<infer E> ? E : never>({
+    const inner = new PostgresStorage<
+      Parameters<typeof enhanceStorage<Counter>>[0]["storage"] extends StorageAdapter<infer E> ? E : never
+    >({
       client: db.pool,
       tableName: name,
     });
@@ -215,7 +235,13 @@ describe("grammY end to end", () => {
       const bot = newBot<Log>();
       const getSessionKey = (ctx: Context) => ctx.chatId?.toString();
       if (sequential) bot.use(sequentialize(getSessionKey));
-      bot.use(session({ initial: () => ({ seen: [] }), storage: new PostgresStorage({ client: db.pool, tableName }), getSessionKey }));
+      bot.use(
+        session({
+          initial: () => ({ seen: [] }),
+          storage: new PostgresStorage({ client: db.pool, tableName }),
+          getSessionKey,
+        }),
+      );
       bot.on("message:text", (ctx) => {
         ctx.session.seen = [...ctx.session.seen, Number(ctx.msg.text)];
       });
@@ -226,7 +252,9 @@ describe("grammY end to end", () => {
       const name = db.table("e2e_concurrent");
       const bot = logBot(name, true);
       await Promise.all(arrival.map(({ chat, n }) => bot.handleUpdate(textMessage(chat, String(n)))));
-      const expected = Object.fromEntries(chats.map((chat) => [String(chat), { seen: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }]));
+      const expected = Object.fromEntries(
+        chats.map((chat) => [String(chat), { seen: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }]),
+      );
       const rows = await db.admin(`SELECT key, value FROM "${name}"`);
       expect(Object.fromEntries(rows.map((row) => [row.key, row.value]))).toStrictEqual(expected);
       expect(updates).toHaveLength(200);

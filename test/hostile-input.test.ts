@@ -17,10 +17,17 @@ function cyclic(): unknown {
   return value;
 }
 
-const codecOf = (stringify: (value: unknown) => unknown): Codec => ({ stringify: stringify as Codec["stringify"], parse: JSON.parse });
+const codecOf = (stringify: (value: unknown) => unknown): Codec => ({
+  stringify: stringify as Codec["stringify"],
+  parse: JSON.parse,
+});
 
 /** What to try, and the words the error must use to name the problem. */
-type BadInput = [label: string, attempt: (storage: PostgresStorage<unknown>, table: string) => Promise<unknown>, problem: RegExp];
+type BadInput = [
+  label: string,
+  attempt: (storage: PostgresStorage<unknown>, table: string) => Promise<unknown>,
+  problem: RegExp,
+];
 
 const badKeys: BadInput[] = [
   ["an empty key", (s) => s.write("", 1), /empty/],
@@ -35,9 +42,17 @@ const badKeys: BadInput[] = [
   ["null as key", (s) => s.write(null as never, 1), /keys must be strings/],
   ["an object as key", (s) => s.write({ toString: () => "k" } as never, 1), /keys must be strings/],
   ["a symbol as key", (s) => s.write(Symbol("k") as never, 1), /keys must be strings/],
-  ["a key builder that returns a number", (_s, t) => storageOn(t, { keyBuilder: () => 7 as never }).write("k", 1), /returned number/],
+  [
+    "a key builder that returns a number",
+    (_s, t) => storageOn(t, { keyBuilder: () => 7 as never }).write("k", 1),
+    /returned number/,
+  ],
   ["a key builder that adds U+0000", (_s, t) => storageOn(t, { keyBuilder: (k) => `${k}\0` }).write("k", 1), /U\+0000/],
-  ["a key builder that makes a 600-character key", (_s, t) => storageOn(t, { keyBuilder: (k) => k.padEnd(600, "x") }).write("k", 1), /longer than 512/],
+  [
+    "a key builder that makes a 600-character key",
+    (_s, t) => storageOn(t, { keyBuilder: (k) => k.padEnd(600, "x") }).write("k", 1),
+    /longer than 512/,
+  ],
   ["a read of an empty key", (s) => s.read(""), /empty/],
   ["a delete of a key with U+0000", (s) => s.delete("\0"), /U\+0000/],
   ["a has() of a lone surrogate", (s) => s.has("\ud83d"), /surrogate/],
@@ -58,17 +73,50 @@ const badValues: BadInput[] = [
   ["a cyclic object", (s) => s.write("k", cyclic()), /cycles|circular/i],
   ["nesting 100,000 deep", (s) => s.write("k", deeplyNested(100_000)), /cannot be encoded/],
   ["an invalid Date under JSON", (s) => s.write("k", { at: new Date(Number.NaN) }), /cannot be encoded/],
-  ["a codec returning undefined", (_s, t) => storageOn(t, { codec: codecOf(() => undefined) }).write("k", 1), /not a string/],
+  [
+    "a codec returning undefined",
+    (_s, t) => storageOn(t, { codec: codecOf(() => undefined) }).write("k", 1),
+    /not a string/,
+  ],
   ["a codec returning a number", (_s, t) => storageOn(t, { codec: codecOf(() => 5) }).write("k", 1), /not a string/],
-  ["a codec returning a Buffer", (_s, t) => storageOn(t, { codec: codecOf(() => Buffer.from("{}")) }).write("k", 1), /not a string/],
-  ["a codec returning text that is not JSON", (_s, t) => storageOn(t, { codec: codecOf(() => "{nope") }).write("k", 1), /must be JSON/],
-  ["a codec returning two JSON documents", (_s, t) => storageOn(t, { codec: codecOf(() => "{} {}") }).write("k", 1), /must be JSON/],
-  ["a codec that throws", (_s, t) => storageOn(t, { codec: codecOf(() => { throw new Error("codec broke"); }) }).write("k", 1), /codec broke/],
-  ["a value failing the schema", (_s, t) => storageOn(t, { schema: z.object({ intact: z.boolean() }) }).write("k", { intact: "yes" }), /fails the schema/],
+  [
+    "a codec returning a Buffer",
+    (_s, t) => storageOn(t, { codec: codecOf(() => Buffer.from("{}")) }).write("k", 1),
+    /not a string/,
+  ],
+  [
+    "a codec returning text that is not JSON",
+    (_s, t) => storageOn(t, { codec: codecOf(() => "{nope") }).write("k", 1),
+    /must be JSON/,
+  ],
+  [
+    "a codec returning two JSON documents",
+    (_s, t) => storageOn(t, { codec: codecOf(() => "{} {}") }).write("k", 1),
+    /must be JSON/,
+  ],
+  [
+    "a codec that throws",
+    (_s, t) =>
+      storageOn(t, {
+        codec: codecOf(() => {
+          throw new Error("codec broke");
+        }),
+      }).write("k", 1),
+    /codec broke/,
+  ],
+  [
+    "a value failing the schema",
+    (_s, t) => storageOn(t, { schema: z.object({ intact: z.boolean() }) }).write("k", { intact: "yes" }),
+    /fails the schema/,
+  ],
   ["an update() patch that is an array", (s) => s.update("k", [1] as never), /takes an object/],
   ["an update() patch that is null", (s) => s.update("k", null as never), /takes an object/],
   ["an update() patch with NaN", (s) => s.update("k", { n: Number.NaN } as never), /NaN/],
-  ["an update() patch with U+0000 in a string (jsonb cannot hold it)", (s) => s.update("k", { text: "a\0b" } as never), /U\+0000/],
+  [
+    "an update() patch with U+0000 in a string (jsonb cannot hold it)",
+    (s) => s.update("k", { text: "a\0b" } as never),
+    /U\+0000/,
+  ],
 ];
 
 const badOptions: [string, () => unknown, RegExp][] = [
@@ -87,7 +135,10 @@ const badOptions: [string, () => unknown, RegExp][] = [
 ];
 
 let pool: import("pg").Pool;
-function storageOn(tableName: string, options: Partial<ConstructorParameters<typeof PostgresStorage<unknown>>[0]> = {}) {
+function storageOn(
+  tableName: string,
+  options: Partial<ConstructorParameters<typeof PostgresStorage<unknown>>[0]> = {},
+) {
   return new PostgresStorage<unknown>({ client: pool, tableName, ...options });
 }
 
@@ -115,7 +166,9 @@ describe("hostile and broken input", () => {
       expect(error).toBeInstanceOf(PostgresStorageError);
       expect((error as Error).message).toMatch(problem);
       expect(await storage.read("k")).toStrictEqual(GOOD);
-      expect(await db.admin(`SELECT key, value::text AS value, updated_at FROM "${table}" ORDER BY key`)).toStrictEqual(before);
+      expect(await db.admin(`SELECT key, value::text AS value, updated_at FROM "${table}" ORDER BY key`)).toStrictEqual(
+        before,
+      );
     });
   });
 
@@ -131,13 +184,22 @@ describe("hostile and broken input", () => {
     const values: [string, unknown][] = [
       ["U+0000 inside a string", { text: "before\0after", alone: "\0" }],
       ["every control character", { text: Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join("") }],
-      ["a key named __proto__", JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}')],
+      [
+        "a key named __proto__",
+        JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}'),
+      ],
       ["astral characters and combining marks", { text: "𝕳𝖊𝖑𝖑𝖔 👩🏽‍🚀 e\u0301 \u202e" }],
       ["nesting 1,000 deep", deeplyNested(1_000)],
       ["-0 (stored as 0)", { n: -0 }],
-      ["numbers at the edges of precision", { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_VALUE, big: 1.7976931348623157e308 }],
+      [
+        "numbers at the edges of precision",
+        { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_VALUE, big: 1.7976931348623157e308 },
+      ],
       // PGlite's socket server re-buffers every incoming chunk, so 50 MB would take minutes there.
-      [inject("backend") === "pglite" ? "a 5 MB string (50 MB on a PostgreSQL server)" : "a 50 MB string", { big: "x".repeat((inject("backend") === "pglite" ? 5 : 50) * 1024 * 1024) }],
+      [
+        inject("backend") === "pglite" ? "a 5 MB string (50 MB on a PostgreSQL server)" : "a 50 MB string",
+        { big: "x".repeat((inject("backend") === "pglite" ? 5 : 50) * 1024 * 1024) },
+      ],
     ];
     it.each(values)("%s", async (label, value) => {
       pool = db.pool;

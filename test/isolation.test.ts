@@ -20,9 +20,12 @@ describe("what the tests create in the database at DATABASE_URL", () => {
 
   it("is never a table or schema named in a literal: DDL the tests run names what uniqueTable() made", () => {
     const root = fileURLToPath(new URL(".", import.meta.url));
-    const files = readdirSync(root, { recursive: true, encoding: "utf8" }).filter((file) => /\.tsx?$/.test(file) && file !== "isolation.test.ts");
+    const files = readdirSync(root, { recursive: true, encoding: "utf8" }).filter(
+      (file) => /\.tsx?$/.test(file) && file !== "isolation.test.ts",
+    );
     // DDL sent through a client (admin(), query(), exec(), unsafe()), and the name it creates or drops.
-    const ddl = /\b(?:admin|query|exec|unsafe)\(\s*[`"'](?:BEGIN;\s*)?(?:CREATE|DROP)\s+(?:TABLE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"?(\S+)/g;
+    const ddl =
+      /\b(?:admin|query|exec|unsafe)\(\s*[`"'](?:BEGIN;\s*)?(?:CREATE|DROP)\s+(?:TABLE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"?(\S+)/g;
     let statements = 0;
     const literal = files.flatMap((file) =>
       [...readFileSync(join(root, file), "utf8").matchAll(ddl)].flatMap((match) => {

@@ -1,5 +1,13 @@
 import { PsqlAdapter } from "@grammyjs/storage-psql";
-import { Bot, enhanceStorage, session, type Context, type Enhance, type SessionFlavor, type StorageAdapter } from "grammy";
+import {
+  Bot,
+  enhanceStorage,
+  session,
+  type Context,
+  type Enhance,
+  type SessionFlavor,
+  type StorageAdapter,
+} from "grammy";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countStatements } from "../dev/counting.js";
@@ -34,7 +42,8 @@ describe("coming from @grammyjs/storage-psql", () => {
     const adapter = await PsqlAdapter.create({ client: db.pool as unknown as pg.Client, tableName });
     return { tableName, adapter: adapter as unknown as StorageAdapter<T> };
   };
-  const migrate = (options: Parameters<typeof migrateFromStoragePsqlSql>[0]) => db.pool.query(migrateFromStoragePsqlSql(options));
+  const migrate = (options: Parameters<typeof migrateFromStoragePsqlSql>[0]) =>
+    db.pool.query(migrateFromStoragePsqlSql(options));
 
   /** Which sessions grammY had to start from initial(). */
   let initials: string[] = [];
@@ -97,7 +106,12 @@ describe("coming from @grammyjs/storage-psql", () => {
     }
     const chats = [201, 202, -1001, 203];
     const answers = await peek(before, chats);
-    expect(answers).toStrictEqual(["Ada: count 2, visits 3", "anonymous: count 1, visits 1", "anonymous: count 1, visits 1", "Grace: count 0, visits 1"]);
+    expect(answers).toStrictEqual([
+      "Ada: count 2, visits 3",
+      "anonymous: count 1, visits 1",
+      "anonymous: count 1, visits 1",
+      "Grace: count 0, visits 1",
+    ]);
     // Written before enhanceStorage was added (no envelope, so version 0), and one whose time to live is over.
     await psqlCounters.adapter.write("204", { count: 7 });
     await (psqlProfiles.adapter as StorageAdapter<unknown>).write("204", { name: "Linus" });
@@ -154,7 +168,8 @@ describe("coming from @grammyjs/storage-psql", () => {
     expect(await storage.read("2")).toStrictEqual({ count: 20 });
     expect(await storage.has("3")).toBe(false);
 
-    const snapshot = () => db.admin(`SELECT key, value::text AS value, updated_at, expires_at FROM "${to}" ORDER BY key`);
+    const snapshot = () =>
+      db.admin(`SELECT key, value::text AS value, updated_at, expires_at FROM "${to}" ORDER BY key`);
     const first = await snapshot();
     await psql.adapter.write("1", { count: 100 });
     await migrate({ from: psql.tableName, to });
@@ -188,14 +203,21 @@ describe("coming from @grammyjs/storage-psql", () => {
     await db.admin(`INSERT INTO "${psql.tableName}" (key, value) VALUES ('42', '{"count":')`);
     const to = db.table("broken");
     const failed = await migrate({ from: psql.tableName, to }).catch((error: PostgresStorageError) => error);
-    expect(failed).toMatchObject({ code: "22P02", message: expect.stringMatching(/the value of key "42" in ".*" is not JSON; nothing was copied/) });
+    expect(failed).toMatchObject({
+      code: "22P02",
+      message: expect.stringMatching(/the value of key "42" in ".*" is not JSON; nothing was copied/),
+    });
     expect(await tableExists(db.admin, to)).toBe(false); // even the table it created is rolled back
   });
 
   it("refuses what SQL cannot do, before anything is sent", () => {
-    expect(migrateFromStoragePsqlSql()).toMatch(/INSERT INTO "grammy_sessions" \(key, value\)\s+SELECT key, value::json FROM "sessions"/);
+    expect(migrateFromStoragePsqlSql()).toMatch(
+      /INSERT INTO "grammy_sessions" \(key, value\)\s+SELECT key, value::json FROM "sessions"/,
+    );
     expect(() => migrateFromStoragePsqlSql({ keyBuilder: (key) => `bot1:${key}` })).toThrow(/only in JavaScript/);
-    expect(() => migrateFromStoragePsqlSql({ keyBuilder: { prefix: "bot1:", build: (key) => `bot1:${key.toUpperCase()}!` } })).toThrow(/only in JavaScript/);
+    expect(() =>
+      migrateFromStoragePsqlSql({ keyBuilder: { prefix: "bot1:", build: (key) => `bot1:${key.toUpperCase()}!` } }),
+    ).toThrow(/only in JavaScript/);
     expect(() => migrateFromStoragePsqlSql({ from: "sessions", to: "sessions" })).toThrow(/both/);
     expect(() => migrateFromStoragePsqlSql({ from: "sessions; DROP TABLE x" })).toThrow(/not allowed/);
   });

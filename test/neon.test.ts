@@ -38,7 +38,9 @@ describe("Neon through the local endpoint", () => {
     it("over HTTP: NeonDbError becomes PostgresStorageError with the same code", async () => {
       const name = table("neon_shape");
       await admin(`CREATE TABLE "${name}" (key text PRIMARY KEY, other jsonb)`);
-      const error = await new PostgresStorage({ client: neon(databaseUrl()), tableName: name }).read("k").catch((e: unknown) => e);
+      const error = await new PostgresStorage({ client: neon(databaseUrl()), tableName: name })
+        .read("k")
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(PostgresStorageError);
       expect((error as PostgresStorageError).code).toBe("42703");
       expect((error as PostgresStorageError).cause).toBeInstanceOf(NeonDbError);
@@ -78,12 +80,18 @@ describe("Neon through the local endpoint", () => {
         await storage.write("chat", { count: session.count + 1 });
         await pool.end(); // on Workers: ctx.waitUntil(pool.end())
       }
-      expect(await new PostgresStorage({ client: neon(databaseUrl()), tableName: name }).read("chat")).toStrictEqual({ count: 100 });
+      expect(await new PostgresStorage({ client: neon(databaseUrl()), tableName: name }).read("chat")).toStrictEqual({
+        count: 100,
+      });
       expect(local.endpoint.stats.tunnelsOpened - opened).toBeGreaterThanOrEqual(100);
       await expect.poll(() => local.endpoint.stats.tunnelsOpen, { timeout: 5_000 }).toBe(0);
       if (inject("backend") === "postgres") {
         const count = async () =>
-          (await admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [applicationName]))[0]?.n;
+          (
+            await admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [
+              applicationName,
+            ])
+          )[0]?.n;
         await expect.poll(count, { timeout: 5_000 }).toBe(0);
       }
     });
@@ -94,21 +102,30 @@ describe("Neon through the local endpoint", () => {
       const name = table("neon_batch");
       const sql = neon(databaseUrl());
       await sql.query(`CREATE TABLE "${name}" (n int PRIMARY KEY)`);
-      const results = await sql.transaction([sql.query(`INSERT INTO "${name}" VALUES ($1) RETURNING n`, [1]), sql.query(`SELECT count(*)::int AS c FROM "${name}"`)]);
+      const results = await sql.transaction([
+        sql.query(`INSERT INTO "${name}" VALUES ($1) RETURNING n`, [1]),
+        sql.query(`SELECT count(*)::int AS c FROM "${name}"`),
+      ]);
       expect(results).toStrictEqual([[{ n: 1 }], [{ c: 1 }]]);
-      await expect(sql.transaction([sql.query(`INSERT INTO "${name}" VALUES (2)`), sql.query(`INSERT INTO "${name}" VALUES (1)`)])).rejects.toMatchObject({ code: "23505" });
+      await expect(
+        sql.transaction([sql.query(`INSERT INTO "${name}" VALUES (2)`), sql.query(`INSERT INTO "${name}" VALUES (1)`)]),
+      ).rejects.toMatchObject({ code: "23505" });
       expect(await sql.query(`SELECT n FROM "${name}" ORDER BY n`)).toStrictEqual([{ n: 1 }]);
     });
 
     it("returns array mode and full results with Postgres's types parsed by the driver", async () => {
       const sql = neon(databaseUrl(), { arrayMode: true, fullResults: true });
-      const result = await sql.query("SELECT 1::int AS one, 'x'::text AS x, '{\"a\":1}'::jsonb AS j, NULL::text AS nothing");
+      const result = await sql.query(
+        "SELECT 1::int AS one, 'x'::text AS x, '{\"a\":1}'::jsonb AS j, NULL::text AS nothing",
+      );
       expect(result.rows).toStrictEqual([[1, "x", { a: 1 }, null]]);
       expect(result.fields.map((field) => field.name)).toStrictEqual(["one", "x", "j", "nothing"]);
     });
 
     it("sends Postgres's error fields with HTTP 400", async () => {
-      const error = (await neon(databaseUrl()).query("SELECT nope FROM (SELECT 1) AS t").catch((e: unknown) => e)) as NeonDbError;
+      const error = (await neon(databaseUrl())
+        .query("SELECT nope FROM (SELECT 1) AS t")
+        .catch((e: unknown) => e)) as NeonDbError;
       expect(error).toBeInstanceOf(NeonDbError);
       expect(error.code).toBe("42703");
       expect(error.position).toBe("8");

@@ -26,12 +26,18 @@ type Failures = string[];
  * write, read, update, has (and every fifth round delete and read again),
  * checking every answer; resolves to how many operations ran and what failed.
  */
-async function workload(storage: PostgresStorage<unknown>, label: string, callers: number, rounds: number): Promise<{ operations: number; failures: Failures }> {
+async function workload(
+  storage: PostgresStorage<unknown>,
+  label: string,
+  callers: number,
+  rounds: number,
+): Promise<{ operations: number; failures: Failures }> {
   let operations = 0;
   const failures: Failures = [];
   const check = (what: string, actual: unknown, expected: unknown) => {
     // Key order is not compared: update() merges in jsonb, which orders keys its own way.
-    if (!isDeepStrictEqual(actual, expected)) failures.push(`${what}: got ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+    if (!isDeepStrictEqual(actual, expected))
+      failures.push(`${what}: got ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
   };
   await Promise.all(
     Array.from({ length: callers }, async (_, caller) => {
@@ -59,7 +65,8 @@ async function workload(storage: PostgresStorage<unknown>, label: string, caller
 }
 
 const prepared = (sent: readonly SentStatement[]) => sent.filter((statement) => statement.prepared);
-const failedWith = (sent: readonly SentStatement[]) => sent.flatMap((statement) => (statement.error === undefined ? [] : [statement.error]));
+const failedWith = (sent: readonly SentStatement[]) =>
+  sent.flatMap((statement) => (statement.error === undefined ? [] : [statement.error]));
 // The storage's own DDL is never prepared; every other statement it sends is one of its prepared kinds.
 const operational = (sent: readonly SentStatement[]) => sent.filter((statement) => !/^\s*CREATE /.test(statement.text));
 
@@ -100,7 +107,10 @@ async function hold(sql: postgres.Sql): Promise<() => Promise<void>> {
 }
 
 /** How a call settled within `ms`: its value, its error's code and message, or "hung". */
-async function settle(promise: PromiseLike<unknown>, ms = 1_000): Promise<{ value: unknown } | { code: unknown; message: string } | "hung"> {
+async function settle(
+  promise: PromiseLike<unknown>,
+  ms = 1_000,
+): Promise<{ value: unknown } | { code: unknown; message: string } | "hung"> {
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), ms)));
   try {
@@ -142,7 +152,10 @@ if ("unavailable" in availability) {
     });
 
     /** A client kind connected through the pooler; its admin goes to the server directly. */
-    const throughPgbouncer = (name: string, connect: (url: string) => Promise<{ client: PostgresClient; close(): Promise<void> }>): ClientKind => ({
+    const throughPgbouncer = (
+      name: string,
+      connect: (url: string) => Promise<{ client: PostgresClient; close(): Promise<void> }>,
+    ): ClientKind => ({
       name: `${name} through PgBouncer`,
       async open() {
         const { client, close } = await connect(bouncer.url);
@@ -198,16 +211,24 @@ if ("unavailable" in availability) {
           expect((await preparer.query(statement)).rows).toStrictEqual([{ n: 1 }]); // prepared on B
           // Another client connection preparing the same name lands on B, the only free one.
           const exists = await errorOf(other.query(statement));
-          expect(exists).toStrictEqual({ code: "42P05", message: `prepared statement "${statement.name}" already exists` });
+          expect(exists).toStrictEqual({
+            code: "42P05",
+            message: `prepared statement "${statement.name}" already exists`,
+          });
           await other.query("BEGIN"); // now holds B
           await holder.query("COMMIT"); // frees A
           // pg knows the statement as prepared on its connection and sends only Bind; it lands on A.
           const missing = await errorOf(preparer.query(statement));
-          expect(missing).toStrictEqual({ code: "26000", message: `prepared statement "${statement.name}" does not exist` });
+          expect(missing).toStrictEqual({
+            code: "26000",
+            message: `prepared statement "${statement.name}" does not exist`,
+          });
           await other.query("COMMIT");
           expect(LOST).toContain((exists as { code: string }).code);
           expect(LOST).toContain((missing as { code: string }).code);
-          console.log(`${small.version}, transaction mode, pg named query: ${JSON.stringify(exists)}, then ${JSON.stringify(missing)}`);
+          console.log(
+            `${small.version}, transaction mode, pg named query: ${JSON.stringify(exists)}, then ${JSON.stringify(missing)}`,
+          );
         } finally {
           for (const client of clients) await client.end();
           await small.stop();
@@ -246,7 +267,11 @@ if ("unavailable" in availability) {
         const pool = new pg.Pool({ connectionString: bouncer.url, max: 8 });
         try {
           const recorded = recordPreparation(pool);
-          const storage = new PostgresStorage({ client: recorded.client, tableName: table("unprepared"), prepare: false });
+          const storage = new PostgresStorage({
+            client: recorded.client,
+            tableName: table("unprepared"),
+            prepare: false,
+          });
           const { failures } = await workload(storage, "unprepared", 16, 5);
           expect(failures).toStrictEqual([]);
           expect(recorded.sent.length).toBeGreaterThan(0);
@@ -318,7 +343,11 @@ if ("unavailable" in availability) {
           try {
             const recorded = recordPreparation(sql);
             sent = recorded.sent;
-            const storage = new PostgresStorage({ client: recorded.client, tableName: table("postgresjs_unprepared"), ...storageOptions });
+            const storage = new PostgresStorage({
+              client: recorded.client,
+              tableName: table("postgresjs_unprepared"),
+              ...storageOptions,
+            });
             const { failures } = await workload(storage, "postgresjs-unprepared", 24, 10);
             expect(failures).toStrictEqual([]);
             // Unnamed statements cannot be lost, so postgres.js never sends one again.
@@ -376,7 +405,10 @@ if ("unavailable" in availability) {
             }
           };
           const failed = await attempt({});
-          expect(failed).toMatchObject({ code: "26000", message: expect.stringMatching(/^prepared statement ".+" does not exist$/) });
+          expect(failed).toMatchObject({
+            code: "26000",
+            message: expect.stringMatching(/^prepared statement ".+" does not exist$/),
+          });
           console.log(`postgres.js tagged template in sql.begin() through ${small.version}: ${JSON.stringify(failed)}`);
           expect(await attempt({ prepare: false })).toBe("resolved");
         });
@@ -402,7 +434,9 @@ if ("unavailable" in availability) {
           };
           const expected = [{ value: [{ a: 1, b: "x" }] }, { value: [{ c: 2 }] }];
           const outcome = await attempt({});
-          console.log(`postgres.js 3.4, two pipelined queries after PgBouncer lost their statements: ${JSON.stringify(outcome)}`);
+          console.log(
+            `postgres.js 3.4, two pipelined queries after PgBouncer lost their statements: ${JSON.stringify(outcome)}`,
+          );
           expect(outcome).not.toStrictEqual(expected);
           expect(await attempt({ prepare: false })).toStrictEqual(expected);
         });
@@ -422,7 +456,9 @@ if ("unavailable" in availability) {
               },
               () => Promise.all([settle(storage.read("a")), settle(storage.has("b")), settle(storage.read("b"))]),
             );
-            console.log(`storage on a default postgres.js, pipelined calls after PgBouncer lost their statements: ${JSON.stringify(outcome)}`);
+            console.log(
+              `storage on a default postgres.js, pipelined calls after PgBouncer lost their statements: ${JSON.stringify(outcome)}`,
+            );
             expect(outcome).toStrictEqual([{ value: { user: "a" } }, { value: true }, { value: { user: "b" } }]);
           } finally {
             await sql.end({ timeout: 0 });

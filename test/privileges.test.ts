@@ -21,7 +21,9 @@ async function refusal(operation: Promise<unknown>): Promise<PostgresStorageErro
  * statement that failed. `asRole` is a client acting as the role; `admin`
  * runs SQL as a superuser; both on the same database.
  */
-function privilegeCases(open: () => { asRole: () => PostgresClient; admin: (sql: string) => Promise<unknown>; role: () => string }) {
+function privilegeCases(
+  open: () => { asRole: () => PostgresClient; admin: (sql: string) => Promise<unknown>; role: () => string },
+) {
   it("a schema that does not exist, and no CREATE on the database: the hint says to create the schema or grant CREATE on the database", async () => {
     const { asRole, admin, role } = open();
     const schema = uniqueTable("noschema");
@@ -30,9 +32,13 @@ function privilegeCases(open: () => { asRole: () => PostgresClient; admin: (sql:
       for (const attempt of [() => storage.write("k", 1), () => storage.createTable()]) {
         const error = await refusal(attempt());
         expect(error.code).toBe("42501");
-        expect(error.message).toMatch(new RegExp(`^create table of table "${schema}"\\."sessions" failed: permission denied for database`));
+        expect(error.message).toMatch(
+          new RegExp(`^create table of table "${schema}"\\."sessions" failed: permission denied for database`),
+        );
         expect(error.message).toContain(`Schema "${schema}" does not exist and this role may not create schemas`);
-        expect(error.message).toContain(`CREATE SCHEMA "${schema}"; GRANT USAGE, CREATE ON SCHEMA "${schema}" to this role`);
+        expect(error.message).toContain(
+          `CREATE SCHEMA "${schema}"; GRANT USAGE, CREATE ON SCHEMA "${schema}" to this role`,
+        );
         expect(error.message).toContain("GRANT CREATE ON DATABASE to this role");
         // Not the hint for a schema that exists, which could not be followed.
         expect(error.message).not.toContain(`GRANT CREATE ON SCHEMA "${schema}"`);
@@ -54,7 +60,9 @@ function privilegeCases(open: () => { asRole: () => PostgresClient; admin: (sql:
       const storage = new PostgresStorage<number>({ client: asRole(), tableName: `${schema}.sessions`, retry: false });
       const error = await refusal(storage.write("k", 1));
       expect(error.code).toBe("42501");
-      expect(error.message).toMatch(new RegExp(`^create table of table "${schema}"\\."sessions" failed: permission denied for schema`));
+      expect(error.message).toMatch(
+        new RegExp(`^create table of table "${schema}"\\."sessions" failed: permission denied for schema`),
+      );
       expect(error.message).toContain(
         `GRANT CREATE ON SCHEMA "${schema}" to this role, or run createTableSql("${schema}.sessions") as the owner and pass createTable: false`,
       );
@@ -84,29 +92,32 @@ function privilegeCases(open: () => { asRole: () => PostgresClient; admin: (sql:
 // PGlite behind the suite's socket server is one backend shared by every connection, which
 // connects as whatever user it is told to and stays superuser: no login role can be tried there.
 // The same cases run below on an in-process PGlite of their own, through SET ROLE.
-describe.skipIf(inject("backend") === "pglite")("creating the table as a login role without the privilege (PostgreSQL server)", () => {
-  const { admin, close } = adminPool();
-  const role = uniqueTable("role");
-  let pool: pg.Pool;
+describe.skipIf(inject("backend") === "pglite")(
+  "creating the table as a login role without the privilege (PostgreSQL server)",
+  () => {
+    const { admin, close } = adminPool();
+    const role = uniqueTable("role");
+    let pool: pg.Pool;
 
-  beforeAll(async () => {
-    await admin(`CREATE ROLE "${role}" LOGIN`);
-    const url = new URL(databaseUrl());
-    url.username = role;
-    url.password = "";
-    pool = new pg.Pool({ connectionString: url.href, max: 2 });
-    const [row] = (await pool.query<{ user: string }>("SELECT current_user AS user")).rows;
-    expect(row?.user).toBe(role);
-  });
-  afterAll(async () => {
-    await pool?.end();
-    await admin(`DROP OWNED BY "${role}"`).catch(() => {});
-    await admin(`DROP ROLE IF EXISTS "${role}"`);
-    await close();
-  });
+    beforeAll(async () => {
+      await admin(`CREATE ROLE "${role}" LOGIN`);
+      const url = new URL(databaseUrl());
+      url.username = role;
+      url.password = "";
+      pool = new pg.Pool({ connectionString: url.href, max: 2 });
+      const [row] = (await pool.query<{ user: string }>("SELECT current_user AS user")).rows;
+      expect(row?.user).toBe(role);
+    });
+    afterAll(async () => {
+      await pool?.end();
+      await admin(`DROP OWNED BY "${role}"`).catch(() => {});
+      await admin(`DROP ROLE IF EXISTS "${role}"`);
+      await close();
+    });
 
-  privilegeCases(() => ({ asRole: () => pool, admin: (sql) => admin(sql), role: () => role }));
-});
+    privilegeCases(() => ({ asRole: () => pool, admin: (sql) => admin(sql), role: () => role }));
+  },
+);
 
 describe("creating the table as a role without the privilege (in-process PGlite, SET ROLE)", () => {
   const role = "gps_test_role";
@@ -131,7 +142,10 @@ describe("creating the table as a role without the privilege (in-process PGlite,
   privilegeCases(() => ({
     asRole: () => ({
       // exec() for createTableSql's statements in one string (PGlite's query() takes one), query() for the storage's.
-      query: (text: string, params?: unknown[]) => asRole<{ rows: readonly unknown[] } | readonly unknown[]>(() => (params === undefined ? db.exec(text) : db.query(text, params))),
+      query: (text: string, params?: unknown[]) =>
+        asRole<{ rows: readonly unknown[] } | readonly unknown[]>(() =>
+          params === undefined ? db.exec(text) : db.query(text, params),
+        ),
     }),
     admin: (sql) => db.exec(sql),
     role: () => role,

@@ -14,16 +14,48 @@ const guardedValues = values.filter((value) => !JSON.stringify(value).includes('
 const codecs: [string, Codec | undefined, fc.Arbitrary<unknown>][] = [
   ["the default codec", undefined, values],
   ["JSON", JSON, values],
-  ["jsonWithDates", jsonWithDates, fc.oneof(values, fc.record({ at: fc.date({ noInvalidDate: true }), value: values }))],
-  ["superjson", superjson, fc.oneof(guardedValues, fc.record({ at: fc.date({ noInvalidDate: true }), big: fc.bigInt(), set: fc.uniqueArray(fc.integer()).map((a) => new Set(a)) }))],
-  ["devalue", devalue, fc.oneof(guardedValues, fc.record({ at: fc.date({ noInvalidDate: true }), big: fc.bigInt(), map: fc.array(fc.tuple(fc.string(), fc.integer())).map((e) => new Map(e)) }))],
+  [
+    "jsonWithDates",
+    jsonWithDates,
+    fc.oneof(values, fc.record({ at: fc.date({ noInvalidDate: true }), value: values })),
+  ],
+  [
+    "superjson",
+    superjson,
+    fc.oneof(
+      guardedValues,
+      fc.record({
+        at: fc.date({ noInvalidDate: true }),
+        big: fc.bigInt(),
+        set: fc.uniqueArray(fc.integer()).map((a) => new Set(a)),
+      }),
+    ),
+  ],
+  [
+    "devalue",
+    devalue,
+    fc.oneof(
+      guardedValues,
+      fc.record({
+        at: fc.date({ noInvalidDate: true }),
+        big: fc.bigInt(),
+        map: fc.array(fc.tuple(fc.string(), fc.integer())).map((e) => new Map(e)),
+      }),
+    ),
+  ],
   ["encryptedCodec", encryptedCodec({ secret: "property tests need a secret of 32+ chars" }), values],
 ];
 
 /** A value as comparable text: JSON (which writes -0 as 0, as it is stored), spelling out what JSON cannot. */
 const comparable = (value: unknown) =>
   JSON.stringify(value, (_key, inner: unknown) =>
-    typeof inner === "bigint" ? `${inner}n` : inner instanceof Set ? { set: [...inner] } : inner instanceof Map ? { map: [...inner] } : inner,
+    typeof inner === "bigint"
+      ? `${inner}n`
+      : inner instanceof Set
+        ? { set: [...inner] }
+        : inner instanceof Map
+          ? { map: [...inner] }
+          : inner,
   );
 
 describe("properties", () => {
@@ -65,7 +97,9 @@ describe("properties", () => {
                 model.delete(key);
               } else if (op.kind === "read") {
                 const read = await storage.read(key);
-                expect(read === undefined ? undefined : comparable(read)).toBe(model.has(key) ? comparable(model.get(key)) : undefined);
+                expect(read === undefined ? undefined : comparable(read)).toBe(
+                  model.has(key) ? comparable(model.get(key)) : undefined,
+                );
               } else {
                 expect(await storage.has(key)).toBe(model.has(key));
               }

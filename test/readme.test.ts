@@ -42,7 +42,10 @@ function inlineCode(text = readme): { heading: string; code: string }[] {
 /** Every document's TypeScript blocks and inline code, each labelled with its file and heading. */
 function allSnippets(): { heading: string; code: string }[] {
   return [...texts].flatMap(([file, text]) =>
-    [...codeBlocks("ts", text), ...inlineCode(text)].map(({ heading, code }) => ({ heading: `${file} ${heading}`, code })),
+    [...codeBlocks("ts", text), ...inlineCode(text)].map(({ heading, code }) => ({
+      heading: `${file} ${heading}`,
+      code,
+    })),
   );
 }
 
@@ -73,9 +76,13 @@ function missingErrorListeners(code: string): string[] {
   for (const match of code.matchAll(CONSTRUCTED)) {
     const before = code.slice(0, match.index);
     const variable = ASSIGNED.exec(before)?.[1];
-    const line = code.slice(code.lastIndexOf("\n", match.index) + 1, code.indexOf("\n", match.index) === -1 ? undefined : code.indexOf("\n", match.index));
+    const line = code.slice(
+      code.lastIndexOf("\n", match.index) + 1,
+      code.indexOf("\n", match.index) === -1 ? undefined : code.indexOf("\n", match.index),
+    );
     if (variable === undefined) problems.push(`created without a variable to listen on: ${line.trim()}`);
-    else if (!new RegExp(`\\b${variable}\\.on\\(\\s*"error"`).test(code)) problems.push(`${variable} has no ${variable}.on("error", …): ${line.trim()}`);
+    else if (!new RegExp(`\\b${variable}\\.on\\(\\s*"error"`).test(code))
+      problems.push(`${variable} has no ${variable}.on("error", …): ${line.trim()}`);
   }
   return problems;
 }
@@ -89,14 +96,28 @@ describe("README snippets", () => {
   });
 
   it("give every pg or Neon Pool and Client they create an error listener (README.md, DEVELOP.md, worker-example/README.md)", () => {
-    const problems = allSnippets().flatMap(({ heading, code }) => missingErrorListeners(code).map((problem) => `${heading}: ${problem}`));
+    const problems = allSnippets().flatMap(({ heading, code }) =>
+      missingErrorListeners(code).map((problem) => `${heading}: ${problem}`),
+    );
     expect(problems).toStrictEqual([]);
   });
 
   it("the check catches the Quick start as it was (a Pool created inline, no listener)", () => {
-    expect(missingErrorListeners(`const storage = new PostgresStorage({ client: new pg.Pool({ connectionString: process.env.DATABASE_URL }) });`)).toHaveLength(1);
-    expect(missingErrorListeners(`const pool = new Pool({ connectionString: env.DATABASE_URL });\nconst storage = new PostgresStorage({ client: pool });`)).toHaveLength(1);
-    expect(missingErrorListeners(`const pool = new Pool({ connectionString: env.DATABASE_URL });\npool.on("error", console.error);`)).toStrictEqual([]);
+    expect(
+      missingErrorListeners(
+        `const storage = new PostgresStorage({ client: new pg.Pool({ connectionString: process.env.DATABASE_URL }) });`,
+      ),
+    ).toHaveLength(1);
+    expect(
+      missingErrorListeners(
+        `const pool = new Pool({ connectionString: env.DATABASE_URL });\nconst storage = new PostgresStorage({ client: pool });`,
+      ),
+    ).toHaveLength(1);
+    expect(
+      missingErrorListeners(
+        `const pool = new Pool({ connectionString: env.DATABASE_URL });\npool.on("error", console.error);`,
+      ),
+    ).toStrictEqual([]);
   });
 
   it("say where Env comes from in every Workers snippet that uses it", () => {
@@ -104,14 +125,22 @@ describe("README snippets", () => {
       .flatMap((text) => codeBlocks("ts", text))
       .filter(({ code }) => /[:<]\s*Env\b/.test(code))
       .filter(({ code }) => !/\b(?:interface|type)\s+Env\b/.test(code) && !/wrangler types/.test(code))
-      .map(({ heading, code }) => `${heading}: ${code.split("\n").find((line) => /\bEnv\b/.test(line))?.trim()}`);
+      .map(
+        ({ heading, code }) =>
+          `${heading}: ${code
+            .split("\n")
+            .find((line) => /\bEnv\b/.test(line))
+            ?.trim()}`,
+      );
     expect(undeclared).toStrictEqual([]);
     expect(codeBlocks("ts").filter(({ code }) => /[:<]\s*Env\b/.test(code)).length).toBeGreaterThanOrEqual(3);
   });
 });
 
 describe("README.md, DEVELOP.md and worker-example/README.md", () => {
-  const scripts = Object.keys((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts);
+  const scripts = Object.keys(
+    (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts,
+  );
 
   it("link to files that exist, and to headings that exist", () => {
     const broken: string[] = [];
@@ -121,7 +150,11 @@ describe("README.md, DEVELOP.md and worker-example/README.md", () => {
         const [path = "", anchor] = target.split("#");
         const resolved = path === "" ? join(root, file) : join(root, dirname(file), path);
         if (!existsSync(resolved)) broken.push(`${file}: ${target} (no such file)`);
-        else if (anchor !== undefined && resolved.endsWith(".md") && !anchors(readFileSync(resolved, "utf8")).has(anchor)) {
+        else if (
+          anchor !== undefined &&
+          resolved.endsWith(".md") &&
+          !anchors(readFileSync(resolved, "utf8")).has(anchor)
+        ) {
           broken.push(`${file}: ${target} (no such heading)`);
         }
       }
@@ -131,7 +164,10 @@ describe("README.md, DEVELOP.md and worker-example/README.md", () => {
 
   it("name only npm scripts that package.json has", () => {
     const unknown = [...texts].flatMap(([file, text]) =>
-      [...text.matchAll(/\bnpm run ([\w:-]+)/g)].map(([, name = ""]) => name).filter((name) => !scripts.includes(name)).map((name) => `${file}: npm run ${name}`),
+      [...text.matchAll(/\bnpm run ([\w:-]+)/g)]
+        .map(([, name = ""]) => name)
+        .filter((name) => !scripts.includes(name))
+        .map((name) => `${file}: npm run ${name}`),
     );
     expect(unknown).toStrictEqual([]);
   });
@@ -168,11 +204,17 @@ describe.skipIf(inject("backend") === "pglite")("the Quick start's pool, run as 
     const require = createRequire(import.meta.url);
     let lines = quickStart
       .split("\n")
-      .filter((line) => /^import .* from "(pg|grammy-postgres-storage)";$/.test(line) || /\bpool\b/.test(line) || /^\/\/ /.test(line))
+      .filter(
+        (line) =>
+          /^import .* from "(pg|grammy-postgres-storage)";$/.test(line) || /\bpool\b/.test(line) || /^\/\/ /.test(line),
+      )
       .map((line) =>
         line
           .replace(/from "pg"/, `from ${JSON.stringify(pathToFileURL(require.resolve("pg")).href)}`)
-          .replace(/from "grammy-postgres-storage"/, `from ${JSON.stringify(pathToFileURL(join(root, "src/index.ts")).href)}`),
+          .replace(
+            /from "grammy-postgres-storage"/,
+            `from ${JSON.stringify(pathToFileURL(join(root, "src/index.ts")).href)}`,
+          ),
       );
     if (withoutListener) lines = lines.filter((line) => !line.includes('pool.on("error"'));
     const script = lines.join("\n");
@@ -193,7 +235,9 @@ describe.skipIf(inject("backend") === "pglite")("the Quick start's pool, run as 
   }
 
   /** Runs the script, terminates its connections once it has written, and reports how it ended. */
-  async function runAndTerminate(script: string): Promise<{ code: number | null; stdout: string; stderr: string; terminated: number }> {
+  async function runAndTerminate(
+    script: string,
+  ): Promise<{ code: number | null; stdout: string; stderr: string; terminated: number }> {
     const file = join(directory, `quickstart-${Math.random().toString(36).slice(2)}.mts`);
     writeFileSync(file, script);
     const applicationName = uniqueTable("quickstart_app");
@@ -217,7 +261,10 @@ describe.skipIf(inject("backend") === "pglite")("the Quick start's pool, run as 
       });
       void exited.then(() => reject(new Error(`the script exited before it was ready:\n${stdout}\n${stderr}`)));
     });
-    const rows = await admin("SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1", [applicationName]);
+    const rows = await admin(
+      "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1",
+      [applicationName],
+    );
     terminated = rows.length;
     await new Promise((resolve) => setTimeout(resolve, 300));
     child.stdin.write("go\n");

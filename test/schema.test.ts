@@ -13,8 +13,10 @@ type Session = z.infer<typeof Session>;
 
 describe("schema validation", () => {
   const db = useFixture();
-  const storage = (tableName: string, options: Partial<ConstructorParameters<typeof PostgresStorage<Session>>[0]> = {}) =>
-    new PostgresStorage({ client: db.pool, tableName, schema: Session, ...options });
+  const storage = (
+    tableName: string,
+    options: Partial<ConstructorParameters<typeof PostgresStorage<Session>>[0]> = {},
+  ) => new PostgresStorage({ client: db.pool, tableName, schema: Session, ...options });
   const seed = async (tableName: string, key: string, value: unknown) => {
     await new PostgresStorage({ client: db.pool, tableName }).write(key, value);
   };
@@ -29,14 +31,19 @@ describe("schema validation", () => {
     it('throws StorageValidationError with the key and issues by default ("throw"), leaving the row alone', async () => {
       const name = db.table("throw");
       await seed(name, "k", { step: "flying", age: -1 });
-      const error = await storage(name).read("k").catch((e: unknown) => e);
+      const error = await storage(name)
+        .read("k")
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StorageValidationError);
       expect(error).toBeInstanceOf(PostgresStorageError);
       const { key, issues, message } = error as StorageValidationError;
       expect(key).toBe("k");
       expect(issues.map((issue) => issue.path?.join("."))).toStrictEqual(["step", "age"]);
       expect(message).toMatch(/step: .*; age: /);
-      expect(await new PostgresStorage({ client: db.pool, tableName: name }).read("k")).toStrictEqual({ step: "flying", age: -1 });
+      expect(await new PostgresStorage({ client: db.pool, tableName: name }).read("k")).toStrictEqual({
+        step: "flying",
+        age: -1,
+      });
     });
 
     it('reads an invalid value as missing with "discard", so grammY starts afresh', async () => {
@@ -90,7 +97,11 @@ describe("schema validation", () => {
   });
 
   it("works with transforms and defaults: z.coerce.date() and .default()", async () => {
-    const Reminder = z.object({ at: z.coerce.date(), repeat: z.boolean().default(false), tags: z.array(z.string()).default([]) });
+    const Reminder = z.object({
+      at: z.coerce.date(),
+      repeat: z.boolean().default(false),
+      tags: z.array(z.string()).default([]),
+    });
     const name = db.table("transforms");
     // The default codec refuses a Date (JSON would store a string): jsonWithDates keeps it.
     const store = new PostgresStorage({ client: db.pool, tableName: name, schema: Reminder, codec: jsonWithDates });
@@ -124,7 +135,11 @@ describe("schema validation", () => {
 
   it("keeps Dates without a schema through jsonWithDates, and leaves date-like strings alone", async () => {
     const store = new PostgresStorage({ client: db.pool, tableName: db.table("dates"), codec: jsonWithDates });
-    const value = { at: new Date("2024-02-29T12:00:00.000Z"), nested: [{ when: new Date(0) }], text: "2024-02-29T12:00:00.000Z" };
+    const value = {
+      at: new Date("2024-02-29T12:00:00.000Z"),
+      nested: [{ when: new Date(0) }],
+      text: "2024-02-29T12:00:00.000Z",
+    };
     await store.write("k", value);
     expect(await store.read("k")).toStrictEqual(value);
     await expect(store.write("k", { at: new Date(Number.NaN) })).rejects.toThrow(/cannot be encoded/);

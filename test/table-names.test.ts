@@ -74,6 +74,8 @@ describe("table names", () => {
 
   it("quotes the name in the migration SQL", () => {
     expect(createTableSql()).toMatch(/^CREATE TABLE IF NOT EXISTS "grammy_sessions" \(/);
-    expect(createTableSql("app.My-Sessions")).toMatch(/^CREATE SCHEMA IF NOT EXISTS "app";\nCREATE TABLE IF NOT EXISTS "app"\."My-Sessions" \(/);
+    expect(createTableSql("app.My-Sessions")).toMatch(
+      /^CREATE SCHEMA IF NOT EXISTS "app";\nCREATE TABLE IF NOT EXISTS "app"\."My-Sessions" \(/,
+    );
   });
 });

@@ -23,7 +23,8 @@ describe("millisecondsToLive", () => {
   it("every write pushes the expiry forward", async () => {
     const name = db.table("ttl_refresh");
     const store = new PostgresStorage({ client: db.pool, tableName: name, millisecondsToLive: 1_000 });
-    const expiry = async () => (await db.admin(`SELECT expires_at FROM "${name}" WHERE key = 'k'`))[0]?.expires_at as Date;
+    const expiry = async () =>
+      (await db.admin(`SELECT expires_at FROM "${name}" WHERE key = 'k'`))[0]?.expires_at as Date;
     await store.write("k", { v: 1 });
     await rewindExpiries(db.admin, name, 700);
     const first = await expiry();
@@ -52,7 +53,9 @@ describe("millisecondsToLive", () => {
         `now() - interval '1 second' FROM generate_series(1, 2345) AS i`,
     );
     await new PostgresStorage({ client: db.pool, tableName: name }).write("forever", 1);
-    const [{ blocks }] = (await db.admin(`SELECT pg_relation_size('"${name}"') / 8192 AS blocks`)) as [{ blocks: string }];
+    const [{ blocks }] = (await db.admin(`SELECT pg_relation_size('"${name}"') / 8192 AS blocks`)) as [
+      { blocks: string },
+    ];
     counted.statements.length = 0;
     expect(await store.prune()).toBe(2345);
     expect(counted.statements.length).toBe(Math.ceil(Number(blocks) / 256));

@@ -7,7 +7,14 @@ import postgres from "postgres";
 import * as v from "valibot";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { PostgresStorage, encryptedCodec, jsonWithDates, sessionKey, type Codec, type PostgresClient } from "../src/index.js";
+import {
+  PostgresStorage,
+  encryptedCodec,
+  jsonWithDates,
+  sessionKey,
+  type Codec,
+  type PostgresClient,
+} from "../src/index.js";
 
 interface Form {
   step: "idle" | "name";
@@ -40,7 +47,13 @@ describe("types", () => {
 
   it("takes its value type from where it is used", () => {
     const bot = new Bot<Context & SessionFlavor<Form>>("0:test", { botInfo: undefined as never });
-    bot.use(session({ initial: (): Form => ({ step: "idle" }), storage: new PostgresStorage({ client: { query: async () => [] } }) }));
+    bot.use(
+      session({
+        initial: (): Form => ({ step: "idle" }),
+        storage: new PostgresStorage({ client: { query: async () => [] } }),
+      }),
+    );
+    // biome-ignore format: TypeScript reports the mismatch on the whole call, which must stay one line
     bot.use(
       // @ts-expect-error a storage of another type does not fit the session
       session({ initial: (): Form => ({ step: "idle" }), storage: new PostgresStorage<number>({ client: { query: async () => [] } }) }),
@@ -53,7 +66,11 @@ describe("types", () => {
 
   describe("typed by a schema", () => {
     const client = { query: async () => [] };
-    const Session = z.object({ step: z.enum(["idle", "name", "age"]), name: z.string().optional(), at: z.coerce.date().optional() });
+    const Session = z.object({
+      step: z.enum(["idle", "name", "age"]),
+      name: z.string().optional(),
+      at: z.coerce.date().optional(),
+    });
     type Session = z.infer<typeof Session>;
 
     it("infers the value type from a zod schema's output", () => {
@@ -79,7 +96,11 @@ describe("types", () => {
 
     it("infers from valibot too, and types onInvalid's repair", () => {
       const Counter = v.object({ count: v.number() });
-      const storage = new PostgresStorage({ client, schema: Counter, onInvalid: ({ value }) => ({ count: Number(value) || 0 }) });
+      const storage = new PostgresStorage({
+        client,
+        schema: Counter,
+        onInvalid: ({ value }) => ({ count: Number(value) || 0 }),
+      });
       expectTypeOf(storage).toEqualTypeOf<PostgresStorage<{ count: number }>>();
       // @ts-expect-error a repair must produce the schema's type
       new PostgresStorage({ client, schema: Counter, onInvalid: () => ({ count: "one" }) });
@@ -90,7 +111,12 @@ describe("types", () => {
       expectTypeOf(jsonWithDates).toEqualTypeOf<Codec>();
       expectTypeOf(encryptedCodec).returns.toEqualTypeOf<Codec>();
       const bot = new Bot<Context & SessionFlavor<Session>>("0:test");
-      bot.use(session({ initial: (): Session => ({ step: "idle" }), getSessionKey: sessionKey("user-in-chat", { withBotId: true }) }));
+      bot.use(
+        session({
+          initial: (): Session => ({ step: "idle" }),
+          getSessionKey: sessionKey("user-in-chat", { withBotId: true }),
+        }),
+      );
       expect(typeof sessionKey("chat")).toBe("function");
     });
   });

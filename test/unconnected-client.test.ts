@@ -7,7 +7,8 @@ import { databaseUrl, uniqueTable } from "./support/clients.js";
 import { useTables } from "./support/fixture.js";
 import { useLocalNeon, vercelConnectionString } from "./support/neon-clients.js";
 
-const NOT_CONNECTED = /the Client is not connected, and would wait forever: call await client\.connect\(\) first, or pass a Pool$/;
+const NOT_CONNECTED =
+  /the Client is not connected, and would wait forever: call await client\.connect\(\) first, or pass a Pool$/;
 
 /** The error of an operation that must fail, and how long it took to fail. */
 async function rejection(operation: () => Promise<unknown>): Promise<{ error: PostgresStorageError; ms: number }> {
@@ -36,9 +37,12 @@ describe("a pg-style Client in a state where it cannot run statements", () => {
       ["update", () => storage.update("k", { a: 1 } as never)],
       ["has", () => storage.has("k")],
       ["delete", () => storage.delete("k")],
-      ["readAll", async () => {
-        for await (const key of storage.readAllKeys()) return key;
-      }],
+      [
+        "readAll",
+        async () => {
+          for await (const key of storage.readAllKeys()) return key;
+        },
+      ],
       ["create table", () => storage.createTable()],
     ];
     for (const [operation, run] of operations) {
@@ -48,7 +52,9 @@ describe("a pg-style Client in a state where it cannot run statements", () => {
       expect(error.code).toBeUndefined();
       expect(ms).toBeLessThan(1_000); // not retried: connecting is the caller's to do
     }
-    expect((client as unknown as { queryQueue?: unknown[]; _queryQueue?: unknown[] })._queryQueue ?? []).toHaveLength(0);
+    expect((client as unknown as { queryQueue?: unknown[]; _queryQueue?: unknown[] })._queryQueue ?? []).toHaveLength(
+      0,
+    );
     // The same storage works once the client is connected: storages are often created before connect().
     await client.connect();
     try {
@@ -92,7 +98,9 @@ describe("a pg-style Client in a state where it cannot run statements", () => {
     await storage.write("k", 5);
     await client.end();
     const { error, ms } = await rejection(() => storage.read("k"));
-    expect(error.message).toMatch(/^read of key "k" in table "[^"]+" failed: the Client was ended \(client\.end\(\)\) and cannot run statements again: connect a new one, or pass a Pool$/);
+    expect(error.message).toMatch(
+      /^read of key "k" in table "[^"]+" failed: the Client was ended \(client\.end\(\)\) and cannot run statements again: connect a new one, or pass a Pool$/,
+    );
     expect(ms).toBeLessThan(1_000);
   });
 
@@ -103,24 +111,31 @@ describe("a pg-style Client in a state where it cannot run statements", () => {
     expect(error.message).toMatch(/the Client was ended/);
   });
 
-  it.skipIf(inject("backend") === "pglite")("its connection lost (pg_terminate_backend): says a Client never reconnects, without retrying in vain", async () => {
-    const applicationName = uniqueTable("lost_client");
-    const client = new pg.Client({ connectionString: databaseUrl(), application_name: applicationName });
-    const lost: Error[] = [];
-    client.on("error", (error) => lost.push(error));
-    await client.connect();
-    try {
-      const storage = new PostgresStorage<number>({ client, tableName: table("lost") });
-      await storage.write("k", 6);
-      await admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [applicationName]);
-      await expect.poll(() => lost.length).toBeGreaterThan(0);
-      const { error, ms } = await rejection(() => storage.read("k"));
-      expect(error.message).toMatch(/the Client lost its connection, and a Client never reconnects: connect a new one, or pass a Pool/);
-      expect(ms).toBeLessThan(1_000);
-    } finally {
-      await client.end().catch(() => {});
-    }
-  });
+  it.skipIf(inject("backend") === "pglite")(
+    "its connection lost (pg_terminate_backend): says a Client never reconnects, without retrying in vain",
+    async () => {
+      const applicationName = uniqueTable("lost_client");
+      const client = new pg.Client({ connectionString: databaseUrl(), application_name: applicationName });
+      const lost: Error[] = [];
+      client.on("error", (error) => lost.push(error));
+      await client.connect();
+      try {
+        const storage = new PostgresStorage<number>({ client, tableName: table("lost") });
+        await storage.write("k", 6);
+        await admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [
+          applicationName,
+        ]);
+        await expect.poll(() => lost.length).toBeGreaterThan(0);
+        const { error, ms } = await rejection(() => storage.read("k"));
+        expect(error.message).toMatch(
+          /the Client lost its connection, and a Client never reconnects: connect a new one, or pass a Pool/,
+        );
+        expect(ms).toBeLessThan(1_000);
+      } finally {
+        await client.end().catch(() => {});
+      }
+    },
+  );
 
   describe("Neon's and @vercel/postgres's Clients (forks of pg's)", () => {
     useLocalNeon();
@@ -130,7 +145,9 @@ describe("a pg-style Client in a state where it cannot run statements", () => {
       ["@vercel/postgres createClient()", () => createClient({ connectionString: vercelConnectionString() })],
     ])("%s never connected: rejects at once", async (_name, create) => {
       const client = create();
-      const { error, ms } = await rejection(() => new PostgresStorage({ client, tableName: table("neon_unconnected") }).read("k"));
+      const { error, ms } = await rejection(() =>
+        new PostgresStorage({ client, tableName: table("neon_unconnected") }).read("k"),
+      );
       expect(error.message).toMatch(NOT_CONNECTED);
       expect(ms).toBeLessThan(1_000);
     });

@@ -2,7 +2,14 @@ import superjson from "superjson";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
-import { PostgresStorage, PostgresStorageError, StorageValidationError, encryptedCodec, jsonWithDates, type StandardSchema } from "../src/index.js";
+import {
+  PostgresStorage,
+  PostgresStorageError,
+  StorageValidationError,
+  encryptedCodec,
+  jsonWithDates,
+  type StandardSchema,
+} from "../src/index.js";
 import { collect, useFixture } from "./support/fixture.js";
 
 const FIELDS = 50;
@@ -59,13 +66,20 @@ describe("update()", () => {
 
     it("writes nothing when the merge fails the schema: the stored row is untouched, expiry included", async () => {
       const name = db.table("update_invalid");
-      const store = new PostgresStorage({ client: db.pool, tableName: name, schema: Profile, millisecondsToLive: 60_000 });
+      const store = new PostgresStorage({
+        client: db.pool,
+        tableName: name,
+        schema: Profile,
+        millisecondsToLive: 60_000,
+      });
       await store.write("k", { name: "Ada", age: 36 });
       const before = await db.admin(`SELECT value::text AS value, updated_at, expires_at FROM "${name}"`);
       const error = await store.update("k", { age: -1 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StorageValidationError);
       expect((error as Error).message).toMatch(/nothing was written.*fails the schema/);
-      expect(await db.admin(`SELECT value::text AS value, updated_at, expires_at FROM "${name}"`)).toStrictEqual(before);
+      expect(await db.admin(`SELECT value::text AS value, updated_at, expires_at FROM "${name}"`)).toStrictEqual(
+        before,
+      );
     });
 
     it("creates nothing when the first patch fails the schema", async () => {
@@ -89,7 +103,11 @@ describe("update()", () => {
       const name = db.table("update_schema_race");
       await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
       await Promise.all(
-        Array.from({ length: FIELDS }, (_, i) => new PostgresStorage({ client: db.pool, tableName: name, schema: Counters }).update("chat", { [`field${i}`]: i })),
+        Array.from({ length: FIELDS }, (_, i) =>
+          new PostgresStorage({ client: db.pool, tableName: name, schema: Counters }).update("chat", {
+            [`field${i}`]: i,
+          }),
+        ),
       );
       const stored = (await new PostgresStorage<Fields>({ client: db.pool, tableName: name }).read("chat")) ?? {};
       expect(Object.keys(stored)).toHaveLength(FIELDS);
@@ -117,7 +135,8 @@ describe("update()", () => {
       await new PostgresStorage({ client: db.pool, tableName: name }).write("k", { userName: "Ada" });
       return name;
     };
-    const row = async (name: string) => (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = 'k'`))[0]?.value;
+    const row = async (name: string) =>
+      (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = 'k'`))[0]?.value;
 
     for (const validateOnWrite of [true, false]) {
       describe(`validateOnWrite: ${validateOnWrite}`, () => {
@@ -131,7 +150,13 @@ describe("update()", () => {
 
         it('onInvalid "discard": the stored value counts as absent, and the merge replaces it', async () => {
           const name = await oldShape("update_invalid_discard");
-          const store = new PostgresStorage({ client: db.pool, tableName: name, schema: Session, onInvalid: "discard", validateOnWrite });
+          const store = new PostgresStorage({
+            client: db.pool,
+            tableName: name,
+            schema: Session,
+            onInvalid: "discard",
+            validateOnWrite,
+          });
           expect(await store.read("k")).toBeUndefined();
           expect(await store.update("k", { step: "idle" })).toStrictEqual({ step: "idle" });
           expect(await row(name)).toBe('{"step":"idle"}');
@@ -156,7 +181,10 @@ describe("update()", () => {
   describe("patches that set nothing, and undefined fields", () => {
     const Optional = z.object({ a: z.number().optional(), b: z.number().optional() });
     const kinds = [
-      ["without a schema", (tableName: string) => new PostgresStorage<{ a?: number; b?: number }>({ client: db.pool, tableName })],
+      [
+        "without a schema",
+        (tableName: string) => new PostgresStorage<{ a?: number; b?: number }>({ client: db.pool, tableName }),
+      ],
       ["with a schema", (tableName: string) => new PostgresStorage({ client: db.pool, tableName, schema: Optional })],
     ] as const;
     for (const [label, open] of kinds) {
@@ -186,16 +214,26 @@ describe("update()", () => {
     }
 
     it("with a schema the empty object fails, update(key, {}) of a missing key rejects and creates nothing", async () => {
-      const store = new PostgresStorage({ client: db.pool, tableName: db.table("update_empty_invalid"), schema: z.object({ a: z.number() }) });
+      const store = new PostgresStorage({
+        client: db.pool,
+        tableName: db.table("update_empty_invalid"),
+        schema: z.object({ a: z.number() }),
+      });
       await expect(store.update("k", {})).rejects.toBeInstanceOf(StorageValidationError);
       expect(await store.has("k")).toBe(false);
     });
 
     it("a field named __proto__ is merged as a field, not as a prototype, in the database and in JavaScript", async () => {
       // A schema that accepts anything as it is (zod would leave such a key out itself).
-      const anything: StandardSchema<Record<string, unknown>> = { "~standard": { validate: (value) => ({ value: value as Record<string, unknown> }) } };
+      const anything: StandardSchema<Record<string, unknown>> = {
+        "~standard": { validate: (value) => ({ value: value as Record<string, unknown> }) },
+      };
       for (const schema of [undefined, anything]) {
-        const store = new PostgresStorage<Record<string, unknown>>({ client: db.pool, tableName: db.table("update_proto"), schema });
+        const store = new PostgresStorage<Record<string, unknown>>({
+          client: db.pool,
+          tableName: db.table("update_proto"),
+          schema,
+        });
         await store.write("k", { a: 1 });
         const patch = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
         const merged = await store.update("k", patch);
@@ -231,7 +269,12 @@ describe("update()", () => {
   it("merges in JavaScript under any codec when a schema checks the result (superjson, encryptedCodec)", async () => {
     const Dated = z.object({ at: z.date().optional(), n: z.number().optional() });
     for (const codec of [superjson, encryptedCodec({ secret: "y".repeat(32), codec: superjson })]) {
-      const store = new PostgresStorage({ client: db.pool, tableName: db.table("update_codec_schema"), codec, schema: Dated });
+      const store = new PostgresStorage({
+        client: db.pool,
+        tableName: db.table("update_codec_schema"),
+        codec,
+        schema: Dated,
+      });
       await store.write("k", { n: 1 });
       const at = new Date("2032-02-02T02:02:02.002Z");
       expect(await store.update("k", { at })).toStrictEqual({ n: 1, at });
@@ -240,7 +283,11 @@ describe("update()", () => {
   });
 
   it("merges Dates under jsonWithDates", async () => {
-    const store = new PostgresStorage<{ at?: Date; n?: number }>({ client: db.pool, tableName: db.table("update_dates"), codec: jsonWithDates });
+    const store = new PostgresStorage<{ at?: Date; n?: number }>({
+      client: db.pool,
+      tableName: db.table("update_dates"),
+      codec: jsonWithDates,
+    });
     await store.write("k", { n: 1 });
     const at = new Date("2031-05-05T05:05:05.005Z");
     expect(await store.update("k", { at })).toStrictEqual({ n: 1, at });

@@ -44,7 +44,10 @@ describe("Vercel function examples", () => {
   const post = (text: string, chat: number, secret: string | null = SECRET) =>
     new Request("https://example.vercel.app/api", {
       method: "POST",
-      headers: { "content-type": "application/json", ...(secret === null ? {} : { "x-telegram-bot-api-secret-token": secret }) },
+      headers: {
+        "content-type": "application/json",
+        ...(secret === null ? {} : { "x-telegram-bot-api-secret-token": secret }),
+      },
       body: JSON.stringify(textMessage(chat, text)),
     });
 
@@ -52,12 +55,15 @@ describe("Vercel function examples", () => {
     ["edge runtime, neon() over HTTP", 3001, () => edge],
     ["Node runtime, module-scope pg Pool", 3002, () => node.POST],
   ] as const)("%s: runs the form and stores its state", async (_label, chat, handler) => {
-    for (const text of ["/form", "Ada", "36", "yes", "/me"]) expect((await handler()(post(text, chat))).status).toBe(200);
+    for (const text of ["/form", "Ada", "36", "yes", "/me"])
+      expect((await handler()(post(text, chat))).status).toBe(200);
     expect(api.textsTo(chat).at(-1)).toBe("Name: Ada, age: 36 (confirmed).");
     const [row] = await admin(`SELECT value::text AS value FROM "${table}" WHERE key = $1`, [`form:${chat}`]);
     expect(JSON.parse(String(row?.value))).toStrictEqual({ step: "idle", name: "Ada", age: 36, confirmed: true });
     expect((await handler()(post("/reset", chat, null))).status).toBe(401);
     expect((await handler()(post("/reset", chat, "wrong"))).status).toBe(401);
-    expect(await admin(`SELECT count(*)::int AS n FROM "${table}" WHERE key = $1`, [`form:${chat}`])).toStrictEqual([{ n: 1 }]);
+    expect(await admin(`SELECT count(*)::int AS n FROM "${table}" WHERE key = $1`, [`form:${chat}`])).toStrictEqual([
+      { n: 1 },
+    ]);
   });
 });

@@ -28,11 +28,14 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
     }
     return replies;
   };
-  const storedRow = async () => (await admin(`SELECT value::text AS value, expires_at FROM "${table}" WHERE key = $1`, [`form:${LOCAL_CHAT}`]))[0];
+  const storedRow = async () =>
+    (await admin(`SELECT value::text AS value, expires_at FROM "${table}" WHERE key = $1`, [`form:${LOCAL_CHAT}`]))[0];
 
   it("walks through the form, validating the age, and answers /me from the database", async () => {
     expect(await chat("/start", "/form", "Ada", "abc", "36", "yes", "/me")).toStrictEqual([
-      ["Hello! Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation."],
+      [
+        "Hello! Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.",
+      ],
       ["What is your name?"],
       ["Nice to meet you, Ada. How old are you?"],
       ["Please send your age as a whole number from 1 to 150."],
@@ -49,7 +52,12 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
     const pool = (await import("pg")).default.Pool;
     const client = new pool({ connectionString: databaseUrl(), max: 1 });
     try {
-      expect(await storagesFor(client, table).sessions.read(String(LOCAL_CHAT))).toStrictEqual({ step: "idle", name: "Ada", age: 36, confirmed: true });
+      expect(await storagesFor(client, table).sessions.read(String(LOCAL_CHAT))).toStrictEqual({
+        step: "idle",
+        name: "Ada",
+        age: 36,
+        confirmed: true,
+      });
     } finally {
       await client.end();
     }
@@ -67,24 +75,46 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
   });
 
   it("continues the form where it stopped after the worker restarts", async () => {
-    expect(await chat("/form", "Grace")).toStrictEqual([["What is your name?"], ["Nice to meet you, Grace. How old are you?"]]);
+    expect(await chat("/form", "Grace")).toStrictEqual([
+      ["What is your name?"],
+      ["Nice to meet you, Grace. How old are you?"],
+    ]);
     await stack.restartWorker();
-    expect(await chat("41", "yes", "/me")).toStrictEqual([["Grace, 41. Is that right? (yes/no)"], ["Saved. Send /me to see it."], ["Name: Grace, age: 41 (confirmed)."]]);
+    expect(await chat("41", "yes", "/me")).toStrictEqual([
+      ["Grace, 41. Is that right? (yes/no)"],
+      ["Saved. Send /me to see it."],
+      ["Name: Grace, age: 41 (confirmed)."],
+    ]);
   });
 
   it("keeps a conversation waiting between webhook calls, across a restart", async () => {
-    expect(await chat("/feedback", "Quick answers")).toStrictEqual([["What do you like about this bot?"], ["And from 1 to 5, how would you rate it?"]]);
+    expect(await chat("/feedback", "Quick answers")).toStrictEqual([
+      ["What do you like about this bot?"],
+      ["And from 1 to 5, how would you rate it?"],
+    ]);
     await stack.restartWorker();
-    expect(await chat("seven", "4")).toStrictEqual([["Please send a whole number from 1 to 5."], ['Thanks! You liked "Quick answers" and gave ★★★★☆.']]);
+    expect(await chat("seven", "4")).toStrictEqual([
+      ["Please send a whole number from 1 to 5."],
+      ['Thanks! You liked "Quick answers" and gave ★★★★☆.'],
+    ]);
   });
 
-  const HELP = "Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.";
-  const conversationRow = async () => (await admin(`SELECT value::text AS value FROM "${table}" WHERE key = $1`, [`conversation:${LOCAL_CHAT}`]))[0];
+  const HELP =
+    "Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.";
+  const conversationRow = async () =>
+    (await admin(`SELECT value::text AS value FROM "${table}" WHERE key = $1`, [`conversation:${LOCAL_CHAT}`]))[0];
 
   it("leaves the conversation for a command, which is then handled as a command", async () => {
     // /me while the conversation waits for the first answer, then for the rating.
-    expect(await chat("/feedback", "/me", "Fast")).toStrictEqual([["What do you like about this bot?"], ["Name: Grace, age: 41 (confirmed)."], [HELP]]);
-    expect(await chat("/feedback", "Fast")).toStrictEqual([["What do you like about this bot?"], ["And from 1 to 5, how would you rate it?"]]);
+    expect(await chat("/feedback", "/me", "Fast")).toStrictEqual([
+      ["What do you like about this bot?"],
+      ["Name: Grace, age: 41 (confirmed)."],
+      [HELP],
+    ]);
+    expect(await chat("/feedback", "Fast")).toStrictEqual([
+      ["What do you like about this bot?"],
+      ["And from 1 to 5, how would you rate it?"],
+    ]);
     expect(await conversationRow()).toBeDefined();
     expect(await chat("/me", "3")).toStrictEqual([["Name: Grace, age: 41 (confirmed)."], [HELP]]);
     expect(await conversationRow()).toBeUndefined();
@@ -98,7 +128,10 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
       [HELP],
     ]);
     // /reset inside it deletes the form's row, and nothing of the conversation is left.
-    expect(await chat("/feedback", "/reset")).toStrictEqual([["What do you like about this bot?"], ["Deleted everything stored about you."]]);
+    expect(await chat("/feedback", "/reset")).toStrictEqual([
+      ["What do you like about this bot?"],
+      ["Deleted everything stored about you."],
+    ]);
     expect(await storedRow()).toBeUndefined();
     expect(await conversationRow()).toBeUndefined();
     expect(await chat("Slow", "/me")).toStrictEqual([[HELP], ["Nothing stored yet. Send /form."]]);
@@ -116,18 +149,32 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
       ["Let's start again. What is your name?"],
       ["Name: Ada, age: 36 (confirmed)."],
     ]);
-    expect(JSON.parse(String((await storedRow())?.value))).toStrictEqual({ step: "name", name: "Ada", age: 36, confirmed: true, draft: {} });
+    expect(JSON.parse(String((await storedRow())?.value))).toStrictEqual({
+      step: "name",
+      name: "Ada",
+      age: 36,
+      confirmed: true,
+      draft: {},
+    });
     expect(await chat("Grace", "41", "yes", "/me")).toStrictEqual([
       ["Nice to meet you, Grace. How old are you?"],
       ["Grace, 41. Is that right? (yes/no)"],
       ["Saved. Send /me to see it."],
       ["Name: Grace, age: 41 (confirmed)."],
     ]);
-    expect(JSON.parse(String((await storedRow())?.value))).toStrictEqual({ step: "idle", name: "Grace", age: 41, confirmed: true });
+    expect(JSON.parse(String((await storedRow())?.value))).toStrictEqual({
+      step: "idle",
+      name: "Grace",
+      age: 41,
+      confirmed: true,
+    });
   });
 
   it("goes on with a form begun before the draft was kept apart (a row of the first version)", async () => {
-    await admin(`UPDATE "${table}" SET value = $2 WHERE key = $1`, [`form:${LOCAL_CHAT}`, JSON.stringify({ step: "age", name: "Ada", confirmed: false })]);
+    await admin(`UPDATE "${table}" SET value = $2 WHERE key = $1`, [
+      `form:${LOCAL_CHAT}`,
+      JSON.stringify({ step: "age", name: "Ada", confirmed: false }),
+    ]);
     expect(await chat("/me", "36", "yes", "/me")).toStrictEqual([
       ["Name: Ada, age: ? (being filled in, waiting for the age)."],
       ["Ada, 36. Is that right? (yes/no)"],

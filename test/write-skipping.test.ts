@@ -29,11 +29,15 @@ describe("write skipping: an acknowledged write is in the database", () => {
     await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
     return name;
   };
-  const stored = async (name: string, key = "k") => (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = $1`, [key]))[0]?.value;
+  const stored = async (name: string, key = "k") =>
+    (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = $1`, [key]))[0]?.value;
 
   it("skips grammY's write-back of exactly what was just read, once; writes anything else", async () => {
     const c = counted();
-    const store = new PostgresStorage<{ step: string; list: number[] }>({ client: c.client, tableName: await table("skip_basic") });
+    const store = new PostgresStorage<{ step: string; list: number[] }>({
+      client: c.client,
+      tableName: await table("skip_basic"),
+    });
     await store.write("k", { step: "a", list: [1] });
     const value = await store.read("k");
     await store.write("k", { step: "a", list: [1] });
@@ -121,7 +125,10 @@ describe("write skipping: an acknowledged write is in the database", () => {
 
     /** A lazySession bot: /reset and /subscribe, /unsubscribe assign the session without reading it; /count changes it. */
     function isolatedBot(tableName: string) {
-      const bot = new Bot<Context & LazySessionFlavor<Counter & Subscription>>("123:offline", { botInfo, client: { apiRoot: api.apiRoot } });
+      const bot = new Bot<Context & LazySessionFlavor<Counter & Subscription>>("123:offline", {
+        botInfo,
+        client: { apiRoot: api.apiRoot },
+      });
       const storage = new PostgresStorage<Counter & Subscription>({ client: isolate(), tableName });
       bot.use(lazySession({ initial: () => ({ count: 0, subscribed: false }), storage }));
       bot.command("reset", (ctx) => {
@@ -164,7 +171,10 @@ describe("write skipping: an acknowledged write is in the database", () => {
       const name = await table("bots_read_only");
       const c = counted();
       const storage = new PostgresStorage<Counter>({ client: c.client, tableName: name });
-      const bot = new Bot<Context & SessionFlavor<Counter>>("123:offline", { botInfo, client: { apiRoot: api.apiRoot } });
+      const bot = new Bot<Context & SessionFlavor<Counter>>("123:offline", {
+        botInfo,
+        client: { apiRoot: api.apiRoot },
+      });
       bot.use(session({ initial: () => ({ count: 0 }), storage }));
       bot.command("peek", (ctx) => ctx.reply(`count is ${ctx.session.count}`));
       await storage.write("203", { count: 3 });
@@ -176,7 +186,10 @@ describe("write skipping: an acknowledged write is in the database", () => {
 
   describe("only a lone read arms a skip, and the next operation of the key takes or disarms it", () => {
     /** Storage A over the suite's pool and storage B in an isolate of its own, on one table. */
-    const pair = async <T,>(label: string, options: Partial<ConstructorParameters<typeof PostgresStorage<T>>[0]> = {}) => {
+    const pair = async <T>(
+      label: string,
+      options: Partial<ConstructorParameters<typeof PostgresStorage<T>>[0]> = {},
+    ) => {
       const name = await table(label);
       const a = new PostgresStorage<T>({ client: db.pool, tableName: name, ...options });
       const b = new PostgresStorage<T>({ client: isolate(), tableName: name });
@@ -205,7 +218,10 @@ describe("write skipping: an acknowledged write is in the database", () => {
     });
 
     it("a read that fails to decode arms nothing", async () => {
-      const { name, a, b } = await pair<{ v: number }>("arm_failed_decode", { schema: z.object({ v: z.number() }), validateOnWrite: false });
+      const { name, a, b } = await pair<{ v: number }>("arm_failed_decode", {
+        schema: z.object({ v: z.number() }),
+        validateOnWrite: false,
+      });
       await db.admin(`INSERT INTO "${name}" (key, value) VALUES ('k', '{"v":"x"}')`);
       await expect(a.read("k")).rejects.toBeInstanceOf(StorageValidationError);
       await b.write("k", { v: 2 });
@@ -274,7 +290,7 @@ describe("write skipping: an acknowledged write is in the database", () => {
     const checks = process.env.DATABASE_URL ? 2000 : 500;
     let checked = 0;
     const violations: string[] = [];
-    const pick = <T,>(items: readonly T[]) => items[Math.floor(Math.random() * items.length)] as T;
+    const pick = <T>(items: readonly T[]) => items[Math.floor(Math.random() * items.length)] as T;
     const value = () => Math.floor(Math.random() * 3); // few values: the same text comes round often
 
     const run = async (key: string, operation: () => Promise<unknown>) => {
@@ -304,7 +320,9 @@ describe("write skipping: an acknowledged write is in the database", () => {
           continue;
         }
         const roll = Math.random();
-        await run(key, () => (roll < 0.45 ? store.read(key) : roll < 0.85 ? store.write(key, value()) : store.delete(key)));
+        await run(key, () =>
+          roll < 0.45 ? store.read(key) : roll < 0.85 ? store.write(key, value()) : store.delete(key),
+        );
       }
     };
     await Promise.all(Array.from({ length: 12 }, worker));
@@ -318,7 +336,9 @@ describe("write skipping: an acknowledged write is in the database", () => {
     let fail = true;
     const flaky = {
       query: (text: string, params: unknown[]) =>
-        text.startsWith("INSERT") && fail ? Promise.reject(Object.assign(new Error("lost"), { code: "08006" })) : db.pool.query(text, params),
+        text.startsWith("INSERT") && fail
+          ? Promise.reject(Object.assign(new Error("lost"), { code: "08006" }))
+          : db.pool.query(text, params),
     };
     const c = countStatements(flaky);
     // Retrying off: this is about what the storage remembers after a failure, not about retries.
@@ -409,7 +429,11 @@ describe("write skipping: an acknowledged write is in the database", () => {
 
   it("never skips with the encrypting codec, whose output differs every time", async () => {
     const c = counted();
-    const store = new PostgresStorage<number>({ client: c.client, tableName: await table("skip_encrypted"), codec: encryptedCodec({ secret: "s".repeat(32) }) });
+    const store = new PostgresStorage<number>({
+      client: c.client,
+      tableName: await table("skip_encrypted"),
+      codec: encryptedCodec({ secret: "s".repeat(32) }),
+    });
     await store.write("k", 1);
     await store.write("k", (await store.read("k")) as number);
     expect(writes(c.statements)).toBe(2);

@@ -84,7 +84,13 @@ export function toDriver(client: unknown): Driver {
   const candidate = client as Partial<NamingClient & UnsafeQueryClient & PoolLike> | null | undefined;
   // pg, Neon and @vercel/postgres Clients and Pools connect; neon() over HTTP and PGlite do not.
   const pgStyle = typeof candidate?.connect === "function";
-  if (candidate && typeof candidate.query === "function" && pgStyle && "idleCount" in candidate && "totalCount" in candidate) {
+  if (
+    candidate &&
+    typeof candidate.query === "function" &&
+    pgStyle &&
+    "idleCount" in candidate &&
+    "totalCount" in candidate
+  ) {
     const pool = candidate as PoolLike;
     return {
       prepares: true,
@@ -115,7 +121,9 @@ export function toDriver(client: unknown): Driver {
       query: pgStyle
         ? (statement, params, prepared) => {
             const problem = clientStateProblem(named);
-            return problem === undefined ? namedQuery(named, statement, params, prepared) : Promise.reject(new ClientStateError(problem));
+            return problem === undefined
+              ? namedQuery(named, statement, params, prepared)
+              : Promise.reject(new ClientStateError(problem));
           }
         : (statement, params) => named.query(statement.text, params),
       release() {},
@@ -125,7 +133,10 @@ export function toDriver(client: unknown): Driver {
     // Bun's SQL, unlike postgres.js, names its database in options.adapter ("postgres", "mysql", "sqlite").
     const adapter = (candidate as { options?: { adapter?: unknown } }).options?.adapter;
     if (adapter !== undefined && adapter !== "postgres") {
-      throw new StorageOptionError("client", `client is Bun's SQL on ${String(adapter)}; it must be on PostgreSQL (a postgres:// URL)`);
+      throw new StorageOptionError(
+        "client",
+        `client is Bun's SQL on ${String(adapter)}; it must be on PostgreSQL (a postgres:// URL)`,
+      );
     }
     prepares = adapter === undefined;
     connection = prepares
@@ -177,15 +188,24 @@ function clientStateProblem(client: object): string | undefined {
   return undefined;
 }
 
-function namedQuery(client: NamingClient, statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {
-  return prepared ? client.query({ name: statement.name, text: statement.text, values: params }) : client.query(statement.text, params);
+function namedQuery(
+  client: NamingClient,
+  statement: Statement,
+  params: QueryParameter[],
+  prepared: boolean,
+): PromiseLike<unknown> {
+  return prepared
+    ? client.query({ name: statement.name, text: statement.text, values: params })
+    : client.query(statement.text, params);
 }
 
 /** The rows of a driver's result, which may be `{ rows }` or the rows themselves, checked. */
 export function rowsOf(result: unknown): Row[] {
   const rows = Array.isArray(result) ? result : (result as { rows?: unknown } | null | undefined)?.rows;
   if (!Array.isArray(rows)) {
-    throw new PostgresStorageError("client.query() resolved to neither rows nor { rows }; pass the driver's own client");
+    throw new PostgresStorageError(
+      "client.query() resolved to neither rows nor { rows }; pass the driver's own client",
+    );
   }
   if (Array.isArray(rows[0])) {
     throw new PostgresStorageError("the client returns rows as arrays; pass it without arrayMode");
@@ -197,7 +217,9 @@ export function rowsOf(result: unknown): Row[] {
 export function textOf(row: Row, column: string): string {
   const value = row[column];
   if (typeof value !== "string") {
-    throw new PostgresStorageError(`the client returned column ${column} as ${typeof value}, not text; pass it without result transforms`);
+    throw new PostgresStorageError(
+      `the client returned column ${column} as ${typeof value}, not text; pass it without result transforms`,
+    );
   }
   return value;
 }

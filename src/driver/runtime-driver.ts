@@ -7,7 +7,16 @@
 import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
 import { retryAfter, retrying, transience, type RetryPolicy } from "../retry.ts";
 import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
-import { rowsOf, toDriver, type Connection, type Driver, type PostgresClient, type QueryParameter, type Row, type Statement } from "./clients.ts";
+import {
+  rowsOf,
+  toDriver,
+  type Connection,
+  type Driver,
+  type PostgresClient,
+  type QueryParameter,
+  type Row,
+  type Statement,
+} from "./clients.ts";
 
 // SQLSTATEs the driver acts on.
 const UNDEFINED_TABLE = "42P01";
@@ -81,7 +90,13 @@ export class RuntimeDriver {
    *
    * @throws PostgresStorageError when it fails for good
    */
-  async run(operation: Operation, key: string | undefined, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+  async run(
+    operation: Operation,
+    key: string | undefined,
+    statement: Statement,
+    params: QueryParameter[],
+    options: RunOptions,
+  ): Promise<Row[]> {
     try {
       return await this.#attempt(statement, params, options);
     } catch (first) {
@@ -110,7 +125,9 @@ export class RuntimeDriver {
    */
   async createTable(): Promise<void> {
     try {
-      await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, { onlyIfNotApplied: false });
+      await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, {
+        onlyIfNotApplied: false,
+      });
     } catch (error) {
       throw this.#explain({ operation: "create table" }, error);
     }
@@ -182,7 +199,10 @@ export class RuntimeDriver {
 
   async #createNow(connection: Connection): Promise<void> {
     const schema = quotedSchemaOf(this.#quotedTable);
-    if ((await this.#create(connection, tableDdl(this.#quotedTable), schema !== undefined)) === INVALID_SCHEMA_NAME && schema !== undefined) {
+    if (
+      (await this.#create(connection, tableDdl(this.#quotedTable), schema !== undefined)) === INVALID_SCHEMA_NAME &&
+      schema !== undefined
+    ) {
       await this.#create(connection, schemaDdl(schema));
       await this.#create(connection, tableDdl(this.#quotedTable));
     }
@@ -204,8 +224,14 @@ export class RuntimeDriver {
     }
   }
 
-  #explain(at: { operation: Operation; key?: string | undefined; statement?: string; inDoubt?: boolean }, error: unknown): PostgresStorageError {
-    return explainFailure({ ...at, tableName: this.#tableName, table: this.#quotedTable, schema: quotedSchemaOf(this.#quotedTable) }, error);
+  #explain(
+    at: { operation: Operation; key?: string | undefined; statement?: string; inDoubt?: boolean },
+    error: unknown,
+  ): PostgresStorageError {
+    return explainFailure(
+      { ...at, tableName: this.#tableName, table: this.#quotedTable, schema: quotedSchemaOf(this.#quotedTable) },
+      error,
+    );
   }
 }
 

@@ -7,7 +7,8 @@ const ABSENT = "absent";
 type State = Value | typeof ABSENT;
 
 // Key order is not part of a value: update() merges through jsonb, which sorts keys.
-const canonical = (state: State) => (state === ABSENT ? ABSENT : JSON.stringify(Object.entries(state).sort(([a], [b]) => a.localeCompare(b))));
+const canonical = (state: State) =>
+  state === ABSENT ? ABSENT : JSON.stringify(Object.entries(state).sort(([a], [b]) => a.localeCompare(b)));
 const same = (a: State, b: State) => canonical(a) === canonical(b);
 const merge = (state: State, patch: Value): Value => (state === ABSENT ? { ...patch } : { ...state, ...patch });
 
@@ -37,7 +38,10 @@ export async function runAgainstModel(
 
   const observe = (key: string, seen: State) => {
     const states = possible.get(key) ?? [];
-    expect(states.some((state) => same(state, seen)), `${key}: saw ${JSON.stringify(seen)}, expected one of ${JSON.stringify(states)}`).toBe(true);
+    expect(
+      states.some((state) => same(state, seen)),
+      `${key}: saw ${JSON.stringify(seen)}, expected one of ${JSON.stringify(states)}`,
+    ).toBe(true);
     possible.set(key, [seen]);
   };
 

@@ -4,7 +4,10 @@ import { startFaultProxy, type FaultProxy } from "../../dev/fault-proxy.js";
 import { databaseUrl } from "../support/clients.js";
 
 /** A fault proxy in front of the suite's database and a pg Pool through it, for the calling describe block. */
-export function useProxiedPool(poolSize: number, random?: () => number): { readonly proxy: FaultProxy; readonly pool: pg.Pool } {
+export function useProxiedPool(
+  poolSize: number,
+  random?: () => number,
+): { readonly proxy: FaultProxy; readonly pool: pg.Pool } {
   const handles = {} as { proxy: FaultProxy; pool: pg.Pool };
   beforeAll(async () => {
     handles.proxy = await startFaultProxy(databaseUrl(), random);

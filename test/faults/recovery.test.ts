@@ -38,25 +38,31 @@ describe("recovering without restarting the process", () => {
     expect(outcomes.slice(-20)).toStrictEqual(Array(20).fill("ok"));
   });
 
-  it.skipIf(inject("backend") === "pglite")("survives pg_terminate_backend of all its connections (what a server restart does to them)", async () => {
-    const table = db.table("recover_terminate");
-    const applicationName = `gps_terminate_${process.pid}`;
-    const direct = new pg.Pool({ connectionString: databaseUrl(), application_name: applicationName, max: 4 });
-    direct.on("error", () => {});
-    try {
-      const storage = new PostgresStorage<Value>({ client: direct, tableName: table, retry });
-      let terminated = 0;
-      const outcomes = await through(storage, async () => {
-        const rows = await db.admin("SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1", [applicationName]);
-        terminated += rows.length;
-      });
-      expect(terminated).toBeGreaterThan(0);
-      expect(outcomes.filter((o) => o === "ok").length).toBeGreaterThanOrEqual(295);
-      expect(outcomes.slice(-20)).toStrictEqual(Array(20).fill("ok"));
-    } finally {
-      await direct.end();
-    }
-  });
+  it.skipIf(inject("backend") === "pglite")(
+    "survives pg_terminate_backend of all its connections (what a server restart does to them)",
+    async () => {
+      const table = db.table("recover_terminate");
+      const applicationName = `gps_terminate_${process.pid}`;
+      const direct = new pg.Pool({ connectionString: databaseUrl(), application_name: applicationName, max: 4 });
+      direct.on("error", () => {});
+      try {
+        const storage = new PostgresStorage<Value>({ client: direct, tableName: table, retry });
+        let terminated = 0;
+        const outcomes = await through(storage, async () => {
+          const rows = await db.admin(
+            "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1",
+            [applicationName],
+          );
+          terminated += rows.length;
+        });
+        expect(terminated).toBeGreaterThan(0);
+        expect(outcomes.filter((o) => o === "ok").length).toBeGreaterThanOrEqual(295);
+        expect(outcomes.slice(-20)).toStrictEqual(Array(20).fill("ok"));
+      } finally {
+        await direct.end();
+      }
+    },
+  );
 
   it("rejects with PostgresStorageError while the server refuses connections, and works again after", async () => {
     const table = db.table("recover_refuse");
@@ -73,7 +79,11 @@ describe("recovering without restarting the process", () => {
 
   it("retries a refused connection until the server is back within the retry window", async () => {
     const table = db.table("recover_window");
-    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 } });
+    const storage = new PostgresStorage<Value>({
+      client: proxied.pool,
+      tableName: table,
+      retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 },
+    });
     await storage.write("k", { v: 1 });
     await proxied.proxy.refuse(true);
     proxied.proxy.dropAll();
@@ -111,13 +121,20 @@ describe("update() is never applied twice", () => {
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as Error).message).toMatch(/may have taken effect and was not retried/);
     expect(counted.statements.filter((text) => text.includes("t.value::jsonb ||"))).toHaveLength(1);
-    expect(await new PostgresStorage<Value>({ client: db.pool, tableName: table }).read("k")).toStrictEqual({ a: 1, b: 2 });
+    expect(await new PostgresStorage<Value>({ client: db.pool, tableName: table }).read("k")).toStrictEqual({
+      a: 1,
+      b: 2,
+    });
   });
 
   it("is retried when the connection was refused, since then it never ran", async () => {
     const table = db.table("update_refused");
     await new PostgresStorage({ client: db.pool, tableName: table }).write("k", { a: 1 });
-    const storage = new PostgresStorage<Value>({ client: proxied.pool, tableName: table, retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 } });
+    const storage = new PostgresStorage<Value>({
+      client: proxied.pool,
+      tableName: table,
+      retry: { attempts: 6, baseDelayMs: 40, maxDelayMs: 200 },
+    });
     await proxied.proxy.refuse(true);
     proxied.proxy.dropAll();
     setTimeout(() => void proxied.proxy.refuse(false), 120);

@@ -38,7 +38,10 @@ export function adminPool(): { admin: Admin; close(): Promise<void> } {
 }
 
 /** A client kind on the suite's server: `connect` opens the client, an admin pool is opened beside it. */
-export function onServer(name: string, connect: (url: string) => Promise<{ client: PostgresClient; close(): Promise<void> }>): ClientKind {
+export function onServer(
+  name: string,
+  connect: (url: string) => Promise<{ client: PostgresClient; close(): Promise<void> }>,
+): ClientKind {
   return {
     name,
     async open() {
@@ -117,7 +120,8 @@ export const TEST_NAME_PREFIX = "gps_test_";
 export function uniqueTable(label: string): string {
   tableCount += 1;
   const name = `${TEST_NAME_PREFIX}${label}_${process.pid}_${tableCount}_${Math.random().toString(36).slice(2, 8)}`;
-  if (name.length > 63) throw new Error(`test table name ${name} is longer than 63 characters; shorten the label ${JSON.stringify(label)}`);
+  if (name.length > 63)
+    throw new Error(`test table name ${name} is longer than 63 characters; shorten the label ${JSON.stringify(label)}`);
   return name;
 }
 

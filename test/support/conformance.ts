@@ -161,7 +161,9 @@ export function conformanceSuite(kind: ClientKind): void {
           `INSERT INTO "${name}" (key, value) SELECT 'app:' || lpad(i::text, 5, '0'), json_build_object('n', i) FROM generate_series(1, $1::int) AS i`,
           [rows],
         );
-        await open.admin(`INSERT INTO "${name}" (key, value) VALUES ('other:1', '{"n": -1}'), ('apple:1', '{"n": -2}'), ('app', '{"n": -3}')`);
+        await open.admin(
+          `INSERT INTO "${name}" (key, value) VALUES ('other:1', '{"n": -1}'), ('apple:1', '{"n": -2}'), ('app', '{"n": -3}')`,
+        );
       });
       it("lists every key of the builder across pages, in order, without the prefix", async () => {
         const keys = await collect(storage({ tableName: name, keyBuilder: prefixKeys("app") }).readAllKeys());
@@ -233,7 +235,12 @@ export function conformanceSuite(kind: ClientKind): void {
     describe("codecs", () => {
       it("round-trips superjson's types when superjson is passed as it is", async () => {
         const store = storage({ tableName: table("superjson"), codec: superjson });
-        const value = { at: new Date("2024-05-06T07:08:09.010Z"), tags: new Set(["a"]), map: new Map([[1, "one"]]), big: 10n ** 20n };
+        const value = {
+          at: new Date("2024-05-06T07:08:09.010Z"),
+          tags: new Set(["a"]),
+          map: new Map([[1, "one"]]),
+          big: 10n ** 20n,
+        };
         await store.write("k", value);
         expect(await store.read("k")).toStrictEqual(value);
       });
@@ -275,7 +282,10 @@ export function conformanceSuite(kind: ClientKind): void {
       });
       it("refuses undefined", () => refuse(() => store.write("k", undefined), /not a string.*delete/s));
       it("refuses a codec that returns a non-string", async () => {
-        const bad = storage({ tableName: store.tableName, codec: { stringify: () => 42 as unknown as string, parse: JSON.parse } });
+        const bad = storage({
+          tableName: store.tableName,
+          codec: { stringify: () => 42 as unknown as string, parse: JSON.parse },
+        });
         await refuse(() => bad.write("k", { replaced: true }), /into number, not a string/);
       });
       it("refuses codec output that is not JSON", async () => {
@@ -326,7 +336,9 @@ export function conformanceSuite(kind: ClientKind): void {
       it("throws, never answers undefined, when the table has the wrong shape", async () => {
         const name = table("wrongshape");
         await open.admin(`CREATE TABLE "${name}" (key text PRIMARY KEY, data jsonb)`);
-        const error = await storage({ tableName: name }).read("k").catch((e: unknown) => e);
+        const error = await storage({ tableName: name })
+          .read("k")
+          .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(PostgresStorageError);
         expect((error as PostgresStorageError).code).toBe("42703");
         expect((error as PostgresStorageError).cause).toBeDefined();

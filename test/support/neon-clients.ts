@@ -18,7 +18,9 @@ export async function vercelNeonConfig(): Promise<NeonConfigLike> {
   const neonEntry = createRequire(require.resolve("@vercel/postgres")).resolve("@neondatabase/serverless");
   const directory = dirname(neonEntry);
   const manifest = JSON.parse(readFileSync(join(directory, "package.json"), "utf8")) as { exports: { import: string } };
-  const module = (await import(pathToFileURL(join(directory, manifest.exports.import)).href)) as { neonConfig: NeonConfigLike };
+  const module = (await import(pathToFileURL(join(directory, manifest.exports.import)).href)) as {
+    neonConfig: NeonConfigLike;
+  };
   return module.neonConfig;
 }
 

@@ -27,7 +27,8 @@ const EXTRA_DIRS = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/opt/home
  * of it would test nothing a pooler does; the tests that need one skip there.
  */
 export function pgbouncerAvailability(backend: "postgres" | "pglite"): PgbouncerAvailability {
-  if (backend !== "postgres") return { unavailable: "DATABASE_URL is unset (PGlite); PgBouncer needs a PostgreSQL server to pool" };
+  if (backend !== "postgres")
+    return { unavailable: "DATABASE_URL is unset (PGlite); PgBouncer needs a PostgreSQL server to pool" };
   const dirs = [...(process.env.PATH ?? "").split(delimiter), ...EXTRA_DIRS].filter((dir) => dir !== "");
   for (const dir of dirs) {
     const binary = join(dir, "pgbouncer");
@@ -59,7 +60,11 @@ export interface PgbouncerOptions {
  *
  * @throws Error when PgBouncer is unavailable (see {@link pgbouncerAvailability}) or does not start
  */
-export async function startPgbouncer(binary: string, databaseUrl: string, options: PgbouncerOptions = {}): Promise<Pgbouncer> {
+export async function startPgbouncer(
+  binary: string,
+  databaseUrl: string,
+  options: PgbouncerOptions = {},
+): Promise<Pgbouncer> {
   const version = execFileSync(binary, ["--version"], { encoding: "utf8" }).split("\n")[0]?.trim() ?? "PgBouncer";
   const [major = 0, minor = 0] = (/(\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
   const server = new URL(databaseUrl);
@@ -137,7 +142,9 @@ async function run(binary: string, config: string, port: number, dir: string): P
   const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
   const exitedEarly = new Promise<never>((_, reject) => {
     child.once("error", reject);
-    void exited.then(() => reject(new Error(`pgbouncer exited (${child.exitCode ?? child.signalCode}) before it listened:\n${log}`)));
+    void exited.then(() =>
+      reject(new Error(`pgbouncer exited (${child.exitCode ?? child.signalCode}) before it listened:\n${log}`)),
+    );
   });
   exitedEarly.catch(() => {});
   const stop = async () => {
@@ -179,7 +186,9 @@ function freePort(): Promise<number> {
     probe.once("error", reject);
     probe.listen(0, "127.0.0.1", () => {
       const address = probe.address();
-      probe.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+      probe.close(() =>
+        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }

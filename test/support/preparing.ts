@@ -30,7 +30,10 @@ export function recordPreparation<C extends object>(client: C): { client: C; sen
         if (property === "query") {
           return (statement: string | { text: string; name?: string }, ...rest: unknown[]) => {
             const named = typeof statement === "object" && typeof statement.name === "string" && statement.name !== "";
-            const entry: SentStatement = { text: typeof statement === "string" ? statement : statement.text, prepared: named };
+            const entry: SentStatement = {
+              text: typeof statement === "string" ? statement : statement.text,
+              prepared: named,
+            };
             sent.push(entry);
             const result: unknown = Reflect.apply(value, object, [statement, ...rest]);
             watch(entry, result);

@@ -41,14 +41,16 @@ export function descendantsOf(pid: number, procs: Proc[] = allProcs()): Proc[] {
 /** Running processes whose environment holds `name=value` (inherited by everything a process starts). */
 export function withEnvironment(name: string, value: string): Proc[] {
   const needle = `${name}=${value}`;
-  return allProcs().filter((proc) => {
-    if (proc.state === "Z" || proc.state === "X") return false;
-    try {
-      return readFileSync(`/proc/${proc.pid}/environ`, "utf8").split("\0").includes(needle);
-    } catch {
-      return false;
-    }
-  }).map((proc) => ({ ...proc, argv: readArgv(proc.pid) }));
+  return allProcs()
+    .filter((proc) => {
+      if (proc.state === "Z" || proc.state === "X") return false;
+      try {
+        return readFileSync(`/proc/${proc.pid}/environ`, "utf8").split("\0").includes(needle);
+      } catch {
+        return false;
+      }
+    })
+    .map((proc) => ({ ...proc, argv: readArgv(proc.pid) }));
 }
 
 /** A TCP socket a process listens on. */

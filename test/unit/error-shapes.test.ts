@@ -30,152 +30,408 @@ interface Shape {
   readonly transience: Transience;
 }
 
-const error = (message: string, fields: Record<string, unknown>, base: Error = new Error(message)): Error => Object.assign(base, fields);
+const error = (message: string, fields: Record<string, unknown>, base: Error = new Error(message)): Error =>
+  Object.assign(base, fields);
 
 // pg's DatabaseError and PGlite's carry these beside `code`.
-const missingTable = { severity: "ERROR", code: "42P01", position: "15", file: "parse_relation.c", line: "1392", routine: "parserOpenTable" };
-const adminTerminated = { severity: "FATAL", code: "57P01", file: "postgres.c", line: "3211", routine: "ProcessInterrupts" };
+const missingTable = {
+  severity: "ERROR",
+  code: "42P01",
+  position: "15",
+  file: "parse_relation.c",
+  line: "1392",
+  routine: "parserOpenTable",
+};
+const adminTerminated = {
+  severity: "FATAL",
+  code: "57P01",
+  file: "postgres.c",
+  line: "3211",
+  routine: "ProcessInterrupts",
+};
 
 /** Bun's PostgresError: its own `code`, the server's SQLSTATE (when the server sent one) in `errno`. */
-const bunError = (message: string, fields: Record<string, unknown>) => error(message, { name: "PostgresError", ...fields });
+const bunError = (message: string, fields: Record<string, unknown>) =>
+  error(message, { name: "PostgresError", ...fields });
 
 const bun = {
   missingTable: bunError('relation "t" does not exist', {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "42P01", severity: "ERROR", position: "15", file: "parse_relation.c", line: "1392", routine: "parserOpenTable",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "42P01",
+    severity: "ERROR",
+    position: "15",
+    file: "parse_relation.c",
+    line: "1392",
+    routine: "parserOpenTable",
   }),
   syntax: bunError('syntax error at or near "SELEC"', {
-    code: "ERR_POSTGRES_SYNTAX_ERROR", errno: "42601", severity: "ERROR", position: "1", file: "scan.l", line: "1188", routine: "scanner_yyerror",
+    code: "ERR_POSTGRES_SYNTAX_ERROR",
+    errno: "42601",
+    severity: "ERROR",
+    position: "1",
+    file: "scan.l",
+    line: "1188",
+    routine: "scanner_yyerror",
   }),
   notJson: bunError("invalid input syntax for type json", {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "22P02", detail: 'Token "not" is invalid.', severity: "ERROR",
-    where: "JSON data, line 1: not...", file: "jsonfuncs.c", line: "627", routine: "json_ereport_error",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "22P02",
+    detail: 'Token "not" is invalid.',
+    severity: "ERROR",
+    where: "JSON data, line 1: not...",
+    file: "jsonfuncs.c",
+    line: "627",
+    routine: "json_ereport_error",
   }),
   noDatabase: bunError('database "nope_db" does not exist', {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "3D000", severity: "FATAL", file: "postinit.c", line: "948", routine: "InitPostgres",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "3D000",
+    severity: "FATAL",
+    file: "postinit.c",
+    line: "948",
+    routine: "InitPostgres",
   }),
   statementTimeout: bunError("canceling statement due to statement timeout", {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "57014", severity: "ERROR", file: "postgres.c", line: "3319", routine: "ProcessInterrupts",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "57014",
+    severity: "ERROR",
+    file: "postgres.c",
+    line: "3319",
+    routine: "ProcessInterrupts",
   }),
   terminated: bunError("terminating connection due to administrator command", {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "57P01", severity: "FATAL", file: "postgres.c", line: "3211", routine: "ProcessInterrupts",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "57P01",
+    severity: "FATAL",
+    file: "postgres.c",
+    line: "3211",
+    routine: "ProcessInterrupts",
   }),
   shuttingDown: bunError("the database system is shutting down", {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "57P03", severity: "FATAL", file: "postmaster.c", line: "2430", routine: "ProcessStartupPacket",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "57P03",
+    severity: "FATAL",
+    file: "postmaster.c",
+    line: "2430",
+    routine: "ProcessStartupPacket",
   }),
   tooMany: bunError("sorry, too many clients already", {
-    code: "ERR_POSTGRES_SERVER_ERROR", errno: "53300", severity: "FATAL", file: "proc.c", line: "357", routine: "InitProcess",
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "53300",
+    severity: "FATAL",
+    file: "proc.c",
+    line: "357",
+    routine: "InitProcess",
   }),
   // Also for a host name that does not resolve, and for a server that is down.
   refused: bunError("Failed to connect", { code: "ERR_POSTGRES_CONNECTION_REFUSED" }),
   // connectionTimeout: 1 against a listener that never answers.
-  connectTimeout: bunError("Connection timeout after 1s (sent startup message, but never received response)", { code: "ERR_POSTGRES_CONNECTION_TIMEOUT" }),
+  connectTimeout: bunError("Connection timeout after 1s (sent startup message, but never received response)", {
+    code: "ERR_POSTGRES_CONNECTION_TIMEOUT",
+  }),
   // Dropped mid-query (before, during or after the server got it), or an immediate shutdown.
   closed: bunError("Connection closed", { code: "ERR_POSTGRES_CONNECTION_CLOSED" }),
   // A query on a client after close(), or in flight when close() was called.
   closedClient: bunError("Connection closed", {
-    code: "ERR_POSTGRES_CONNECTION_CLOSED", originalLine: 289, originalColumn: 31, sourceURL: "internal:sql/pool",
+    code: "ERR_POSTGRES_CONNECTION_CLOSED",
+    originalLine: 289,
+    originalColumn: 31,
+    sourceURL: "internal:sql/pool",
   }),
 };
 
 const shapes: Shape[] = [
-  { driver: "pg", what: "missing table (DatabaseError)", error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable }), sqlState: "42P01", transience: undefined },
   {
-    driver: "pg", what: "refused",
-    error: error("connect ECONNREFUSED 127.0.0.1:1", { errno: -111, code: "ECONNREFUSED", syscall: "connect", address: "127.0.0.1", port: 1 }),
-    sqlState: undefined, transience: "not-applied",
+    driver: "pg",
+    what: "missing table (DatabaseError)",
+    error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable }),
+    sqlState: "42P01",
+    transience: undefined,
+  },
+  {
+    driver: "pg",
+    what: "refused",
+    error: error("connect ECONNREFUSED 127.0.0.1:1", {
+      errno: -111,
+      code: "ECONNREFUSED",
+      syscall: "connect",
+      address: "127.0.0.1",
+      port: 1,
+    }),
+    sqlState: undefined,
+    transience: "not-applied",
   },
   // The server's FATAL can follow a statement it has already committed, so 57P01 mid-query counts as "unknown" (its message).
-  { driver: "pg", what: "terminated mid-query", error: error("terminating connection due to administrator command", { length: 116, name: "error", ...adminTerminated }), sqlState: "57P01", transience: "unknown" },
-  { driver: "pg", what: "dropped mid-query, or the next query on a terminated Client", error: error("Connection terminated unexpectedly", {}), sqlState: undefined, transience: "unknown" },
-  { driver: "pg", what: "ended Client", error: error("Client was closed and is not queryable", {}), sqlState: undefined, transience: undefined },
+  {
+    driver: "pg",
+    what: "terminated mid-query",
+    error: error("terminating connection due to administrator command", {
+      length: 116,
+      name: "error",
+      ...adminTerminated,
+    }),
+    sqlState: "57P01",
+    transience: "unknown",
+  },
+  {
+    driver: "pg",
+    what: "dropped mid-query, or the next query on a terminated Client",
+    error: error("Connection terminated unexpectedly", {}),
+    sqlState: undefined,
+    transience: "unknown",
+  },
+  {
+    driver: "pg",
+    what: "ended Client",
+    error: error("Client was closed and is not queryable", {}),
+    sqlState: undefined,
+    transience: undefined,
+  },
 
   {
-    driver: "postgres.js", what: "missing table (PostgresError)",
+    driver: "postgres.js",
+    what: "missing table (PostgresError)",
     error: error('relation "t" does not exist', {
-      name: "PostgresError", severity_local: "ERROR", ...missingTable,
-      query: "SELECT * FROM t WHERE key = $1", parameters: ["k"], args: ["k"], types: [0],
+      name: "PostgresError",
+      severity_local: "ERROR",
+      ...missingTable,
+      query: "SELECT * FROM t WHERE key = $1",
+      parameters: ["k"],
+      args: ["k"],
+      types: [0],
     }),
-    sqlState: "42P01", transience: undefined,
+    sqlState: "42P01",
+    transience: undefined,
   },
   {
     // postgres.js reports a backend terminated mid-query this way too, not as 57P01; its errno is its code, a string.
-    driver: "postgres.js", what: "dropped or terminated mid-query",
+    driver: "postgres.js",
+    what: "dropped or terminated mid-query",
     error: error("write CONNECTION_CLOSED 127.0.0.1:5432", {
-      code: "CONNECTION_CLOSED", errno: "CONNECTION_CLOSED", address: ["127.0.0.1"], port: [5432], query: "SELECT pg_sleep(2)", parameters: [], args: [], types: [],
+      code: "CONNECTION_CLOSED",
+      errno: "CONNECTION_CLOSED",
+      address: ["127.0.0.1"],
+      port: [5432],
+      query: "SELECT pg_sleep(2)",
+      parameters: [],
+      args: [],
+      types: [],
     }),
-    sqlState: undefined, transience: "unknown",
+    sqlState: undefined,
+    transience: "unknown",
   },
   {
-    driver: "postgres.js", what: "ended",
-    error: error("write CONNECTION_ENDED 127.0.0.1:5432", { code: "CONNECTION_ENDED", errno: "CONNECTION_ENDED", address: ["127.0.0.1"], port: [5432] }),
-    sqlState: undefined, transience: undefined,
+    driver: "postgres.js",
+    what: "ended",
+    error: error("write CONNECTION_ENDED 127.0.0.1:5432", {
+      code: "CONNECTION_ENDED",
+      errno: "CONNECTION_ENDED",
+      address: ["127.0.0.1"],
+      port: [5432],
+    }),
+    sqlState: undefined,
+    transience: undefined,
   },
   {
-    driver: "postgres.js", what: "refused",
-    error: error("connect ECONNREFUSED 127.0.0.1:1", { errno: -111, code: "ECONNREFUSED", syscall: "connect", address: "127.0.0.1", port: 1, args: [], types: null }),
-    sqlState: undefined, transience: "not-applied",
+    driver: "postgres.js",
+    what: "refused",
+    error: error("connect ECONNREFUSED 127.0.0.1:1", {
+      errno: -111,
+      code: "ECONNREFUSED",
+      syscall: "connect",
+      address: "127.0.0.1",
+      port: 1,
+      args: [],
+      types: null,
+    }),
+    sqlState: undefined,
+    transience: "not-applied",
   },
   {
-    driver: "postgres.js", what: "connect timeout",
-    error: error("write CONNECT_TIMEOUT 127.0.0.1:40715", { code: "CONNECT_TIMEOUT", errno: "CONNECT_TIMEOUT", address: "127.0.0.1", port: 40715, args: [], types: null }),
-    sqlState: undefined, transience: "not-applied",
+    driver: "postgres.js",
+    what: "connect timeout",
+    error: error("write CONNECT_TIMEOUT 127.0.0.1:40715", {
+      code: "CONNECT_TIMEOUT",
+      errno: "CONNECT_TIMEOUT",
+      address: "127.0.0.1",
+      port: 40715,
+      args: [],
+      types: null,
+    }),
+    sqlState: undefined,
+    transience: "not-applied",
   },
 
-  { driver: "neon() HTTP", what: "missing table (NeonDbError)", error: error('relation "t" does not exist', { name: "NeonDbError", ...missingTable }), sqlState: "42P01", transience: undefined },
   {
-    driver: "neon() HTTP", what: "HTTP 503",
-    error: error('Server error (HTTP status 503): {"message":"injected: service unavailable"}', { name: "NeonDbError" }),
-    sqlState: undefined, transience: "unknown",
+    driver: "neon() HTTP",
+    what: "missing table (NeonDbError)",
+    error: error('relation "t" does not exist', { name: "NeonDbError", ...missingTable }),
+    sqlState: "42P01",
+    transience: undefined,
+  },
+  {
+    driver: "neon() HTTP",
+    what: "HTTP 503",
+    error: error('Server error (HTTP status 503): {"message":"injected: service unavailable"}', {
+      name: "NeonDbError",
+    }),
+    sqlState: undefined,
+    transience: "unknown",
   },
   {
     // The endpoint was down; "fetch failed" alone cannot say whether the request was sent, and "unknown" outweighs.
-    driver: "neon() HTTP", what: "fetch failed",
+    driver: "neon() HTTP",
+    what: "fetch failed",
     error: error("Error connecting to database: TypeError: fetch failed", {
       name: "NeonDbError",
-      sourceError: error("fetch failed", {
-        cause: error("connect ECONNREFUSED 127.0.0.1:34251", { errno: -111, code: "ECONNREFUSED", syscall: "connect", address: "127.0.0.1", port: 34251 }),
-      }, new TypeError("fetch failed")),
+      sourceError: error(
+        "fetch failed",
+        {
+          cause: error("connect ECONNREFUSED 127.0.0.1:34251", {
+            errno: -111,
+            code: "ECONNREFUSED",
+            syscall: "connect",
+            address: "127.0.0.1",
+            port: 34251,
+          }),
+        },
+        new TypeError("fetch failed"),
+      ),
     }),
-    sqlState: undefined, transience: "unknown",
+    sqlState: undefined,
+    transience: "unknown",
   },
   {
-    driver: "neon() HTTP", what: "answer cut off",
-    error: error("terminated", { cause: error("other side closed", { name: "SocketError", code: "UND_ERR_SOCKET" }) }, new TypeError("terminated")),
-    sqlState: undefined, transience: "unknown",
+    driver: "neon() HTTP",
+    what: "answer cut off",
+    error: error(
+      "terminated",
+      { cause: error("other side closed", { name: "SocketError", code: "UND_ERR_SOCKET" }) },
+      new TypeError("terminated"),
+    ),
+    sqlState: undefined,
+    transience: "unknown",
   },
 
-  { driver: "Neon WebSocket", what: "missing table (pg's DatabaseError)", error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable }), sqlState: "42P01", transience: undefined },
-  { driver: "Neon WebSocket", what: "terminated mid-query", error: error("terminating connection due to administrator command", { length: 116, name: "error", ...adminTerminated }), sqlState: "57P01", transience: "unknown" },
+  {
+    driver: "Neon WebSocket",
+    what: "missing table (pg's DatabaseError)",
+    error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable }),
+    sqlState: "42P01",
+    transience: undefined,
+  },
+  {
+    driver: "Neon WebSocket",
+    what: "terminated mid-query",
+    error: error("terminating connection due to administrator command", {
+      length: 116,
+      name: "error",
+      ...adminTerminated,
+    }),
+    sqlState: "57P01",
+    transience: "unknown",
+  },
   {
     // ws's ErrorEvent, whose `message` and `error` are getters: what Pool and Client reject with when the WebSocket cannot open.
-    driver: "Neon WebSocket", what: "proxy refused",
+    driver: "Neon WebSocket",
+    what: "proxy refused",
     error: {
       type: "error",
       message: "connect ECONNREFUSED 127.0.0.1:36735",
       error: error("connect ECONNREFUSED 127.0.0.1:36735", { errno: -111, code: "ECONNREFUSED", syscall: "connect" }),
     },
-    sqlState: undefined, transience: "not-applied",
+    sqlState: undefined,
+    transience: "not-applied",
   },
-  { driver: "Neon WebSocket", what: "database refused behind the proxy", error: error("Connection terminated unexpectedly", {}), sqlState: undefined, transience: "unknown" },
+  {
+    driver: "Neon WebSocket",
+    what: "database refused behind the proxy",
+    error: error("Connection terminated unexpectedly", {}),
+    sqlState: undefined,
+    transience: "unknown",
+  },
 
   {
-    driver: "PGlite", what: "missing table (DatabaseError)",
-    error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable, line: "1501", query: "SELECT * FROM t WHERE key = $1", params: ["k"] }),
-    sqlState: "42P01", transience: undefined,
+    driver: "PGlite",
+    what: "missing table (DatabaseError)",
+    error: error('relation "t" does not exist', {
+      length: 108,
+      name: "error",
+      ...missingTable,
+      line: "1501",
+      query: "SELECT * FROM t WHERE key = $1",
+      params: ["k"],
+    }),
+    sqlState: "42P01",
+    transience: undefined,
   },
-  { driver: "PGlite", what: "closed", error: error("PGlite is closed", {}), sqlState: undefined, transience: undefined },
+  {
+    driver: "PGlite",
+    what: "closed",
+    error: error("PGlite is closed", {}),
+    sqlState: undefined,
+    transience: undefined,
+  },
 
   { driver: "Bun SQL", what: "missing table", error: bun.missingTable, sqlState: "42P01", transience: undefined },
-  { driver: "Bun SQL", what: "syntax error (a code of its own)", error: bun.syntax, sqlState: "42601", transience: undefined },
-  { driver: "Bun SQL", what: "codec output that is not JSON", error: bun.notJson, sqlState: "22P02", transience: undefined },
+  {
+    driver: "Bun SQL",
+    what: "syntax error (a code of its own)",
+    error: bun.syntax,
+    sqlState: "42601",
+    transience: undefined,
+  },
+  {
+    driver: "Bun SQL",
+    what: "codec output that is not JSON",
+    error: bun.notJson,
+    sqlState: "22P02",
+    transience: undefined,
+  },
   { driver: "Bun SQL", what: "no such database", error: bun.noDatabase, sqlState: "3D000", transience: undefined },
-  { driver: "Bun SQL", what: "statement timeout", error: bun.statementTimeout, sqlState: "57014", transience: undefined },
-  { driver: "Bun SQL", what: "terminated mid-query (also a fast shutdown)", error: bun.terminated, sqlState: "57P01", transience: "unknown" },
-  { driver: "Bun SQL", what: "connecting during a smart shutdown", error: bun.shuttingDown, sqlState: "57P03", transience: "not-applied" },
+  {
+    driver: "Bun SQL",
+    what: "statement timeout",
+    error: bun.statementTimeout,
+    sqlState: "57014",
+    transience: undefined,
+  },
+  {
+    driver: "Bun SQL",
+    what: "terminated mid-query (also a fast shutdown)",
+    error: bun.terminated,
+    sqlState: "57P01",
+    transience: "unknown",
+  },
+  {
+    driver: "Bun SQL",
+    what: "connecting during a smart shutdown",
+    error: bun.shuttingDown,
+    sqlState: "57P03",
+    transience: "not-applied",
+  },
   { driver: "Bun SQL", what: "too many connections", error: bun.tooMany, sqlState: "53300", transience: "not-applied" },
-  { driver: "Bun SQL", what: "refused, unresolvable host, server down", error: bun.refused, sqlState: undefined, transience: "not-applied" },
-  { driver: "Bun SQL", what: "connect timeout", error: bun.connectTimeout, sqlState: undefined, transience: "not-applied" },
-  { driver: "Bun SQL", what: "dropped mid-query, immediate shutdown", error: bun.closed, sqlState: undefined, transience: "unknown" },
+  {
+    driver: "Bun SQL",
+    what: "refused, unresolvable host, server down",
+    error: bun.refused,
+    sqlState: undefined,
+    transience: "not-applied",
+  },
+  {
+    driver: "Bun SQL",
+    what: "connect timeout",
+    error: bun.connectTimeout,
+    sqlState: undefined,
+    transience: "not-applied",
+  },
+  {
+    driver: "Bun SQL",
+    what: "dropped mid-query, immediate shutdown",
+    error: bun.closed,
+    sqlState: undefined,
+    transience: "unknown",
+  },
   // Bun says the same for a client closed by its owner; retrying it fails as fast as the first try.
   { driver: "Bun SQL", what: "closed client", error: bun.closedClient, sqlState: undefined, transience: "unknown" },
 ];
@@ -194,7 +450,12 @@ describe("real driver errors", () => {
 
   const at = { tableName: "sessions", table: '"sessions"' };
   it.each([
-    ["Bun's missing table on a write", "write", bun.missingTable, /failed: relation "t" does not exist \(SQLSTATE 42P01\)\. Run createTableSql\("sessions"\)/],
+    [
+      "Bun's missing table on a write",
+      "write",
+      bun.missingTable,
+      /failed: relation "t" does not exist \(SQLSTATE 42P01\)\. Run createTableSql\("sessions"\)/,
+    ],
     ["Bun's refused connection", "read", bun.refused, /failed: Failed to connect\. Check the connection string/],
     ["Bun's codec error", "write", bun.notJson, /\(SQLSTATE 22P02\)\. The codec's output must be JSON/],
     ["Bun's terminated update", "update", bun.terminated, /may have taken effect and was not retried/],
@@ -202,7 +463,10 @@ describe("real driver errors", () => {
     ["pg's missing table on a write", "write", shapes[0]?.error, /\(SQLSTATE 42P01\)\. Run createTableSql/],
   ] as const)("%s gets its hint", (_label, operation, driverError, message) => {
     // The runtime driver says an operation is in doubt when a try failed in a way that may have applied.
-    const wrapped = explainFailure({ operation, key: "k", ...at, inDoubt: transience(driverError) === "unknown" }, driverError);
+    const wrapped = explainFailure(
+      { operation, key: "k", ...at, inDoubt: transience(driverError) === "unknown" },
+      driverError,
+    );
     expect(wrapped).toBeInstanceOf(PostgresStorageError);
     expect(wrapped.message).toMatch(message);
     expect(wrapped.code).toBe(sqlState(driverError));
@@ -230,7 +494,10 @@ const fail = (e: unknown) => () => {
 describe("Bun's SQL, without Bun", () => {
   it("fits PostgresClient as bun-types declares it", () => {
     // bun-types 1.4.5: `unsafe<T = any>(string: string, values?: any[] | Record<string, any>): SQL.Query<T>`, Query<T> extends Promise<T>.
-    type BunSql = { unsafe<T = any>(string: string, values?: any[] | Record<string, any>): Promise<T>; options: { adapter: string } };
+    type BunSql = {
+      unsafe<T = any>(string: string, values?: any[] | Record<string, any>): Promise<T>;
+      options: { adapter: string };
+    };
     expectTypeOf<BunSql>().toExtend<PostgresClient>();
   });
 
@@ -247,9 +514,13 @@ describe("Bun's SQL, without Bun", () => {
 
   it("retries a refused connection, and not a failed one", async () => {
     const refusedOnce = fakeBunSql([fail(bun.refused), () => [{ value: '{"n":1}', msleft: null }]]);
-    await expect(new PostgresStorage({ client: refusedOnce.client, retry: { baseDelayMs: 1 } }).read("k")).resolves.toStrictEqual({ n: 1 });
+    await expect(
+      new PostgresStorage({ client: refusedOnce.client, retry: { baseDelayMs: 1 } }).read("k"),
+    ).resolves.toStrictEqual({ n: 1 });
     const syntax = fakeBunSql([fail(bun.syntax), () => []]);
-    await expect(new PostgresStorage({ client: syntax.client, retry: { baseDelayMs: 1 } }).read("k")).rejects.toMatchObject({ code: "42601" });
+    await expect(
+      new PostgresStorage({ client: syntax.client, retry: { baseDelayMs: 1 } }).read("k"),
+    ).rejects.toMatchObject({ code: "42601" });
     expect(syntax.calls).toHaveLength(1);
   });
 
@@ -263,6 +534,8 @@ describe("Bun's SQL, without Bun", () => {
   });
 
   it("refuses Bun's SQL on SQLite or MySQL", () => {
-    expect(() => new PostgresStorage({ client: fakeBunSql([], "sqlite").client })).toThrow(/Bun's SQL on sqlite; it must be on PostgreSQL/);
+    expect(() => new PostgresStorage({ client: fakeBunSql([], "sqlite").client })).toThrow(
+      /Bun's SQL on sqlite; it must be on PostgreSQL/,
+    );
   });
 });

@@ -9,8 +9,16 @@ describe("storedKey", () => {
 
   it("passes a key through the builder", () => {
     expect(storedKey(plain, "42")).toBe("42");
-    expect(storedKey(normalizeKeyBuilder((key) => `bot:${key}`), "42")).toBe("bot:42");
-    const at = keyContext(normalizeKeyBuilder((key) => `bot:${key}`), "42");
+    expect(
+      storedKey(
+        normalizeKeyBuilder((key) => `bot:${key}`),
+        "42",
+      ),
+    ).toBe("bot:42");
+    const at = keyContext(
+      normalizeKeyBuilder((key) => `bot:${key}`),
+      "42",
+    );
     expect({ key: at.key, grammyKey: at.grammyKey }).toStrictEqual({ key: "bot:42", grammyKey: "42" });
   });
 
@@ -24,7 +32,12 @@ describe("storedKey", () => {
   });
 
   it("refuses what the builder makes of a key when it is not a string", () => {
-    expect(() => storedKey(normalizeKeyBuilder(() => 5 as never), "k")).toThrow('keyBuilder.build("k") returned number, not a string');
+    expect(() =>
+      storedKey(
+        normalizeKeyBuilder(() => 5 as never),
+        "k",
+      ),
+    ).toThrow('keyBuilder.build("k") returned number, not a string');
   });
 
   it.each([
@@ -63,7 +76,7 @@ describe("prefixUpperBound", () => {
     expect(prefixUpperBound("")).toBeUndefined();
   });
 
-  it("bounds exactly the keys that start with the prefix, in code point order (how COLLATE \"C\" sorts UTF-8)", () => {
+  it('bounds exactly the keys that start with the prefix, in code point order (how COLLATE "C" sorts UTF-8)', () => {
     const codePoints = (text: string) => Array.from(text, (char) => char.codePointAt(0) ?? 0);
     const before = (a: string, b: string) => {
       const [x, y] = [codePoints(a), codePoints(b)];
@@ -72,12 +85,17 @@ describe("prefixUpperBound", () => {
     };
     const text = fc.string({ unit: "grapheme", maxLength: 4 });
     fc.assert(
-      fc.property(text.filter((prefix) => prefix !== ""), text, fc.boolean(), (prefix, rest, prefixed) => {
-        const key = prefixed ? prefix + rest : rest;
-        const upper = prefixUpperBound(prefix);
-        const inRange = !before(key, prefix) && (upper === undefined || before(key, upper));
-        expect(inRange).toBe(key.startsWith(prefix));
-      }),
+      fc.property(
+        text.filter((prefix) => prefix !== ""),
+        text,
+        fc.boolean(),
+        (prefix, rest, prefixed) => {
+          const key = prefixed ? prefix + rest : rest;
+          const upper = prefixUpperBound(prefix);
+          const inRange = !before(key, prefix) && (upper === undefined || before(key, upper));
+          expect(inRange).toBe(key.startsWith(prefix));
+        },
+      ),
       { numRuns: 3000 },
     );
   });

@@ -9,7 +9,11 @@ const permanent = () => Object.assign(new Error("permission denied"), { code: "4
 const fast: RetryPolicy = { attempts: 4, baseDelayMs: 0, maxDelayMs: 0 };
 
 /** Runs `retrying` over failures given in order, then success; answers how many tries it took and how it ended. */
-async function tries(failures: (() => Error)[], policy: RetryPolicy, onlyIfNotApplied = false): Promise<{ tries: number; outcome: unknown }> {
+async function tries(
+  failures: (() => Error)[],
+  policy: RetryPolicy,
+  onlyIfNotApplied = false,
+): Promise<{ tries: number; outcome: unknown }> {
   let count = 0;
   const outcome = await retrying(
     async () => {
@@ -43,12 +47,21 @@ describe("retrying", () => {
 
   it("with onlyIfNotApplied, retries what certainly did not run, and stops at what may have", async () => {
     expect(await tries([notApplied, notApplied], fast, true)).toStrictEqual({ tries: 3, outcome: "done" });
-    expect(await tries([unknown], fast, true)).toStrictEqual({ tries: 1, outcome: "Connection terminated unexpectedly" });
-    expect(await tries([notApplied, unknown], fast, true)).toStrictEqual({ tries: 2, outcome: "Connection terminated unexpectedly" });
+    expect(await tries([unknown], fast, true)).toStrictEqual({
+      tries: 1,
+      outcome: "Connection terminated unexpectedly",
+    });
+    expect(await tries([notApplied, unknown], fast, true)).toStrictEqual({
+      tries: 2,
+      outcome: "Connection terminated unexpectedly",
+    });
   });
 
   it("tries once with retry: false", async () => {
-    expect(await tries([notApplied], retryPolicy(false))).toStrictEqual({ tries: 1, outcome: "connect ECONNREFUSED 127.0.0.1:5432" });
+    expect(await tries([notApplied], retryPolicy(false))).toStrictEqual({
+      tries: 1,
+      outcome: "connect ECONNREFUSED 127.0.0.1:5432",
+    });
   });
 });
 
@@ -59,11 +72,14 @@ describe("retryPolicy", () => {
     expect(retryPolicy(false)).toStrictEqual({ attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
   });
 
-  it.each([{ attempts: 0 }, { attempts: 1.5 }, { baseDelayMs: -1 }, { maxDelayMs: Infinity }, { baseDelayMs: Number.NaN }])(
-    "refuses %j as the retry option",
-    (options) => {
-      expect(() => retryPolicy(options)).toThrow(StorageOptionError);
-      expect(() => retryPolicy(options)).toThrow(/retry: false turns it off/);
-    },
-  );
+  it.each([
+    { attempts: 0 },
+    { attempts: 1.5 },
+    { baseDelayMs: -1 },
+    { maxDelayMs: Infinity },
+    { baseDelayMs: Number.NaN },
+  ])("refuses %j as the retry option", (options) => {
+    expect(() => retryPolicy(options)).toThrow(StorageOptionError);
+    expect(() => retryPolicy(options)).toThrow(/retry: false turns it off/);
+  });
 });

@@ -38,56 +38,136 @@ const MORE = /use superjson or devalue, which keep Map, Set, Date and BigInt/;
 const refused: [label: string, value: unknown, path: string, advice: RegExp][] = [
   ["a Map deep inside", { cart: { items: [1, 2, 3, new Map([["a", 1]])] } }, "value.cart.items[3] is a Map", MORE],
   ["a Set", { tags: new Set(["a"]) }, "value.tags is a Set", MORE],
-  ["a Uint8Array", { file: new Uint8Array([1, 2]) }, "value.file is a Uint8Array", /object of numbers; use superjson or devalue/],
+  [
+    "a Uint8Array",
+    { file: new Uint8Array([1, 2]) },
+    "value.file is a Uint8Array",
+    /object of numbers; use superjson or devalue/,
+  ],
   ["an ArrayBuffer", { raw: new ArrayBuffer(4) }, "value.raw is an ArrayBuffer", /use devalue/],
-  ["a Date", { birthday: new Date("2000-01-01") }, "value.birthday is a Date", /stores as a string; use jsonWithDates, superjson or devalue/],
+  [
+    "a Date",
+    { birthday: new Date("2000-01-01") },
+    "value.birthday is a Date",
+    /stores as a string; use jsonWithDates, superjson or devalue/,
+  ],
   ["a Date as the whole value", new Date(0), "value is a Date", /jsonWithDates/],
   ["an invalid Date", { at: new Date(Number.NaN) }, "value.at is an invalid Date", /store null or a valid Date/],
-  ["a class instance", { where: new Point(1, 2) }, "value.where is a Point", /plain object; store one, or use superjson with registerClass/],
-  ["an object with a custom prototype", { odd: Object.create({ a: 1 }) as object }, "value.odd is an object with a custom prototype", /plain object/],
-  ["an object with toJSON", { money: { amount: 1, toJSON: () => "1 EUR" } }, "value.money has a toJSON method", /store plain data/],
-  ["an object with a hidden toJSON", { money: Object.defineProperty({}, "toJSON", { value: () => "1 EUR" }) }, "value.money has a toJSON method", /plain data/],
-  ["a boxed String", { name: new String("Ada") }, "value.name is a String object", /store the primitive string instead/],
+  [
+    "a class instance",
+    { where: new Point(1, 2) },
+    "value.where is a Point",
+    /plain object; store one, or use superjson with registerClass/,
+  ],
+  [
+    "an object with a custom prototype",
+    { odd: Object.create({ a: 1 }) as object },
+    "value.odd is an object with a custom prototype",
+    /plain object/,
+  ],
+  [
+    "an object with toJSON",
+    { money: { amount: 1, toJSON: () => "1 EUR" } },
+    "value.money has a toJSON method",
+    /store plain data/,
+  ],
+  [
+    "an object with a hidden toJSON",
+    { money: Object.defineProperty({}, "toJSON", { value: () => "1 EUR" }) },
+    "value.money has a toJSON method",
+    /plain data/,
+  ],
+  [
+    "a boxed String",
+    { name: new String("Ada") },
+    "value.name is a String object",
+    /store the primitive string instead/,
+  ],
   ["a boxed Number", [new Number(1)], "value[0] is a Number object", /store the primitive/],
   ["a RegExp", { pattern: /a+/g }, "value.pattern is a RegExp", /superjson or devalue/],
   ["an Error", { last: new TypeError("x") }, "value.last is a TypeError", /store its message/],
   ["a Promise (a missing await)", { user: Promise.resolve(1) }, "value.user is a Promise", /plain object/],
-  ["undefined in an array", { list: [1, undefined] }, "value.list[1] is undefined", /JSON stores in an array as null; use null, or devalue/],
-  ["a hole in a sparse array", { list: [1, , 3] }, "value.list[1] is a hole in a sparse array", /fill it, or use devalue/],
-  ["an array subclass", { stack: Stack.from([1, 2]) }, "value.stack is a Stack (an Array subclass)", /store a plain array/],
+  [
+    "undefined in an array",
+    { list: [1, undefined] },
+    "value.list[1] is undefined",
+    /JSON stores in an array as null; use null, or devalue/,
+  ],
+  [
+    "a hole in a sparse array",
+    { list: [1, , 3] },
+    "value.list[1] is a hole in a sparse array",
+    /fill it, or use devalue/,
+  ],
+  [
+    "an array subclass",
+    { stack: Stack.from([1, 2]) },
+    "value.stack is a Stack (an Array subclass)",
+    /store a plain array/,
+  ],
   ["a BigInt", { balance: 10n }, "value.balance is a BigInt", MORE],
   ["a BigInt as the whole value", 10n, "value is a BigInt", MORE],
   ["NaN", { score: Number.NaN }, "value.score is NaN", /stores as null; use superjson or devalue/],
   ["Infinity", { limit: Number.POSITIVE_INFINITY }, "value.limit is Infinity", /superjson or devalue/],
   ["-Infinity in an array", [Number.NEGATIVE_INFINITY], "value[0] is -Infinity", /superjson or devalue/],
-  ["a function as a property", { step: "x", run: () => 1 }, "value.run is a function", /JSON leaves out; store plain data/],
+  [
+    "a function as a property",
+    { step: "x", run: () => 1 },
+    "value.run is a function",
+    /JSON leaves out; store plain data/,
+  ],
   ["a function in an array", { handlers: [() => 1] }, "value.handlers[0] is a function", /JSON stores as null/],
   ["a function as the whole value", () => 1, "value is a function", /cannot store/],
   ["a symbol as a property", { id: Symbol("id") }, "value.id is a symbol", /JSON leaves out/],
   ["a symbol in an array", [Symbol("id")], "value[0] is a symbol", /JSON stores as null/],
-  ["a cycle through objects", cyclicObject(), "value.user.session is value again, a cycle", /; use devalue or superjson, which keep cycles/],
+  [
+    "a cycle through objects",
+    cyclicObject(),
+    "value.user.session is value again, a cycle",
+    /; use devalue or superjson, which keep cycles/,
+  ],
   ["a cycle through arrays", cyclicArray(), "value.history[2].back is value.history again, a cycle", /keep cycles/],
   ["a property name that is no identifier", { "a b": new Map() }, 'value["a b"] is a Map', MORE],
   ["a numeric property name", { 42: new Set() }, 'value["42"] is a Set', MORE],
-  ["nesting 100,000 deep", nested(100_000), "value[0][0][0][0][0][0]…[0][0][0][0] is nested 2000 levels deep", /store it flatter/],
+  [
+    "nesting 100,000 deep",
+    nested(100_000),
+    "value[0][0][0][0][0][0]…[0][0][0][0] is nested 2000 levels deep",
+    /store it flatter/,
+  ],
 ];
 
 /** Values JSON gives back exactly; `undefined` properties read back as missing. */
 const accepted: [label: string, value: unknown][] = [
   [
     "a typical session",
-    { step: "checkout", count: 3, premium: false, cart: { items: [{ sku: "A", qty: 2, price: 9.99 }], coupon: null }, history: ["a", "b"] },
+    {
+      step: "checkout",
+      count: 3,
+      premium: false,
+      cart: { items: [{ sku: "A", qty: 2, price: 9.99 }], coupon: null },
+      history: ["a", "b"],
+    },
   ],
   ["an undefined property", { step: "idle", draft: undefined, nested: { gone: undefined, kept: 1 } }],
   ["empty object and array", { object: {}, array: [] }],
   ["strings of every kind", { empty: "", control: "\0\n\t\u001f", astral: "𝕳 👩🏽‍🚀", quote: '"\\' }],
-  ["numbers at the edges", { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_VALUE, big: Number.MAX_VALUE, negative: -1.5, zero: 0 }],
+  [
+    "numbers at the edges",
+    { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_VALUE, big: Number.MAX_VALUE, negative: -1.5, zero: 0 },
+  ],
   ["a string as the whole value", "just text"],
   ["a number as the whole value", 42],
   ["a boolean as the whole value", true],
   ["null as the whole value", null],
   ["an array of mixed values", [1, "a", true, null, { a: [[]] }]],
-  ["an object shared twice (not a cycle)", (() => { const shared = { a: 1 }; return { x: shared, y: [shared, shared] }; })()],
+  [
+    "an object shared twice (not a cycle)",
+    (() => {
+      const shared = { a: 1 };
+      return { x: shared, y: [shared, shared] };
+    })(),
+  ],
   ["nesting 1,000 deep", nested(1_000)],
   ["a key named constructor", { constructor: { prototype: 1 } }],
   ["keys that look like numbers", { 0: "a", 10: "b", "-1": "c" }],
@@ -183,7 +263,11 @@ describe("strictJson", () => {
 
 describe("jsonWithDates", () => {
   it("keeps Dates, nested and in arrays, in its format", () => {
-    const value = { at: new Date("2024-02-29T12:00:00.000Z"), list: [new Date(0), { when: new Date(1) }], text: "2024-02-29T12:00:00.000Z" };
+    const value = {
+      at: new Date("2024-02-29T12:00:00.000Z"),
+      list: [new Date(0), { when: new Date(1) }],
+      text: "2024-02-29T12:00:00.000Z",
+    };
     const text = jsonWithDates.stringify(value) as string;
     expect(text).toBe(
       '{"at":{"$date":"2024-02-29T12:00:00.000Z"},"list":[{"$date":"1970-01-01T00:00:00.000Z"},{"when":{"$date":"1970-01-01T00:00:00.001Z"}}],' +
@@ -204,8 +288,16 @@ describe("jsonWithDates", () => {
 
   const refusedWithDates: [label: string, value: unknown, start: string][] = [
     ["an invalid Date", { at: new Date(Number.NaN) }, "value.at is an invalid Date"],
-    ["an object whose only key is $date", { x: { $date: "2024-01-01" } }, 'value.x is an object whose only key is "$date"'],
-    ["an object whose only key JSON keeps is $date", { x: { $date: "2024-01-01", gone: undefined } }, 'value.x is an object whose only key'],
+    [
+      "an object whose only key is $date",
+      { x: { $date: "2024-01-01" } },
+      'value.x is an object whose only key is "$date"',
+    ],
+    [
+      "an object whose only key JSON keeps is $date",
+      { x: { $date: "2024-01-01", gone: undefined } },
+      "value.x is an object whose only key",
+    ],
     ["a Date subclass", { at: new Birthday(0) }, "value.at is a Birthday (a Date subclass)"],
     ["a Map", { at: new Date(0), m: new Map() }, "value.m is a Map"],
     ["NaN", { n: Number.NaN }, "value.n is NaN"],

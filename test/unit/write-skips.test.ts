@@ -17,18 +17,31 @@ const WINDOW = 5_000;
 /** A WriteSkips on a clock the test moves, with operations whose answers the test releases. */
 function setup(limits: { maxKeys?: number; maxChars?: number } = {}) {
   const clock = { now: 0 };
-  const skips = new WriteSkips({ maxKeys: limits.maxKeys ?? 100, maxChars: limits.maxChars ?? 1_000_000, windowMs: WINDOW, now: () => clock.now });
+  const skips = new WriteSkips({
+    maxKeys: limits.maxKeys ?? 100,
+    maxChars: limits.maxChars ?? 1_000_000,
+    windowMs: WINDOW,
+    now: () => clock.now,
+  });
   /** Starts a read of `key`; settle it with the returned functions. */
   const read = (key: string) => {
     const answer = deferred<ReadOutcome>();
     const done = skips.observeRead(key, () => answer.promise).catch(() => undefined);
-    return { found: (text: string | undefined, skippableMs = Infinity) => answer.resolve({ text, skippableMs }), fail: () => answer.reject(new Error("lost")), done };
+    return {
+      found: (text: string | undefined, skippableMs = Infinity) => answer.resolve({ text, skippableMs }),
+      fail: () => answer.reject(new Error("lost")),
+      done,
+    };
   };
   /** Starts a write (or delete: `undefined`) of `key`. */
   const write = (key: string) => {
     const answer = deferred<{ text: string | undefined }>();
     const done = skips.observeWrite(key, () => answer.promise).catch(() => undefined);
-    return { stored: (text: string | undefined) => answer.resolve({ text }), fail: () => answer.reject(new Error("lost")), done };
+    return {
+      stored: (text: string | undefined) => answer.resolve({ text }),
+      fail: () => answer.reject(new Error("lost")),
+      done,
+    };
   };
   /** A read of `key` that finds `text`, alone. */
   const lone = async (key: string, text: string | undefined, skippableMs = Infinity) => {

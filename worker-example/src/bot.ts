@@ -19,7 +19,8 @@ export interface BotConfig {
   readonly SESSION_TABLE?: string | undefined;
 }
 
-const HELP = "Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.";
+const HELP =
+  "Send /form to fill in the form, /me to see what is stored, /reset to delete it, /feedback for a short conversation.";
 
 /** A message that starts with a command for this bot: "/me", or "/me@this_bot" in a group. */
 function isCommand(ctx: Context): boolean {
@@ -44,7 +45,9 @@ function summary({ step, name, age, confirmed, draft }: FormSession): string {
   const lines: string[] = [];
   if (confirmed && name !== undefined) lines.push(`Name: ${name}, age: ${age ?? "?"} (confirmed).`);
   if (step !== "idle" && draft?.name !== undefined) {
-    lines.push(`Name: ${draft.name}, age: ${draft.age ?? "?"} (being filled in, waiting for ${step === "confirm" ? "confirmation" : `the ${step}`}).`);
+    lines.push(
+      `Name: ${draft.name}, age: ${draft.age ?? "?"} (being filled in, waiting for ${step === "confirm" ? "confirmation" : `the ${step}`}).`,
+    );
   }
   return lines.length > 0 ? lines.join("\n") : "Nothing stored yet. Send /form.";
 }
@@ -102,7 +105,8 @@ export function createBot(config: BotConfig, storages: BotStorages): Bot<BotCont
         return ctx.reply(`Nice to meet you, ${text}. How old are you?`);
       case "age": {
         const age = Number(text);
-        if (!Number.isInteger(age) || age < 1 || age > 150) return ctx.reply("Please send your age as a whole number from 1 to 150.");
+        if (!Number.isInteger(age) || age < 1 || age > 150)
+          return ctx.reply("Please send your age as a whole number from 1 to 150.");
         ctx.session = { ...form, step: "confirm", draft: { ...draft, age } };
         return ctx.reply(`${draft.name}, ${age}. Is that right? (yes/no)`);
       }

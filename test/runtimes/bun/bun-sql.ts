@@ -7,4 +7,12 @@ export interface BunSql extends UnsafeQueryClient {
 }
 
 /** Bun's built-in `SQL` class, as `import { SQL } from "bun"` gives it, reached through the global so that Node's type check passes. */
-export const SQL = (globalThis as unknown as { Bun: { SQL: new (options: string | { url: string; max?: number; prepare?: boolean; connectionTimeout?: number }) => BunSql } }).Bun.SQL;
+export const SQL = (
+  globalThis as unknown as {
+    Bun: {
+      SQL: new (
+        options: string | { url: string; max?: number; prepare?: boolean; connectionTimeout?: number },
+      ) => BunSql;
+    };
+  }
+).Bun.SQL;

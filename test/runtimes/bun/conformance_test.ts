@@ -6,7 +6,8 @@ import { clientKinds, onServer } from "../../support/clients.ts";
 import { conformanceSuite } from "../../support/conformance.ts";
 import { SQL } from "./bun-sql.ts";
 
-for (const kind of clientKinds.filter((kind) => kind.name === "pg Pool" || kind.name === "postgres.js")) conformanceSuite(kind);
+for (const kind of clientKinds.filter((kind) => kind.name === "pg Pool" || kind.name === "postgres.js"))
+  conformanceSuite(kind);
 
 conformanceSuite(
   onServer("Bun SQL", async (url) => {

@@ -22,7 +22,10 @@ const caught = (promise: PromiseLike<unknown>): Promise<unknown> =>
   );
 
 /** What the error-shapes table says of an error, checked against a live one. */
-function expectShape(error: unknown, shape: { code: string; errno?: string; message: string | RegExp; transience: ReturnType<typeof transience> }) {
+function expectShape(
+  error: unknown,
+  shape: { code: string; errno?: string; message: string | RegExp; transience: ReturnType<typeof transience> },
+) {
   expect(error).toBeInstanceOf(Error);
   expect((error as Error).name).toBe("PostgresError");
   expect((error as { code?: unknown }).code).toBe(shape.code);
@@ -49,24 +52,38 @@ describe("Bun's SQL errors as they are", () => {
 
   it("a missing table: ERR_POSTGRES_SERVER_ERROR, 42P01 in errno", async () => {
     const error = await caught(sql.unsafe(`SELECT value FROM "${uniqueTable("never")}" WHERE key = $1`, ["k"]));
-    expectShape(error, { code: "ERR_POSTGRES_SERVER_ERROR", errno: "42P01", message: /^relation ".*" does not exist$/, transience: undefined });
+    expectShape(error, {
+      code: "ERR_POSTGRES_SERVER_ERROR",
+      errno: "42P01",
+      message: /^relation ".*" does not exist$/,
+      transience: undefined,
+    });
   });
 
   it("a syntax error: a code of its own, 42601 in errno", async () => {
     const error = await caught(sql.unsafe("SELEC 1", []));
-    expectShape(error, { code: "ERR_POSTGRES_SYNTAX_ERROR", errno: "42601", message: 'syntax error at or near "SELEC"', transience: undefined });
+    expectShape(error, {
+      code: "ERR_POSTGRES_SYNTAX_ERROR",
+      errno: "42601",
+      message: 'syntax error at or near "SELEC"',
+      transience: undefined,
+    });
   });
 
   it("a refused connection: not applied, retried, then a PostgresStorageError that says to check the connection", async () => {
     const refusing = new SQL("postgres://postgres@127.0.0.1:1/test");
     try {
       expectShape(await caught(refusing.unsafe("SELECT 1", [])), {
-        code: "ERR_POSTGRES_CONNECTION_REFUSED", message: "Failed to connect", transience: "not-applied",
+        code: "ERR_POSTGRES_CONNECTION_REFUSED",
+        message: "Failed to connect",
+        transience: "not-applied",
       });
       const counted = countStatements(refusing);
       const error = await caught(new PostgresStorage({ client: counted.client, retry: { baseDelayMs: 1 } }).read("k"));
       expect(error).toBeInstanceOf(PostgresStorageError);
-      expect((error as Error).message).toMatch(/^read of key "k" .* failed: Failed to connect\. Check the connection string/);
+      expect((error as Error).message).toMatch(
+        /^read of key "k" .* failed: Failed to connect\. Check the connection string/,
+      );
       expect(counted.statements).toHaveLength(3);
     } finally {
       await refusing.close();
@@ -82,7 +99,9 @@ describe("Bun's SQL errors as they are", () => {
     });
     try {
       expectShape(await caught(client.unsafe("SELECT 1", [])), {
-        code: "ERR_POSTGRES_CONNECTION_TIMEOUT", message: /^Connection timeout after 1s/, transience: "not-applied",
+        code: "ERR_POSTGRES_CONNECTION_TIMEOUT",
+        message: /^Connection timeout after 1s/,
+        transience: "not-applied",
       });
     } finally {
       await client.close();
@@ -96,7 +115,10 @@ describe("Bun's SQL errors as they are", () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     await admin.unsafe("SELECT pg_terminate_backend($1::int)", [row?.pid]);
     expectShape(await caught(query), {
-      code: "ERR_POSTGRES_SERVER_ERROR", errno: "57P01", message: "terminating connection due to administrator command", transience: "unknown",
+      code: "ERR_POSTGRES_SERVER_ERROR",
+      errno: "57P01",
+      message: "terminating connection due to administrator command",
+      transience: "unknown",
     });
     expect(await sql.unsafe("SELECT 1 AS ok", [])).toStrictEqual([{ ok: 1 }]);
   });
@@ -114,8 +136,14 @@ describe("Bun's SQL errors as they are", () => {
       proxy.settings.probability = 0;
       expect(counted.statements.length - before).toBe(1);
       expect(error).toBeInstanceOf(PostgresStorageError);
-      expect((error as Error).message).toMatch(/update of key "k" .* failed: Connection closed\. .*may have taken effect and was not retried/);
-      expectShape((error as Error).cause, { code: "ERR_POSTGRES_CONNECTION_CLOSED", message: "Connection closed", transience: "unknown" });
+      expect((error as Error).message).toMatch(
+        /update of key "k" .* failed: Connection closed\. .*may have taken effect and was not retried/,
+      );
+      expectShape((error as Error).cause, {
+        code: "ERR_POSTGRES_CONNECTION_CLOSED",
+        message: "Connection closed",
+        transience: "unknown",
+      });
       expect(await storage.read("k")).toStrictEqual({ n: 1, m: 2 }); // the answer was cut, not the statement
     } finally {
       proxy.settings.probability = 0;
@@ -127,7 +155,11 @@ describe("Bun's SQL errors as they are", () => {
     const closed = new SQL(databaseUrl());
     await closed.unsafe("SELECT 1", []);
     await closed.close();
-    expectShape(await caught(closed.unsafe("SELECT 1", [])), { code: "ERR_POSTGRES_CONNECTION_CLOSED", message: "Connection closed", transience: "unknown" });
+    expectShape(await caught(closed.unsafe("SELECT 1", [])), {
+      code: "ERR_POSTGRES_CONNECTION_CLOSED",
+      message: "Connection closed",
+      transience: "unknown",
+    });
     const error = await caught(new PostgresStorage({ client: closed, retry: { baseDelayMs: 1 } }).read("k"));
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as PostgresStorageError).code).toBeUndefined();

@@ -33,7 +33,12 @@ describe("grammY on Bun with Bun's SQL", () => {
   it("counts through a session, creating the table on the first write", async () => {
     const counted = countStatements(sql);
     const bot = new Bot<Context & SessionFlavor<Counter>>("123:offline", { botInfo, client: { apiRoot: api.apiRoot } });
-    bot.use(session({ initial: () => ({ count: 0 }), storage: new PostgresStorage<Counter>({ client: counted.client, tableName: table }) }));
+    bot.use(
+      session({
+        initial: () => ({ count: 0 }),
+        storage: new PostgresStorage<Counter>({ client: counted.client, tableName: table }),
+      }),
+    );
     bot.command("count", (ctx) => ctx.reply(`count ${++ctx.session.count}`));
     bot.command("peek", (ctx) => ctx.reply(`count is ${ctx.session.count}`));
 

@@ -14,11 +14,17 @@
  * bun-types): Bun's modules and globals are reached through variables.
  */
 interface PluginBuilder {
-  onLoad(options: { filter: RegExp }, load: (args: { path: string }) => Promise<{ contents: string; loader: "ts" }>): void;
+  onLoad(
+    options: { filter: RegExp },
+    load: (args: { path: string }) => Promise<{ contents: string; loader: "ts" }>,
+  ): void;
   module(specifier: string, load: () => { exports: Record<string, unknown>; loader: "object" }): void;
 }
 const { Bun } = globalThis as unknown as {
-  Bun: { plugin(plugin: { name: string; setup(build: PluginBuilder): void }): void; file(path: string): { text(): Promise<string> } };
+  Bun: {
+    plugin(plugin: { name: string; setup(build: PluginBuilder): void }): void;
+    file(path: string): { text(): Promise<string> };
+  };
 };
 
 const bunTestSpecifier = "bun:test";

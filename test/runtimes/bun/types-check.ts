@@ -9,9 +9,14 @@ import { SQL, sql } from "bun";
 import { PostgresStorage, type PostgresClient, type UnsafeQueryClient } from "../../../src/index.ts";
 
 export const fromUrl: PostgresClient = new SQL("postgres://postgres@127.0.0.1:5432/test");
-export const unprepared: UnsafeQueryClient = new SQL({ url: "postgres://postgres@127.0.0.1:5432/test", prepare: false });
+export const unprepared: UnsafeQueryClient = new SQL({
+  url: "postgres://postgres@127.0.0.1:5432/test",
+  prepare: false,
+});
 export const storages = async () => [
   new PostgresStorage({ client: sql }),
   new PostgresStorage({ client: await sql.reserve() }),
-  new PostgresStorage<{ count: number }>({ client: new SQL({ url: "postgres://postgres@127.0.0.1:5432/test", max: 4 }) }),
+  new PostgresStorage<{ count: number }>({
+    client: new SQL({ url: "postgres://postgres@127.0.0.1:5432/test", max: 4 }),
+  }),
 ];

@@ -9,7 +9,10 @@ import { type NeonConfigLike, startNeonEndpoint, useNeonEndpoint } from "../../.
 import { type ClientKind, onServer, type OpenClient } from "../../support/clients.ts";
 import { conformanceSuite } from "../../support/conformance.ts";
 
-function throughEndpoint(name: string, connect: (url: string) => Promise<{ client: OpenClient["client"]; close(): Promise<void> }>): ClientKind {
+function throughEndpoint(
+  name: string,
+  connect: (url: string) => Promise<{ client: OpenClient["client"]; close(): Promise<void> }>,
+): ClientKind {
   return onServer(name, async (url) => {
     const endpoint = await startNeonEndpoint();
     useNeonEndpoint(neonConfig as NeonConfigLike, endpoint, globalThis.WebSocket);

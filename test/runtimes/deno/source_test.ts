@@ -6,7 +6,14 @@
  */
 import { expect } from "vitest";
 import * as library from "../../../src/index.ts";
-import { createTableSql, encryptedCodec, jsonWithDates, PostgresStorageError, prefixKeys, sessionKey } from "../../../src/index.ts";
+import {
+  createTableSql,
+  encryptedCodec,
+  jsonWithDates,
+  PostgresStorageError,
+  prefixKeys,
+  sessionKey,
+} from "../../../src/index.ts";
 
 Deno.test("src/index.ts exports every public value", () => {
   expect(Object.keys(library).sort()).toStrictEqual([
@@ -21,7 +28,9 @@ Deno.test("src/index.ts exports every public value", () => {
     "prefixKeys",
     "sessionKey",
   ]);
-  expect(createTableSql("bot.sessions")).toMatch(/^CREATE SCHEMA IF NOT EXISTS "bot";\nCREATE TABLE IF NOT EXISTS "bot"\."sessions"/);
+  expect(createTableSql("bot.sessions")).toMatch(
+    /^CREATE SCHEMA IF NOT EXISTS "bot";\nCREATE TABLE IF NOT EXISTS "bot"\."sessions"/,
+  );
   expect(prefixKeys("a").build("1")).toBe("a:1");
   expect(sessionKey("user-in-chat")({ chatId: 5, from: { id: 7 } })).toBe("5:7");
   expect(() => sessionKey("nobody" as never)).toThrow(PostgresStorageError);
