@@ -9,9 +9,13 @@ export interface ErrorDetails {
   readonly code?: string | undefined;
   /** The underlying error. */
   readonly cause?: unknown;
+  /** The storage operation that failed. */
   readonly operation?: Operation | undefined;
+  /** The grammY session key the operation was given. */
   readonly key?: string | undefined;
+  /** The storage's table name as it was given. */
   readonly table?: string | undefined;
+  /** Whether the failed write may have taken effect; defaults to `false`. */
   readonly inDoubt?: boolean | undefined;
 }
 
@@ -65,6 +69,8 @@ export class StorageOptionError extends PostgresStorageError {
   readonly option: string;
 
   /**
+   * Makes the error for an option or argument that was refused.
+   *
    * @param option the option's name
    * @param message what is wrong with it and what to pass instead
    */

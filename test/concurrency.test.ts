@@ -6,7 +6,7 @@ import { connectClients, databaseUrl } from "./support/clients.js";
 import { useTables } from "./support/fixture.js";
 
 describe("separate processes creating one table at once", () => {
-  const { admin, table } = useTables();
+  const { admin, table, schema } = useTables();
 
   // Each round is a fresh table, so every round races on creation again.
   it.each([1, 2, 3, 4, 5])("20 storages on 20 pg connections all write their first row (round %i)", async () => {
@@ -54,6 +54,108 @@ describe("separate processes creating one table at once", () => {
       expect(statements.filter((text) => text.startsWith("CREATE TABLE"))).toHaveLength(1);
       const [row] = await admin(`SELECT count(*)::int AS n FROM "${name}"`);
       expect(row?.n).toBe(10);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  // What another process's concurrent CREATE … IF NOT EXISTS can raise: each means the table (or schema) is there.
+  it.each([
+    ["42P07", "CREATE TABLE", "table"],
+    ["42710", "CREATE TABLE", "table"],
+    ["23505", "CREATE TABLE", "table"],
+    ["42P06", "CREATE SCHEMA", "schema.table"],
+    ["42P07", "CREATE TABLE", "schema.table"],
+  ])("a %s from %s, when another creator won the race, counts as created (%s)", async (code, failing, shape) => {
+    const name = shape === "table" ? table("lost_race") : `${schema("lost_race")}.sessions`;
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+    const raised: string[] = [];
+    try {
+      const client = {
+        async query(text: string, params: unknown[]) {
+          const result = await pool.query(text, params);
+          // The DDL ran, as the winner's did; this creator hears the loser's error.
+          if (text.startsWith(failing)) {
+            raised.push(code);
+            throw Object.assign(new Error(`duplicate (${code})`), { code });
+          }
+          return result;
+        },
+      };
+      const storage = new PostgresStorage<number>({ client, tableName: name, retry: false });
+      await storage.write("k", 1);
+      expect(await storage.read("k")).toBe(1);
+      await storage.createTable();
+      // createTable() runs the DDL again, except CREATE SCHEMA: the table's own CREATE finds the schema there.
+      expect(raised).toStrictEqual(failing === "CREATE SCHEMA" ? [code] : [code, code]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("any other error of the DDL fails the write, as a failure to create the table", async () => {
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+    try {
+      const client = {
+        async query(text: string, params: unknown[]) {
+          if (text.startsWith("CREATE TABLE")) throw Object.assign(new Error("permission denied"), { code: "42501" });
+          return pool.query(text, params);
+        },
+      };
+      const storage = new PostgresStorage<number>({ client, tableName: table("ddl_refused"), retry: false });
+      await expect(storage.write("k", 1)).rejects.toMatchObject({
+        code: "42501",
+        operation: "create table",
+        key: undefined,
+      });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("one storage creates the table once even when a write's missing-table answer arrives after the creation", async () => {
+    // Write A's statement fails, A creates the table and runs again; write B's statement ran
+    // before the table existed, and its "no such table" is delivered only once A is done.
+    const name = table("late_answer");
+    const statements: string[] = [];
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 4 });
+    const signal = () => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => {
+        resolve = done;
+      });
+      return { promise, resolve };
+    };
+    const bFailed = signal();
+    const aDone = signal();
+    try {
+      const client = {
+        async query(text: string, params: unknown[]) {
+          statements.push(text);
+          if (text.startsWith("CREATE TABLE")) await bFailed.promise;
+          if (!text.startsWith("INSERT")) return pool.query(text, params);
+          try {
+            const result = await pool.query(text, params);
+            if (params[0] === "a") aDone.resolve();
+            return result;
+          } catch (error) {
+            if (params[0] === "b") {
+              bFailed.resolve();
+              await aDone.promise;
+            }
+            throw error;
+          }
+        },
+      };
+      const storage = new PostgresStorage({ client, tableName: name, retry: false });
+      await Promise.all([storage.write("a", 1), storage.write("b", 2)]);
+      expect(statements.filter((text) => text.startsWith("CREATE TABLE"))).toHaveLength(1);
+      expect(statements.filter((text) => text.startsWith("INSERT"))).toHaveLength(4);
+      const rows = await admin(`SELECT key, value::text AS value FROM "${name}" ORDER BY key`);
+      expect(rows).toStrictEqual([
+        { key: "a", value: "1" },
+        { key: "b", value: "2" },
+      ]);
     } finally {
       await pool.end();
     }

@@ -68,6 +68,12 @@ export class RuntimeDriver {
   readonly #quotedTable: string;
   #prepare: boolean;
   #creating: Promise<void> | undefined;
+  /**
+   * How many creations of the table this driver has finished. A statement sent
+   * before the last one finished may still answer "no such table" after it (an
+   * answer can arrive late), and needs no creation of its own.
+   */
+  #creations = 0;
 
   /**
    * Recognises the client; sends nothing.
@@ -143,6 +149,7 @@ export class RuntimeDriver {
     const acquired = this.#driver.acquire();
     const connection = acquired instanceof Promise ? await acquired : acquired;
     let broken: unknown;
+    const creationsBefore = this.#creations;
     try {
       try {
         return await this.#query(connection, statement, params);
@@ -151,7 +158,7 @@ export class RuntimeDriver {
         if (options.missing === "empty") return [];
         if (!this.#createTable) throw error;
       }
-      await this.#createOn(connection);
+      if (this.#creations === creationsBefore) await this.#createOn(connection);
       return await this.#query(connection, statement, params);
     } catch (error) {
       if (breaksConnection(error)) broken = error;
@@ -191,9 +198,13 @@ export class RuntimeDriver {
 
   /** Creates the table on `connection`, or waits for the creation this driver already has in flight. */
   #createOn(connection: Connection): Promise<void> {
-    this.#creating ??= this.#createNow(connection).finally(() => {
-      this.#creating = undefined;
-    });
+    this.#creating ??= this.#createNow(connection)
+      .then(() => {
+        this.#creations += 1;
+      })
+      .finally(() => {
+        this.#creating = undefined;
+      });
     return this.#creating;
   }
 
