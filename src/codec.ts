@@ -116,7 +116,8 @@ export function checkJsonSafe(value: unknown, dates = false): boolean {
   return false;
 }
 
-const isFiniteNumber = (value: unknown) => typeof value === "number" && Number.isFinite(value);
+// Number.isFinite is false for anything that is no number.
+const isFiniteNumber = (value: unknown) => Number.isFinite(value);
 
 const refuse = (kind: Refusal["kind"], value: unknown, cycleAt = 0): Refusal => ({ path: [], kind, value, cycleAt });
 

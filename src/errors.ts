@@ -199,9 +199,8 @@ function hintFor(
       return "The codec's output must be JSON";
     case "22P05":
       return "update() merges as jsonb, which cannot hold U+0000; use write()";
-    default:
-      return "";
   }
+  return "";
 }
 
 // Five characters with a digit: Node's error codes (EPIPE, EPERM…) are letters only.

@@ -30,7 +30,8 @@ const NOT_APPLIED =
 // Unreachable hosts count only while connecting: on an open socket they can follow a sent statement.
 const UNREACHABLE = /^(EHOSTUNREACH|ENETUNREACH)$/;
 // The connection broke with the statement in flight: it may have taken effect.
-const UNKNOWN_CODE = /^(08...|ECONNRESET|EPIPE|ETIMEDOUT|(ERR_POSTGRES_)?CONNECTION_CLOSED|CONNECTION_DESTROYED)$/;
+const UNKNOWN_CODE =
+  /^(08(?!00[14])...|ECONNRESET|EPIPE|ETIMEDOUT|(ERR_POSTGRES_)?CONNECTION_CLOSED|CONNECTION_DESTROYED)$/;
 const UNKNOWN_MESSAGE =
   /connection terminated|connection error|socket hang up|other side closed|fetch failed|HTTP status 5\d\d|terminating connection/i;
 

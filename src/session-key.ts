@@ -10,14 +10,14 @@ import { StorageOptionError } from "./errors.ts";
  */
 export type SessionKeyStrategy = "chat" | "user" | "user-in-chat" | "chat-topic" | "user-in-topic";
 
-// Every strategy once, as a record so that the compiler notices one missing here.
-const STRATEGIES: Readonly<Record<SessionKeyStrategy, true>> = {
-  chat: true,
-  user: true,
-  "user-in-chat": true,
-  "chat-topic": true,
-  "user-in-topic": true,
-};
+// Every strategy once (test/unit/session-key.test.ts checks that none is missing).
+const STRATEGIES: readonly string[] = [
+  "chat",
+  "user",
+  "user-in-chat",
+  "chat-topic",
+  "user-in-topic",
+] satisfies SessionKeyStrategy[];
 
 /** Options of {@link sessionKey}. */
 export interface SessionKeyOptions {
@@ -91,10 +91,10 @@ export function sessionKey(
   const needsChat = strategy !== "user";
   const needsUser = strategy === "user" || strategy === "user-in-chat" || strategy === "user-in-topic";
   const byTopic = strategy === "chat-topic" || strategy === "user-in-topic";
-  if (!Object.hasOwn(STRATEGIES, strategy)) {
+  if (!STRATEGIES.includes(strategy)) {
     throw new StorageOptionError(
       "strategy",
-      `sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${Object.keys(STRATEGIES).join(", ")}`,
+      `sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${STRATEGIES.join(", ")}`,
     );
   }
   return (ctx) => {

@@ -34,8 +34,8 @@ interface Known {
 interface Flight {
   /** How many are in flight. */
   active: number;
-  /** How many have started since the key last had none in flight. */
-  started: number;
+  /** Whether another started while one was in flight, since the key last had none: then none had it to itself. */
+  overlapped: boolean;
 }
 
 /**
@@ -92,14 +92,14 @@ export class WriteSkips {
    */
   async observeRead<R extends ReadOutcome>(key: string, run: () => Promise<R>): Promise<R> {
     const sentAt = this.#now();
-    const alone = this.#begin(key);
+    this.#begin(key);
     let outcome: R | undefined;
     try {
       outcome = await run();
       return outcome;
     } finally {
       const text = outcome?.text;
-      if (this.#end(key, alone) && text !== undefined) {
+      if (this.#end(key) && text !== undefined) {
         this.#remember(key, { text, armedUntil: sentAt + Math.min(this.#windowMs, outcome?.skippableMs ?? 0) });
       }
     }
@@ -114,14 +114,14 @@ export class WriteSkips {
    * @returns what `run` answered
    */
   async observeWrite<R extends { readonly text: string | undefined }>(key: string, run: () => Promise<R>): Promise<R> {
-    const alone = this.#begin(key);
+    this.#begin(key);
     let outcome: R | undefined;
     try {
       outcome = await run();
       return outcome;
     } finally {
       const text = outcome?.text;
-      if (this.#end(key, alone) && text !== undefined) this.#remember(key, { text, armedUntil: 0 });
+      if (this.#end(key) && text !== undefined) this.#remember(key, { text, armedUntil: 0 });
     }
   }
 
@@ -148,27 +148,26 @@ export class WriteSkips {
     return this.#known.get(key)?.text;
   }
 
-  /** Counts an operation of `key` in flight and forgets what was known; answers whether it starts alone. */
-  #begin(key: string): boolean {
+  /** Counts an operation of `key` in flight and forgets what was known. */
+  #begin(key: string): void {
     this.#forget(key);
     const flight = this.#flights.get(key);
     if (flight === undefined) {
-      this.#flights.set(key, { active: 1, started: 1 });
-      return true;
+      this.#flights.set(key, { active: 1, overlapped: false });
+    } else {
+      flight.active += 1;
+      flight.overlapped = true;
     }
-    flight.active += 1;
-    flight.started += 1;
-    return false;
   }
 
   /** Ends an operation of `key`; answers whether it had the key to itself from start to end. */
-  #end(key: string, alone: boolean): boolean {
-    const flight = this.#flights.get(key);
-    if (flight === undefined) return false;
+  #end(key: string): boolean {
+    // #begin of this operation made or joined the flight, and only the flight's last #end removes it.
+    const flight = this.#flights.get(key) as Flight;
     flight.active -= 1;
     if (flight.active > 0) return false;
     this.#flights.delete(key);
-    return alone && flight.started === 1;
+    return !flight.overlapped;
   }
 
   #forget(key: string): void {

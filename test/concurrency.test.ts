@@ -113,6 +113,39 @@ describe("separate processes creating one table at once", () => {
     }
   });
 
+  it("on a client that pipelines (postgres.js, Bun), sends nothing while the table is being created", async () => {
+    // A statement pipelined behind the CREATE, as Parse/Describe/Flush without a Sync, loses its answer behind
+    // PgBouncer in transaction mode and never settles (pgbouncer/pgbouncer#759): it must wait for the creation.
+    const name = table("pipelined_create");
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 8 });
+    const log: string[] = [];
+    let creating = false;
+    try {
+      const client = {
+        async unsafe(text: string, params: unknown[]) {
+          const kind = text.split(" ")[0] ?? "";
+          log.push(creating ? `${kind} during CREATE` : kind);
+          if (!text.startsWith("CREATE TABLE")) return (await pool.query(text, params)).rows;
+          creating = true;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          const { rows } = await pool.query(text, params);
+          creating = false;
+          return rows;
+        },
+      };
+      const storage = new PostgresStorage<number>({ client, tableName: name, retry: false });
+      const first = storage.write("0", 0);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the first write is creating the table
+      await Promise.all([first, ...Array.from({ length: 8 }, (_, i) => storage.write(String(i + 1), i + 1))]);
+      expect(log.filter((entry) => entry.endsWith("during CREATE"))).toStrictEqual([]);
+      expect(log.filter((entry) => entry === "CREATE")).toHaveLength(1);
+      const [row] = await admin(`SELECT count(*)::int AS n FROM "${name}"`);
+      expect(row?.n).toBe(9);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("one storage creates the table once even when a write's missing-table answer arrives after the creation", async () => {
     // Write A's statement fails, A creates the table and runs again; write B's statement ran
     // before the table existed, and its "no such table" is delivered only once A is done.

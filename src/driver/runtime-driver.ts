@@ -147,6 +147,11 @@ export class RuntimeDriver {
   async #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     // Written out rather than through #withConnection: every statement passes here, and a closure per call shows.
     const acquired = this.#driver.acquire();
+    // A client that is not checked out per operation (postgres.js, Bun) pipelines: a statement sent while the
+    // CREATE TABLE runs may follow it on its connection as Parse/Describe/Flush without a Sync, and PgBouncer in
+    // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
+    // never settle. Such statements wait for the creation.
+    if (this.#creating !== undefined && !(acquired instanceof Promise)) await this.#creating.catch(() => {});
     const connection = acquired instanceof Promise ? await acquired : acquired;
     let broken: unknown;
     const creationsBefore = this.#creations;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { StorageOptionError } from "../../src/errors.js";
 import { skippableMs, timeToLive } from "../../src/expiry.js";
+import { optionError } from "../support/refusals.js";
 
 // When an unchanged write-back may be skipped as far as expiry goes, without a database.
 describe("skippableMs", () => {
@@ -26,6 +26,8 @@ describe("timeToLive", () => {
   });
 
   it.each([0, -1, Infinity, Number.NaN, "60000"])("refuses %s", (ttl) => {
-    expect(() => timeToLive(ttl as number)).toThrow(StorageOptionError);
+    const error = optionError(() => timeToLive(ttl as number));
+    expect(error.option).toBe("millisecondsToLive");
+    expect(error.message).toBe("millisecondsToLive must be a positive number");
   });
 });

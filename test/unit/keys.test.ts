@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { PostgresStorageError, StorageOptionError } from "../../src/errors.js";
+import { PostgresStorageError } from "../../src/errors.js";
 import { keyContext, normalizeKeyBuilder, prefixUpperBound, storedKey } from "../../src/keys.js";
+import { optionError } from "../support/refusals.js";
 
 // The key checks and the key range of a prefix, without a database.
 describe("storedKey", () => {
@@ -53,13 +54,49 @@ describe("storedKey", () => {
   it("accepts 512 characters, and surrogate pairs (characters beyond U+FFFF)", () => {
     expect(storedKey(plain, "k".repeat(512))).toHaveLength(512);
     expect(storedKey(plain, "🤖:42")).toBe("🤖:42");
+    // 512 UTF-16 units with a surrogate pair among them, and one more.
+    const withPair = `🤖${"k".repeat(510)}`;
+    expect(storedKey(plain, withPair)).toBe(withPair);
+    expect(() => storedKey(plain, `${withPair}k`)).toThrow("is longer than 512 characters");
+  });
+
+  it.each([
+    ["U+0000", "\0", "contains U+0000"],
+    ["a lone high surrogate", "\ud800", "contains a lone surrogate"],
+    ["a lone low surrogate", "\udfff", "contains a lone surrogate"],
+  ])("refuses a stored key that is nothing but %s", (_label, key, problem) => {
+    expect(() => storedKey(plain, key)).toThrow(`is refused: stored, it ${problem}`);
+  });
+
+  it("cuts a long key short in its refusal", () => {
+    expect(() => storedKey(plain, `${"k".repeat(600)}`)).toThrow(
+      `key "${"k".repeat(60)}…" is refused: stored, it is longer than 512 characters`,
+    );
   });
 
   it("refuses a key builder of the wrong kind as an option", () => {
-    for (const option of [5, null, {}, { build: "x" }]) {
-      expect(() => normalizeKeyBuilder(option as never)).toThrow(StorageOptionError);
+    for (const option of [5, "bot", null, {}, { build: "x" }, [(key: string) => key]]) {
+      const error = optionError(() => normalizeKeyBuilder(option as never));
+      expect(error.option).toBe("keyBuilder");
+      expect(error.message).toBe(
+        'keyBuilder must be a function (key) => storedKey or { build(key), parse?(storedKey) }, e.g. prefixKeys("bot")',
+      );
     }
     expect(normalizeKeyBuilder((key) => key).parse).toBeUndefined();
+  });
+
+  it("without a key builder, stores keys as they are and parses them back as they are", () => {
+    const keys = normalizeKeyBuilder(undefined);
+    expect(keys.build("chat:42")).toBe("chat:42");
+    expect(keys.parse?.("chat:42")).toBe("chat:42");
+    expect(keys.prefix).toBeUndefined();
+  });
+
+  it("takes a KeyBuilder object as it is, with its parse and prefix", () => {
+    const keys = { build: (key: string) => `b:${key}`, parse: (stored: string) => stored.slice(2), prefix: "b:" };
+    expect(normalizeKeyBuilder(keys)).toBe(keys);
+    const buildOnly = { build: (key: string) => key };
+    expect(normalizeKeyBuilder(buildOnly)).toBe(buildOnly);
   });
 });
 
@@ -71,6 +108,10 @@ describe("prefixUpperBound", () => {
 
   it("steps over the surrogates, and drops characters that cannot be raised", () => {
     expect(prefixUpperBound("a\ud7ff")).toBe("a\ue000");
+    // Never a lone surrogate, even from one.
+    expect(prefixUpperBound("a\udffe")).toBe("a\ue000");
+    expect(prefixUpperBound("a\ud800")).toBe("a\ue000");
+    expect(prefixUpperBound("a\u{10fffe}")).toBe("a\u{10ffff}");
     expect(prefixUpperBound("a\u{10ffff}")).toBe("b");
     expect(prefixUpperBound("\u{10ffff}\u{10ffff}")).toBeUndefined();
     expect(prefixUpperBound("")).toBeUndefined();

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PostgresStorageError, prefixKeys } from "../../src/index.js";
+import { optionError } from "../support/refusals.js";
 
 describe("prefixKeys", () => {
   it("refuses a prefix that contains its separator, which could make its keys another prefix's", () => {
@@ -11,9 +12,36 @@ describe("prefixKeys", () => {
     expect(() => prefixKeys("shop:eu", "/").build("42")).not.toThrow();
   });
 
+  it("names the prefix as the option refused, and suggests one with another character", () => {
+    const error = optionError(() => prefixKeys("shop:eu"));
+    expect(error.option).toBe("prefix");
+    expect(error.message).toBe(
+      'prefixKeys: the prefix "shop:eu" contains the separator ":", so its keys could be another prefix\'s keys; ' +
+        'use a prefix without it, such as "shop-eu"',
+    );
+    // The suggestion never contains the separator itself.
+    expect(optionError(() => prefixKeys("shop-eu-1", "-")).message).toMatch(/such as "shop_eu_1"$/);
+    expect(optionError(() => prefixKeys("a::b", "::")).message).toMatch(/such as "a-b"$/);
+  });
+
   it("refuses an empty prefix or separator", () => {
     expect(() => prefixKeys("")).toThrow(/non-empty/);
     expect(() => prefixKeys("shop", "")).toThrow(/non-empty/);
+  });
+
+  it("refuses a prefix or separator that is no string, naming which", () => {
+    for (const [args, option] of [
+      [[""], "prefix"],
+      [[5], "prefix"],
+      [[undefined], "prefix"],
+      [["shop", ""], "separator"],
+      [["shop", 5], "separator"],
+      [["shop", null], "separator"],
+    ] as const) {
+      const error = optionError(() => (prefixKeys as (...a: unknown[]) => unknown)(...args));
+      expect(error.option).toBe(option);
+      expect(error.message).toBe("prefixKeys(prefix, separator) takes two non-empty strings");
+    }
   });
 
   it("keys of two different prefixes with one separator never meet, and parse back", () => {

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
-import { StorageOptionError } from "../../src/errors.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { retryPolicy, retrying, type RetryPolicy } from "../../src/retry.js";
+import { optionError } from "../support/refusals.js";
 
 // How often a failed statement is tried, without a database: failures are made up with real drivers' codes.
 const notApplied = () => Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
@@ -72,14 +72,104 @@ describe("retryPolicy", () => {
     expect(retryPolicy(false)).toStrictEqual({ attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
   });
 
+  it("allows delays of 0 ms: retries at once", () => {
+    expect(retryPolicy({ baseDelayMs: 0 })).toStrictEqual({ attempts: 3, baseDelayMs: 0, maxDelayMs: 1000 });
+    expect(retryPolicy({ maxDelayMs: 0 })).toStrictEqual({ attempts: 3, baseDelayMs: 50, maxDelayMs: 0 });
+    expect(retryPolicy({ attempts: 10, baseDelayMs: 0, maxDelayMs: 0 })).toStrictEqual({
+      attempts: 10,
+      baseDelayMs: 0,
+      maxDelayMs: 0,
+    });
+  });
+
   it.each([
     { attempts: 0 },
+    { attempts: -1 },
     { attempts: 1.5 },
+    { attempts: Infinity },
     { baseDelayMs: -1 },
+    { maxDelayMs: -1 },
+    { baseDelayMs: -0.5, maxDelayMs: 0 },
     { maxDelayMs: Infinity },
+    { baseDelayMs: Infinity },
     { baseDelayMs: Number.NaN },
+    { maxDelayMs: Number.NaN },
   ])("refuses %j as the retry option", (options) => {
-    expect(() => retryPolicy(options)).toThrow(StorageOptionError);
-    expect(() => retryPolicy(options)).toThrow(/retry: false turns it off/);
+    const error = optionError(() => retryPolicy(options));
+    expect(error.option).toBe("retry");
+    expect(error.message).toBe(
+      "retry needs a whole number of attempts from 1 and delays of 0 ms or more; retry: false turns it off",
+    );
+  });
+});
+
+describe("retrying: backoff", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /**
+   * Runs `retrying` over `failures` transient failures with `policy`, answering each wait at once; answers the
+   * waits asked of setTimeout, in milliseconds.
+   */
+  async function waits(policy: RetryPolicy, failures: number): Promise<number[]> {
+    const asked: number[] = [];
+    vi.spyOn(globalThis, "setTimeout").mockImplementation(((callback: () => void, ms: number) => {
+      asked.push(ms);
+      callback();
+      return 0;
+    }) as typeof setTimeout);
+    let count = 0;
+    await retrying(
+      async () => {
+        count += 1;
+        if (count <= failures) throw notApplied();
+        return "done";
+      },
+      policy,
+      { onlyIfNotApplied: false },
+    ).catch(() => undefined);
+    return asked;
+  }
+
+  const policy: RetryPolicy = { attempts: 7, baseDelayMs: 100, maxDelayMs: 1000 };
+  // The delay before each retry: the base, doubled for each further one, up to the maximum.
+  const delays = [100, 200, 400, 800, 1000, 1000];
+
+  it("waits between half the delay and all of it before each retry", async () => {
+    const asked = await waits(policy, 6);
+    expect(asked).toHaveLength(delays.length);
+    asked.forEach((ms, i) => {
+      const delay = delays[i] as number;
+      expect(ms).toBeGreaterThanOrEqual(delay / 2);
+      expect(ms).toBeLessThanOrEqual(delay);
+    });
+  });
+
+  it("spreads the waits over that range with Math.random (jitter)", async () => {
+    for (const [random, share] of [
+      [0, 0.5],
+      [0.5, 0.75],
+      [0.999, 0.9995],
+    ] as const) {
+      vi.spyOn(Math, "random").mockReturnValue(random);
+      expect(await waits(policy, 6)).toStrictEqual(delays.map((delay) => delay * share));
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("waits only between tries: none after a success or the last failure, or for a failure that is not transient", async () => {
+    expect(await waits(policy, 0)).toStrictEqual([]);
+    expect(await waits(policy, 2)).toHaveLength(2);
+    expect(await waits({ ...policy, attempts: 3 }, 10)).toHaveLength(2);
+  });
+
+  it("with delays of 0, retries at once", async () => {
+    expect(await waits({ attempts: 3, baseDelayMs: 0, maxDelayMs: 0 }, 5)).toStrictEqual([0, 0]);
+  });
+
+  it("caps a base delay above the maximum at the maximum", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    expect(await waits({ attempts: 3, baseDelayMs: 5000, maxDelayMs: 200 }, 5)).toStrictEqual([150, 150]);
   });
 });

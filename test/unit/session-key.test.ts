@@ -2,6 +2,7 @@ import { Api, Context } from "grammy";
 import type { Update, UserFromGetMe } from "grammy/types";
 import { describe, expect, it } from "vitest";
 import { sessionKey, type SessionKeyStrategy } from "../../src/index.js";
+import { optionError } from "../support/refusals.js";
 
 const me: UserFromGetMe = {
   id: 777,
@@ -385,7 +386,15 @@ const expected: Record<string, { keys: Keys; withSenderChat?: Keys }> = {
 };
 
 const contextOf = (update: Update) => new Context(update, new Api("0:offline"), me);
-const strategies: SessionKeyStrategy[] = ["chat", "user", "user-in-chat", "chat-topic", "user-in-topic"];
+// Every strategy, as a record so that the compiler notices one missing here.
+const everyStrategy = {
+  chat: true,
+  user: true,
+  "user-in-chat": true,
+  "chat-topic": true,
+  "user-in-topic": true,
+} satisfies Record<SessionKeyStrategy, true>;
+const strategies = Object.keys(everyStrategy) as SessionKeyStrategy[];
 
 describe("sessionKey", () => {
   it("has an expectation for every update shape", () => {
@@ -459,7 +468,30 @@ describe("sessionKey", () => {
     );
   });
 
-  it("refuses an unknown strategy", () => {
-    expect(() => sessionKey("global" as SessionKeyStrategy)).toThrow(/unknown strategy/);
+  it("refuses an unknown strategy, naming the option and every strategy there is", () => {
+    for (const strategy of ["global", "Chat", "toString", "", undefined]) {
+      const error = optionError(() => sessionKey(strategy as SessionKeyStrategy));
+      expect(error.option).toBe("strategy");
+      expect(error.message).toBe(
+        `sessionKey: unknown strategy ${JSON.stringify(strategy)}; use one of ${strategies.join(", ")}`,
+      );
+    }
+    expect(strategies.join(", ")).toBe("chat, user, user-in-chat, chat-topic, user-in-topic");
+  });
+
+  it("with withBotId, makes no key without the bot's id (a context made before bot.init())", () => {
+    for (const strategy of strategies) {
+      const key = sessionKey(strategy, { withBotId: true });
+      expect(key({ chatId: -100123, from: { id: 42 } })).toBeUndefined();
+      expect(key({ chatId: -100123, from: { id: 42 }, me: { id: 777 } })).toMatch(/^777:-?\d/);
+    }
+  });
+
+  it("with senderChat, keys an anonymous poll answer on its chat, and a poll answer by a user on the user", () => {
+    const user = sessionKey("user", { senderChat: true });
+    expect(user({ pollAnswer: { voter_chat: { id: -100789 } } })).toBe("-100789");
+    expect(user({ pollAnswer: {}, from: { id: 42 } })).toBe("42");
+    expect(user({ messageReaction: {}, from: { id: 42 } })).toBe("42");
+    expect(user({ msg: {}, from: { id: 42 } })).toBe("42");
   });
 });

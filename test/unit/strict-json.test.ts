@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { strictJson } from "../../src/codec.js";
 import { jsonWithDates } from "../../src/index.js";
+import { stringifyRefusal } from "../support/refusals.js";
 
 // Database-free: what the default codec and jsonWithDates refuse, how they say it, and what they keep exactly.
 
@@ -173,20 +174,9 @@ const accepted: [label: string, value: unknown][] = [
   ["keys that look like numbers", { 0: "a", 10: "b", "-1": "c" }],
 ];
 
-/** The first line of a refusal thrown by `stringify`, which must be a TypeError. */
-function refusal(codec: typeof strictJson, value: unknown): string {
-  try {
-    void codec.stringify(value);
-  } catch (error) {
-    expect(error).toBeInstanceOf(TypeError);
-    return (error as Error).message;
-  }
-  throw new Error("the value was accepted");
-}
-
 describe("strictJson", () => {
   it.each(refused)("refuses %s, naming the path and the codec to use", (_label, value, path, advice) => {
-    const message = refusal(strictJson, value);
+    const message = stringifyRefusal(strictJson, value);
     expect(message.slice(0, path.length)).toBe(path);
     expect(message).toMatch(advice);
   });
@@ -221,7 +211,7 @@ describe("strictJson", () => {
   it("refuses a Map under an own __proto__ key, naming it", () => {
     const value = JSON.parse('{"__proto__": {}}') as Record<string, unknown>;
     Object.defineProperty(value, "__proto__", { value: new Map(), enumerable: true });
-    expect(refusal(strictJson, value)).toMatch(/^value.__proto__ is a Map/);
+    expect(stringifyRefusal(strictJson, value)).toMatch(/^value.__proto__ is a Map/);
   });
 
   it("accepts an object without a prototype, which reads back as a plain object", () => {
@@ -240,14 +230,16 @@ describe("strictJson", () => {
   });
 
   it("shortens long property names in the path", () => {
-    const message = refusal(strictJson, { ["k".repeat(100)]: new Map() });
+    const message = stringifyRefusal(strictJson, { ["k".repeat(100)]: new Map() });
     expect(message).toMatch(new RegExp(`^value\\["${"k".repeat(40)}…"\\] is a Map`));
   });
 
   it("reports a cycle that starts below the root from where it comes back", () => {
     const inner: Record<string, unknown> = { list: [] };
     (inner.list as unknown[]).push(inner);
-    expect(refusal(strictJson, { a: { b: inner } })).toMatch(/^value\.a\.b\.list\[0\] is value\.a\.b again, a cycle/);
+    expect(stringifyRefusal(strictJson, { a: { b: inner } })).toMatch(
+      /^value\.a\.b\.list\[0\] is value\.a\.b again, a cycle/,
+    );
   });
 
   it("lets a getter that encodes another value run without disturbing the walk", () => {
@@ -257,7 +249,7 @@ describe("strictJson", () => {
       },
       after: { deep: [new Map()] },
     };
-    expect(refusal(strictJson, value)).toMatch(/^value\.after\.deep\[0\] is a Map/);
+    expect(stringifyRefusal(strictJson, value)).toMatch(/^value\.after\.deep\[0\] is a Map/);
   });
 });
 
@@ -307,6 +299,6 @@ describe("jsonWithDates", () => {
     ["a cycle", cyclicObject(), "value.user.session is value again"],
   ];
   it.each(refusedWithDates)("refuses %s, naming the path", (_label, value, start) => {
-    expect(refusal(jsonWithDates, value).slice(0, start.length)).toBe(start);
+    expect(stringifyRefusal(jsonWithDates, value).slice(0, start.length)).toBe(start);
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { WriteSkips, type ReadOutcome } from "../../src/write-skips.js";
 
 /** A promise settled by hand, so a test decides in which order answers arrive. */
@@ -148,6 +148,23 @@ describe("WriteSkips: when a write may go without a statement", () => {
     }
   });
 
+  it("a read that starts and ends while a write is in flight arms nothing, even after another read has ended", async () => {
+    const { skips, read, write } = setup();
+    const first = read("k");
+    const w = write("k");
+    first.found("X");
+    await first.done;
+    // The write is still in flight: the second read proves nothing about what the row holds.
+    const second = read("k");
+    second.found("X");
+    await second.done;
+    expect(skips.takeSkip("k")).toBeUndefined();
+    w.stored("Y");
+    await w.done;
+    expect(skips.guess("k")).toBeUndefined();
+    expect(skips.takeSkip("k")).toBeUndefined();
+  });
+
   it("a read that starts while a write is in flight arms nothing, even if the write then fails", async () => {
     const { skips, read, write } = setup();
     const w = write("k");
@@ -210,6 +227,25 @@ describe("WriteSkips: when a write may go without a statement", () => {
     expect(skips.takeSkip("c")).toBe("3");
   });
 
+  it("holds texts up to exactly its character budget", async () => {
+    const { skips, lone } = setup({ maxChars: 10 });
+    await lone("a", "x".repeat(4));
+    await lone("b", "y".repeat(6));
+    expect(skips.takeSkip("a")).toBe("x".repeat(4));
+    expect(skips.takeSkip("b")).toBe("y".repeat(6));
+    await lone("c", "z".repeat(10));
+    expect(skips.takeSkip("c")).toBe("z".repeat(10));
+  });
+
+  it("does not make room for a text larger than its budget, which it would not hold anyway", async () => {
+    const { skips, lone } = setup({ maxChars: 10 });
+    await lone("a", "x".repeat(5));
+    await lone("b", "z".repeat(11));
+    expect(skips.takeSkip("b")).toBeUndefined();
+    expect(skips.guess("b")).toBeUndefined();
+    expect(skips.takeSkip("a")).toBe("x".repeat(5));
+  });
+
   it("forgets the oldest texts beyond its character budget, and never holds a text larger than it", async () => {
     const { skips, lone } = setup({ maxChars: 10 });
     await lone("a", "x".repeat(6));
@@ -218,6 +254,52 @@ describe("WriteSkips: when a write may go without a statement", () => {
     expect(skips.takeSkip("b")).toBe("y".repeat(6));
     await lone("c", "z".repeat(11));
     expect(skips.takeSkip("c")).toBeUndefined();
+  });
+});
+
+describe("WriteSkips: defaults and failures", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("arms for 5 s when no window is given", async () => {
+    const clock = { now: 1_000 };
+    const skips = new WriteSkips({ now: () => clock.now });
+    const ok = { text: "X", skippableMs: Infinity };
+    await skips.observeRead("k", async () => ok);
+    clock.now = 5_999;
+    expect(skips.takeSkip("k")).toBe("X");
+    await skips.observeRead("k", async () => ok);
+    clock.now = 5_999 + 5_000;
+    expect(skips.takeSkip("k")).toBeUndefined();
+  });
+
+  it("keeps time by performance.now when given no clock", async () => {
+    vi.useFakeTimers({ toFake: ["performance"] });
+    const skips = new WriteSkips();
+    const ok = { text: "X", skippableMs: Infinity };
+    await skips.observeRead("k", async () => ok);
+    vi.advanceTimersByTime(4_999);
+    expect(skips.takeSkip("k")).toBe("X");
+    await skips.observeRead("k", async () => ok);
+    vi.advanceTimersByTime(5_000);
+    expect(skips.takeSkip("k")).toBeUndefined();
+  });
+
+  it("passes a failed operation's own error on, and counts it as ended", async () => {
+    const skips = new WriteSkips({ now: () => 0 });
+    const lost = new Error("lost");
+    await expect(skips.observeRead("k", () => Promise.reject(lost))).rejects.toBe(lost);
+    await expect(skips.observeWrite("k", () => Promise.reject(lost))).rejects.toBe(lost);
+    await skips.observeRead("k", async () => ({ text: "X", skippableMs: Infinity }));
+    expect(skips.takeSkip("k")).toBe("X");
+  });
+
+  it("never lets a written text arm a skip, whatever the clock reads", async () => {
+    const skips = new WriteSkips({ now: () => -10 });
+    await skips.observeWrite("k", async () => ({ text: "X" }));
+    expect(skips.guess("k")).toBe("X");
+    expect(skips.takeSkip("k")).toBeUndefined();
   });
 });
 
@@ -245,5 +327,20 @@ describe("WriteSkips: guesses for update()'s compare-and-set", () => {
     d.stored(undefined);
     await d.done;
     expect(skips.guess("k")).toBeUndefined();
+  });
+
+  it("has no guess after two writes of the key overlapped, whichever answer arrives last", async () => {
+    const { skips, write } = setup();
+    for (const order of [
+      [0, 1],
+      [1, 0],
+    ]) {
+      const writes = [write("k"), write("k")];
+      for (const i of order) {
+        writes[i]?.stored(`text ${i}`);
+        await writes[i]?.done;
+      }
+      expect(skips.guess("k")).toBeUndefined();
+    }
   });
 });

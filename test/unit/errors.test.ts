@@ -1,0 +1,146 @@
+import { describe, expect, it } from "vitest";
+import {
+  ClientStateError,
+  PostgresStorageError,
+  StorageOptionError,
+  StorageValidationError,
+  describe as describeError,
+  explainFailure,
+  showKey,
+  sqlState,
+} from "../../src/errors.js";
+
+// The error classes and the helpers that turn a driver's error into words, without a database.
+describe("error classes", () => {
+  it("name themselves, so that logs and String(error) say which class it is", () => {
+    const cases: [Error, string][] = [
+      [new PostgresStorageError("failed"), "PostgresStorageError"],
+      [new StorageOptionError("retry", "refused"), "StorageOptionError"],
+      [new StorageValidationError("invalid", "k", []), "StorageValidationError"],
+      [new ClientStateError("call connect() first"), "ClientStateError"],
+    ];
+    for (const [error, name] of cases) {
+      expect(error.name).toBe(name);
+      expect(String(error)).toBe(`${name}: ${error.message}`);
+      expect(error.stack).toMatch(new RegExp(`^${name}: `));
+    }
+  });
+
+  it("are not in doubt unless told so", () => {
+    expect(new PostgresStorageError("failed").inDoubt).toBe(false);
+    expect(new PostgresStorageError("failed", { operation: "write" }).inDoubt).toBe(false);
+    expect(new PostgresStorageError("failed", { inDoubt: true }).inDoubt).toBe(true);
+    expect(new StorageOptionError("retry", "refused").inDoubt).toBe(false);
+  });
+
+  it("keep the option refused and the message", () => {
+    const error = new StorageOptionError("tableName", "tableName must be a string");
+    expect({ option: error.option, message: error.message }).toStrictEqual({
+      option: "tableName",
+      message: "tableName must be a string",
+    });
+    expect(error).toBeInstanceOf(PostgresStorageError);
+  });
+});
+
+describe("sqlState", () => {
+  it("is undefined for what is no object: nothing to read a code from", () => {
+    for (const value of [null, undefined, "42P01", 42601, true]) expect(sqlState(value)).toBeUndefined();
+    // A function is no error object either, whatever it carries.
+    expect(sqlState(Object.assign(() => undefined, { code: "42P01" }))).toBeUndefined();
+  });
+
+  it("takes the SQLSTATE from code, else from errno (Bun), and code first", () => {
+    expect(sqlState({ code: "42P01" })).toBe("42P01");
+    expect(sqlState({ errno: "42P01" })).toBe("42P01");
+    expect(sqlState({ code: "ERR_POSTGRES_SERVER_ERROR", errno: "40001" })).toBe("40001");
+    expect(sqlState({ code: "40001", errno: "42P01" })).toBe("40001");
+  });
+
+  it("takes only strings: a number is never a SQLSTATE, even with five digits", () => {
+    expect(sqlState({ code: 40001 })).toBeUndefined();
+    expect(sqlState({ errno: 40001 })).toBeUndefined();
+  });
+
+  it.each([
+    ["a prefix", "XX42P01"],
+    ["a suffix", "42P01X"],
+    ["both", "E42P01E"],
+    ["four characters", "4200"],
+    ["no digit (Node's codes)", "EPIPE"],
+    ["lower case", "42p01"],
+  ])("takes no code with %s for a SQLSTATE", (_label, code) => {
+    expect(sqlState({ code })).toBeUndefined();
+    expect(sqlState({ code: "ERR_POSTGRES_SERVER_ERROR", errno: code })).toBeUndefined();
+  });
+});
+
+describe("showKey", () => {
+  it("quotes a key as JSON", () => {
+    expect(showKey('say "hi"\n')).toBe('"say \\"hi\\"\\n"');
+  });
+
+  it("shows keys of up to 60 characters whole, and cuts longer ones after 60", () => {
+    const sixty = "k".repeat(59) + "z";
+    expect(showKey(sixty)).toBe(`"${sixty}"`);
+    expect(showKey(`${sixty}!`)).toBe(`"${sixty}…"`);
+    expect(showKey(`${sixty}${"!".repeat(1000)}`)).toBe(`"${sixty}…"`);
+  });
+});
+
+describe("describe", () => {
+  it("is an error's message, or its name when the message is empty", () => {
+    expect(describeError(new Error("connection refused"))).toBe("connection refused");
+    expect(describeError(new TypeError(""))).toBe("TypeError");
+  });
+
+  it("is each error of an AggregateError (what Node's connect to several addresses throws), joined", () => {
+    const refused = new AggregateError(
+      [new Error("connect ECONNREFUSED ::1:5432"), new Error("connect ECONNREFUSED 127.0.0.1:5432")],
+      "",
+    );
+    expect(describeError(refused)).toBe("connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432");
+    const nested = new AggregateError([new AggregateError([new Error("a"), new Error("b")]), "c"], "outer");
+    expect(describeError(nested)).toBe("a; b; c");
+  });
+
+  it("is an empty AggregateError's own message", () => {
+    expect(describeError(new AggregateError([], "all failed"))).toBe("all failed");
+    expect(describeError(new AggregateError([], ""))).toBe("AggregateError");
+  });
+
+  it("is anything else as a string", () => {
+    expect(describeError("boom")).toBe("boom");
+    expect(describeError(42)).toBe("42");
+    expect(describeError(null)).toBe("null");
+    expect(describeError({ message: "not an Error" })).toBe("[object Object]");
+  });
+});
+
+describe("explainFailure, in doubt", () => {
+  const at = { tableName: "sessions", table: '"sessions"', key: "k" };
+  const reset = () => Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
+
+  it("says that a write in doubt was not retried only for update(); other writes get the usual hint", () => {
+    const error = explainFailure({ ...at, operation: "write", inDoubt: true }, reset());
+    expect(error.inDoubt).toBe(true);
+    expect(error.message).toBe(
+      'write of key "k" in table "sessions" failed: socket hang up. Check the connection string, and that the client is connected and not ended',
+    );
+    const missing = explainFailure({ ...at, operation: "delete", inDoubt: true }, { code: "42P01", message: "x" });
+    expect(missing.message).toMatch(/\. Run createTableSql\("sessions"\) in your migrations/);
+  });
+
+  it("an update that is not in doubt gets the usual hint", () => {
+    const error = explainFailure({ ...at, operation: "update" }, reset());
+    expect(error.inDoubt).toBe(false);
+    expect(error.message).toMatch(/\. Check the connection string/);
+  });
+
+  it("cuts a long key short in the message, and keeps it whole on the error", () => {
+    const key = "k".repeat(100);
+    const error = explainFailure({ ...at, key, operation: "read" }, reset());
+    expect(error.message).toContain(`read of key "${"k".repeat(60)}…" in table`);
+    expect(error.key).toBe(key);
+  });
+});
