@@ -110,11 +110,19 @@ describe("Bun's SQL errors as they are", () => {
   });
 
   it("a backend terminated mid-query: 57P01 in errno, may have applied", async () => {
-    const [row] = await sql.unsafe("SELECT pg_backend_pid() AS pid", []);
-    const query = sql.unsafe("SELECT pg_sleep(5)", []);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    await admin.unsafe("SELECT pg_terminate_backend($1::int)", [row?.pid]);
-    expectShape(await caught(query), {
+    // Found by its text, not by a pid read beforehand: the pool may run it on another connection.
+    const text = `SELECT pg_sleep(5) /* terminate ${crypto.randomUUID()} */`;
+    // Bun sends a query only once something awaits it.
+    const query = caught(sql.unsafe(text, []));
+    for (let tries = 0; tries < 100; tries += 1) {
+      const [found] = await admin.unsafe(
+        "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE query = $1",
+        [text],
+      );
+      if (found?.n === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expectShape(await query, {
       code: "ERR_POSTGRES_SERVER_ERROR",
       errno: "57P01",
       message: "terminating connection due to administrator command",
