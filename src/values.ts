@@ -1,5 +1,6 @@
 import { checkCodec, decode, encode, isMergeable, strictJson, type Codec, type KeyContext } from "./codec.ts";
 import { PostgresStorageError, StorageOptionError, StorageValidationError, showKey } from "./errors.ts";
+import type { PostgresStorageOptions } from "./options.ts";
 import { checkSchema, formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.ts";
 
 /** A stored value that failed the schema, as `onInvalid` receives it. */
@@ -31,12 +32,7 @@ export interface ValueRules<T> {
 }
 
 /** The storage options {@link valueRules} reads. */
-export interface ValueOptions<T> {
-  readonly codec?: Codec | undefined;
-  readonly schema?: StandardSchema<T> | undefined;
-  readonly onInvalid?: OnInvalid<T> | undefined;
-  readonly validateOnWrite?: boolean | undefined;
-}
+type ValueOptions<T> = Pick<PostgresStorageOptions<T>, "codec" | "schema" | "onInvalid" | "validateOnWrite">;
 
 /**
  * The value rules of a storage's options, checked, with their defaults.

@@ -146,51 +146,57 @@ describe("separate processes creating one table at once", () => {
     }
   });
 
-  it("one storage creates the table once even when a write's missing-table answer arrives after the creation", async () => {
-    // Write A's statement fails, A creates the table and runs again; write B's statement ran
-    // before the table existed, and its "no such table" is delivered only once A is done.
-    const name = table("late_answer");
-    const statements: string[] = [];
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 4 });
-    const signal = () => {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => {
-        resolve = done;
-      });
-      return { promise, resolve };
-    };
-    const bFailed = signal();
-    const aDone = signal();
-    try {
-      const client = {
-        async query(text: string, params: unknown[]) {
-          statements.push(text);
-          if (text.startsWith("CREATE TABLE")) await bFailed.promise;
-          if (!text.startsWith("INSERT")) return pool.query(text, params);
-          try {
-            const result = await pool.query(text, params);
-            if (params[0] === "a") aDone.resolve();
-            return result;
-          } catch (error) {
-            if (params[0] === "b") {
-              bFailed.resolve();
-              await aDone.promise;
-            }
-            throw error;
-          }
-        },
+  it.each([
+    ["once", false],
+    ["again only if the table was dropped in between", true],
+  ])(
+    "one storage creates the table %s when a write's missing-table answer arrives after the creation",
+    async (_label, dropped) => {
+      // Write A's statement fails, A creates the table and runs again; write B's statement ran
+      // before the table existed, and its "no such table" is delivered only once A is done
+      // (and, in the second case, another process dropped the table meanwhile).
+      const name = table("late_answer");
+      const statements: string[] = [];
+      const pool = new pg.Pool({ connectionString: databaseUrl(), max: 4 });
+      const signal = () => {
+        let resolve!: () => void;
+        const promise = new Promise<void>((done) => {
+          resolve = done;
+        });
+        return { promise, resolve, settled: false };
       };
-      const storage = new PostgresStorage({ client, tableName: name, retry: false });
-      await Promise.all([storage.write("a", 1), storage.write("b", 2)]);
-      expect(statements.filter((text) => text.startsWith("CREATE TABLE"))).toHaveLength(1);
-      expect(statements.filter((text) => text.startsWith("INSERT"))).toHaveLength(4);
-      const rows = await admin(`SELECT key, value::text AS value FROM "${name}" ORDER BY key`);
-      expect(rows).toStrictEqual([
-        { key: "a", value: "1" },
-        { key: "b", value: "2" },
-      ]);
-    } finally {
-      await pool.end();
-    }
-  });
+      const bFailed = signal();
+      const aDone = signal();
+      try {
+        const client = {
+          async query(text: string, params: unknown[]) {
+            statements.push(text);
+            if (text.startsWith("CREATE TABLE")) await bFailed.promise;
+            if (!text.startsWith("INSERT")) return pool.query(text, params);
+            try {
+              const result = await pool.query(text, params);
+              if (params[0] === "a") aDone.resolve();
+              return result;
+            } catch (error) {
+              if (params[0] === "b" && !aDone.settled) {
+                bFailed.resolve();
+                await aDone.promise;
+                aDone.settled = true;
+                if (dropped) await admin(`DROP TABLE "${name}"`);
+              }
+              throw error;
+            }
+          },
+        };
+        const storage = new PostgresStorage({ client, tableName: name, retry: false });
+        await Promise.all([storage.write("a", 1), storage.write("b", 2)]);
+        expect(statements.filter((text) => text.startsWith("CREATE TABLE"))).toHaveLength(dropped ? 2 : 1);
+        expect(statements.filter((text) => text.startsWith("INSERT"))).toHaveLength(dropped ? 5 : 4);
+        const rows = await admin(`SELECT key, value::text AS value FROM "${name}" ORDER BY key`);
+        expect(rows).toStrictEqual([...(dropped ? [] : [{ key: "a", value: "1" }]), { key: "b", value: "2" }]);
+      } finally {
+        await pool.end();
+      }
+    },
+  );
 });

@@ -208,4 +208,26 @@ describe("errors carry fields, not only text", () => {
     const read = await rejection(storage.read("k"));
     expect({ operation: read.operation, inDoubt: read.inDoubt }).toStrictEqual({ operation: "read", inDoubt: false });
   });
+
+  it("a write stays in doubt when a later try fails in a way that did not apply: the first one may have", async () => {
+    const name = db.table("fields_doubt_first");
+    let tries = 0;
+    const client: QueryClient = {
+      async query(text: string, params: QueryParameter[]) {
+        tries += 1;
+        if (tries > 1) throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+        await db.pool.query(text, params);
+        throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
+      },
+    };
+    await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
+    const storage = new PostgresStorage<number>({ client, tableName: name, retry: { attempts: 3, baseDelayMs: 0 } });
+    const error = await rejection(storage.write("k", 7));
+    expect(tries).toBe(3);
+    expect(error.code).toBeUndefined();
+    expect(error.message).toContain("ECONNREFUSED");
+    expect(error.inDoubt).toBe(true);
+    // And it had: the first try wrote the row.
+    expect(await new PostgresStorage<number>({ client: db.pool, tableName: name }).read("k")).toBe(7);
+  });
 });

@@ -163,7 +163,15 @@ export class RuntimeDriver {
         if (options.missing === "empty") return [];
         if (!this.#createTable) throw error;
       }
-      if (this.#creations === creationsBefore) await this.#createOn(connection);
+      // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first.
+      if (this.#creations !== creationsBefore) {
+        try {
+          return await this.#query(connection, statement, params);
+        } catch (error) {
+          if (sqlState(error) !== UNDEFINED_TABLE) throw error; // dropped since: create it again
+        }
+      }
+      await this.#createOn(connection);
       return await this.#query(connection, statement, params);
     } catch (error) {
       if (breaksConnection(error)) broken = error;

@@ -49,6 +49,12 @@ const adminTerminated = {
   line: "3211",
   routine: "ProcessInterrupts",
 };
+/** pg's DatabaseError for a backend terminated mid-query; Neon's Pool and Client (pg inside) raise the same. */
+const pgTerminated = error("terminating connection due to administrator command", {
+  length: 116,
+  name: "error",
+  ...adminTerminated,
+});
 
 /** Bun's PostgresError: its own `code`, the server's SQLSTATE (when the server sent one) in `errno`. */
 const bunError = (message: string, fields: Record<string, unknown>) =>
@@ -165,11 +171,7 @@ const shapes: Shape[] = [
   {
     driver: "pg",
     what: "terminated mid-query",
-    error: error("terminating connection due to administrator command", {
-      length: 116,
-      name: "error",
-      ...adminTerminated,
-    }),
+    error: pgTerminated,
     sqlState: "57P01",
     transience: "unknown",
   },
@@ -323,11 +325,7 @@ const shapes: Shape[] = [
   {
     driver: "Neon WebSocket",
     what: "terminated mid-query",
-    error: error("terminating connection due to administrator command", {
-      length: 116,
-      name: "error",
-      ...adminTerminated,
-    }),
+    error: pgTerminated,
     sqlState: "57P01",
     transience: "unknown",
   },

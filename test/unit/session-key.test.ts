@@ -173,6 +173,24 @@ const updates: Record<string, Update> = {
 
 type Keys = Record<SessionKeyStrategy, string | undefined>;
 // Without a sender chat, `senderChat: true` changes nothing: `withSenderChat` is given where it does.
+// A channel post has no user: no key for the strategies that need one, unless the channel counts as the user.
+const channelPostKeys = {
+  keys: {
+    chat: "-100789",
+    user: undefined,
+    "user-in-chat": undefined,
+    "chat-topic": "-100789",
+    "user-in-topic": undefined,
+  },
+  withSenderChat: {
+    chat: "-100789",
+    user: "-100789",
+    "user-in-chat": "-100789:-100789",
+    "chat-topic": "-100789",
+    "user-in-topic": "-100789:-100789",
+  },
+};
+
 const expected: Record<string, { keys: Keys; withSenderChat?: Keys }> = {
   "private chat": {
     keys: { chat: "42", user: "42", "user-in-chat": "42:42", "chat-topic": "42", "user-in-topic": "42:42" },
@@ -234,39 +252,8 @@ const expected: Record<string, { keys: Keys; withSenderChat?: Keys }> = {
       "user-in-topic": undefined,
     },
   },
-  // No user: no key for the strategies that need one, unless the channel counts as the user.
-  "channel post (no from)": {
-    keys: {
-      chat: "-100789",
-      user: undefined,
-      "user-in-chat": undefined,
-      "chat-topic": "-100789",
-      "user-in-topic": undefined,
-    },
-    withSenderChat: {
-      chat: "-100789",
-      user: "-100789",
-      "user-in-chat": "-100789:-100789",
-      "chat-topic": "-100789",
-      "user-in-topic": "-100789:-100789",
-    },
-  },
-  "edited channel post (no from)": {
-    keys: {
-      chat: "-100789",
-      user: undefined,
-      "user-in-chat": undefined,
-      "chat-topic": "-100789",
-      "user-in-topic": undefined,
-    },
-    withSenderChat: {
-      chat: "-100789",
-      user: "-100789",
-      "user-in-chat": "-100789:-100789",
-      "chat-topic": "-100789",
-      "user-in-topic": "-100789:-100789",
-    },
-  },
+  "channel post (no from)": channelPostKeys,
+  "edited channel post (no from)": channelPostKeys,
   "message as a channel in a group": {
     keys: {
       chat: "-100123",
