@@ -34,6 +34,18 @@ export interface Codec {
    * `JSON` counts as mergeable without saying so.
    */
   readonly mergeable?: boolean;
+  /**
+   * For a codec that transforms the text of another codec (`encryptedCodec`
+   * encrypts it, `compressedCodec` compresses it): that codec. Together with
+   * `wrap` and `unwrap`, it lets the storage compare and merge sessions on the
+   * inner codec's text, so that a session written back unchanged costs neither
+   * a statement nor an encryption.
+   */
+  readonly inner?: Codec;
+  /** Turns the `inner` codec's text into the stored text; only with `inner`. */
+  wrap?(text: string, context?: unknown): string | PromiseLike<string>;
+  /** Turns stored text back into the `inner` codec's text, refusing text it did not write; only with `inner`. */
+  unwrap?(text: string, context?: unknown): string | PromiseLike<string>;
 }
 
 /**

@@ -83,40 +83,47 @@ export function encryptedCodec(options: EncryptedCodecOptions): Codec {
   let keys: Promise<CryptoKey[]> | undefined;
   const allKeys = () => (keys ??= Promise.all(secrets.map(deriveKey)));
 
+  const wrap = async (text: string, context?: CodecContext) => {
+    const additionalData = boundTo(context);
+    const [key] = await allKeys();
+    const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+    const sealed = new Uint8Array(
+      await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key as CryptoKey, encoder.encode(text)),
+    );
+    return JSON.stringify(`${VERSION}.${toBase64Url(iv)}.${toBase64Url(sealed)}`);
+  };
+  const unwrap = async (text: string, context?: CodecContext) => {
+    const additionalData = boundTo(context);
+    const { iv, sealed } = readToken(text);
+    for (const key of await allKeys()) {
+      // GCM authenticates key, IV, ciphertext and AAD together: a wrong secret, a
+      // wrong stored key or a flipped bit fails here, never yields garbage.
+      const plaintext = await crypto.subtle
+        .decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed)
+        .catch(() => undefined);
+      if (plaintext !== undefined) return decoder.decode(plaintext);
+    }
+    throw new Error(
+      "the stored value cannot be decrypted: it was encrypted with another secret, for another key, or altered",
+    );
+  };
+
   return {
+    inner,
+    wrap,
+    unwrap,
     async stringify(value: unknown, context?: CodecContext) {
-      const additionalData = boundTo(context);
+      boundTo(context);
       const text: unknown = await inner.stringify(value, context);
       if (typeof text !== "string") {
         throw new TypeError(
           `the inner codec of encryptedCodec returned ${text === null ? "null" : typeof text}, not a string`,
         );
       }
-      const [key] = await allKeys();
-      const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-      const sealed = new Uint8Array(
-        await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key as CryptoKey, encoder.encode(text)),
-      );
-      return JSON.stringify(`${VERSION}.${toBase64Url(iv)}.${toBase64Url(sealed)}`);
+      return wrap(text, context);
     },
     async parse(text: string, context?: CodecContext) {
-      const additionalData = boundTo(context);
-      const { iv, sealed } = readToken(text);
-      let plaintext: ArrayBuffer | undefined;
-      for (const key of await allKeys()) {
-        // GCM authenticates key, IV, ciphertext and AAD together: a wrong secret, a
-        // wrong stored key or a flipped bit fails here, never yields garbage.
-        plaintext = await crypto.subtle
-          .decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed)
-          .catch(() => undefined);
-        if (plaintext !== undefined) break;
-      }
-      if (plaintext === undefined) {
-        throw new Error(
-          "the stored value cannot be decrypted: it was encrypted with another secret, for another key, or altered",
-        );
-      }
-      return inner.parse(decoder.decode(plaintext), context);
+      return inner.parse(await unwrap(text, context), context);
     },
   };
 }

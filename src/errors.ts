@@ -107,6 +107,39 @@ export class StorageValidationError extends PostgresStorageError {
 }
 
 /**
+ * A write-back met another writer's change to a field it changed too, with
+ * `onConflict: "throw"`. Nothing was written: the row holds the other
+ * writer's value.
+ */
+export class StorageConflictError extends PostgresStorageError {
+  /** The grammY session key. */
+  declare readonly key: string;
+  /** The top-level fields both changed; `[""]` for the whole value, `[]` when only the merge failed the schema. */
+  readonly fields: readonly string[];
+
+  /**
+   * Makes the error for a conflicting write-back.
+   *
+   * @param key the grammY session key
+   * @param fields the fields both sides changed
+   */
+  constructor(key: string, fields: readonly string[]) {
+    const what =
+      fields.length === 0
+        ? "the merge with another writer's change fails the schema"
+        : fields.length === 1 && fields[0] === ""
+          ? "another writer changed (or deleted) the value since it was read"
+          : `another writer changed ${fields.map((field) => JSON.stringify(field)).join(", ")} since it was read`;
+    super(`nothing was written: ${what}, key ${showKey(key)}; read it again and retry, or choose another onConflict`, {
+      key,
+      operation: "write",
+    });
+    this.name = "StorageConflictError";
+    this.fields = fields;
+  }
+}
+
+/**
  * A pg-style Client that cannot run a statement; its message says what to do.
  * The storage's error says which operation failed and passes this on as its cause.
  */

@@ -9,10 +9,12 @@ export { jsonWithDates } from "./dates-codec.ts";
 export { encryptedCodec, type EncryptedCodecOptions } from "./encrypted-codec.ts";
 export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from "./schema.ts";
 export type { InvalidValue, OnInvalid } from "./values.ts";
+export type { ConflictResolver, OnConflict, WriteConflict } from "./write-back.ts";
 export type { RetryOptions } from "./retry.ts";
 export type { PostgresClient, QueryClient, QueryParameter, UnsafeQueryClient } from "./driver/clients.ts";
 export {
   PostgresStorageError,
+  StorageConflictError,
   StorageOptionError,
   StorageValidationError,
   type ErrorDetails,

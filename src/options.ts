@@ -4,6 +4,7 @@ import type { KeyBuilderOption } from "./keys.ts";
 import type { RetryOptions } from "./retry.ts";
 import type { StandardSchema } from "./schema.ts";
 import type { OnInvalid } from "./values.ts";
+import type { OnConflict } from "./write-back.ts";
 
 /**
  * Options of {@link PostgresStorage}. Only `client` is required.
@@ -72,4 +73,21 @@ export interface PostgresStorageOptions<T = unknown> {
    * apply to it): behind such a pooler use `new SQL({ url, prepare: false })`.
    */
   prepare?: boolean | undefined;
+  /**
+   * How a write-back (a `write()` of a session this storage read, as grammY's
+   * session does after every update) is applied. `"merge"` (the default):
+   * as the change from what was read onto what the row holds now, so a change
+   * another process (or an `update()` in the handler) made meanwhile is kept;
+   * a session written back unchanged sends nothing. `"overwrite"`: a changed
+   * session replaces the row, as a plain write does.
+   */
+  writeBacks?: "merge" | "overwrite" | undefined;
+  /**
+   * What a merged write-back does with a field that another writer changed
+   * too since the read: `"ours"` (the default) stores the write-back's value,
+   * `"theirs"` keeps the other writer's, `"throw"` rejects with a
+   * `StorageConflictError` and writes nothing, and a function
+   * `(base, ours, theirs, conflict) => value` decides.
+   */
+  onConflict?: OnConflict<T> | undefined;
 }

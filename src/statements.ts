@@ -24,7 +24,12 @@ export interface Statements {
    * `$1` key, `$2` encoded patch (and TTL): merges the patch into the stored
    * object in the database, or stores it alone when there is no live row →
    * `value`, the merged JSON text. No row comes back when the stored value is
-   * not a JSON object.
+   * not a JSON object (or, with `dateTags`, is a tagged Date).
+   *
+   * The merge keeps the stored text of every field and the order of the
+   * fields, as `{ ...stored, ...patch }` would (jsonb would sort them), and
+   * writes it as JSON.stringify does, so that a session read back after an
+   * update and written back unchanged still matches its stored text.
    */
   readonly merge: Statement;
   /** `$1` key, `$2` encoded value (and TTL): inserts it unless a live row exists → a row when it did. */
@@ -54,12 +59,24 @@ export interface PageQuery {
 // instances drift.
 const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at > now())`;
 
+// The stored object's fields in their order, each patched one with the patch's value, then the patch's new fields
+// in theirs: as JSON text with no spaces, which to_json() escapes as JSON.stringify does.
+const MERGED =
+  `(SELECT ('{' || string_agg(to_json(f.key)::text || ':' || f.value::text, ',' ORDER BY f.side, f.pos) || '}')::json ` +
+  `FROM (SELECT s.key, COALESCE(p.value, s.value) AS value, 0 AS side, s.pos ` +
+  `FROM json_each(t.value) WITH ORDINALITY AS s(key, value, pos) ` +
+  `LEFT JOIN json_each(EXCLUDED.value) AS p(key, value) ON p.key = s.key ` +
+  `UNION ALL SELECT p.key, p.value, 1, p.pos FROM json_each(EXCLUDED.value) WITH ORDINALITY AS p(key, value, pos) ` +
+  `WHERE NOT EXISTS (SELECT FROM json_each(t.value) AS s(key, value) WHERE s.key = p.key)) AS f)`;
+// jsonWithDates stores a Date as this one-key object: a Date, not an object of fields to merge into.
+const TAGGED_DATE = `(SELECT array_agg(k) FROM json_object_keys(t.value) AS k) = ARRAY['$date']`;
+
 /**
  * The statements for one table name that is already validated and quoted.
  * Without a TTL they leave out the expiry arithmetic, which costs a read
  * about a tenth of its time.
  */
-export function statementsFor(table: string, withTtl: boolean): Statements {
+export function statementsFor(table: string, withTtl: boolean, dateTags = false): Statements {
   const named = new Map<string, Statement>();
   // Built on first use and kept: a storage sends a handful of distinct statements.
   const statement = (text: string): Statement => {
@@ -80,8 +97,9 @@ export function statementsFor(table: string, withTtl: boolean): Statements {
     write: `${upsert}EXCLUDED.value${rest}`,
     delete: `DELETE FROM ${table} WHERE key = $1`,
     merge:
-      `${upsert}CASE WHEN ${live("t.")} THEN (t.value::jsonb || EXCLUDED.value::jsonb)::json ELSE EXCLUDED.value END${rest} ` +
-      `WHERE json_typeof(t.value) = 'object' OR NOT ${live("t.")} RETURNING t.value::text AS value`,
+      `${upsert}CASE WHEN ${live("t.")} THEN ${MERGED} ELSE EXCLUDED.value END${rest} ` +
+      `WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
+      `RETURNING t.value::text AS value`,
     insertIfAbsent: `${upsert}EXCLUDED.value${rest} WHERE NOT ${live("t.")} RETURNING 1 AS done`,
     replaceIf:
       `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +

@@ -1,31 +1,37 @@
-import { KeyContext, decode } from "./codec.ts";
-import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
-import { RuntimeDriver, type RunOptions } from "./driver/runtime-driver.ts";
-import { PostgresStorageError, StorageOptionError, inOperation, showKey, type Operation } from "./errors.ts";
-import { skippableMs, timeToLive } from "./expiry.ts";
+import { KeyContext, decode, isMergeable } from "./codec.ts";
+import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./compare-and-set.ts";
+import { jsonWithDates } from "./dates-codec.ts";
+import { textOf, type Row } from "./driver/clients.ts";
+import { RuntimeDriver } from "./driver/runtime-driver.ts";
+import { PostgresStorageError, StorageOptionError, inOperation, type Operation } from "./errors.ts";
+import { timeToLive } from "./expiry.ts";
 import { keyContext, normalizeKeyBuilder, prefixUpperBound, storedKey, type KeyBuilder } from "./keys.ts";
 import type { PostgresStorageOptions } from "./options.ts";
 import { retryPolicy } from "./retry.ts";
+import { Rows } from "./rows.ts";
 import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
 import {
   checkPatch,
   decodeFromRead,
-  encodeForWrite,
+  decodePlain,
   encodePatch,
+  encodeValue,
   mergeFields,
   notAnObject,
+  sealed,
   setsAField,
+  unsealed,
   valueRules,
   type ValueRules,
 } from "./values.ts";
-import { WriteSkips, type ReadOutcome } from "./write-skips.ts";
+import { applyWriteBack, checkOnConflict, renew, type WriteBackScope } from "./write-back.ts";
+import { WriteBacks } from "./write-backs.ts";
 
 const KEY_PAGE_SIZE = 1000;
 const ENTRY_PAGE_SIZE = 100;
 const PRUNE_BLOCKS = 256;
-// Checked updates that keep losing to concurrent writers give up after this many tries.
-const MAX_MERGE_ATTEMPTS = 100;
+const UNREADABLE_JSON = "22P05";
 
 /**
  * grammY session storage in PostgreSQL: implements grammY's `StorageAdapter`
@@ -44,12 +50,14 @@ export class PostgresStorage<T = unknown> {
   readonly tableName: string;
 
   readonly #driver: RuntimeDriver;
+  readonly #rows: Rows;
   readonly #quotedTable: string;
   readonly #statements: Statements;
   readonly #keys: KeyBuilder;
   readonly #rules: ValueRules<T>;
-  readonly #millisecondsToLive: number | null;
-  readonly #skips = new WriteSkips();
+  readonly #backs = new WriteBacks();
+  readonly #writeBack: WriteBackScope<T>;
+  readonly #merge: boolean;
 
   /**
    * Checks the options; sends nothing to the database.
@@ -67,8 +75,8 @@ export class PostgresStorage<T = unknown> {
     this.#quotedTable = quoteTableName(this.tableName);
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
     this.#rules = valueRules(options);
-    this.#millisecondsToLive = timeToLive(options.millisecondsToLive);
-    this.#statements = statementsFor(this.#quotedTable, this.#millisecondsToLive !== null);
+    const ttl = timeToLive(options.millisecondsToLive);
+    this.#statements = statementsFor(this.#quotedTable, ttl !== null, this.#rules.codec === jsonWithDates);
     this.#driver = new RuntimeDriver({
       client: options.client,
       prepare: options.prepare ?? true,
@@ -77,6 +85,19 @@ export class PostgresStorage<T = unknown> {
       tableName: this.tableName,
       quotedTable: this.#quotedTable,
     });
+    this.#rows = new Rows(this.#driver, this.#statements, ttl);
+    if (options.writeBacks !== undefined && options.writeBacks !== "merge" && options.writeBacks !== "overwrite") {
+      throw new StorageOptionError("writeBacks", 'writeBacks must be "merge" or "overwrite"');
+    }
+    this.#merge = options.writeBacks !== "overwrite";
+    this.#writeBack = {
+      rows: this.#rows,
+      rules: this.#rules,
+      backs: this.#backs,
+      onConflict: checkOnConflict(options.onConflict),
+      // A write renews the expiry; the row needs renewing again once half its time to live has passed.
+      quietMs: ttl === null ? Number.POSITIVE_INFINITY : ttl / 2,
+    };
   }
 
   /**
@@ -89,14 +110,11 @@ export class PostgresStorage<T = unknown> {
   async read(key: string): Promise<T | undefined> {
     try {
       const at = keyContext(this.#keys, key);
-      const { value } = await this.#skips.observeRead(at.key, async () => {
-        const found = await this.#fetch("read", at);
-        // Decoded inside the observed read, so that a value that fails to decode arms no skip.
-        return {
-          ...found,
-          value: found.text === undefined ? undefined : await decodeFromRead(this.#rules, at, found.text),
-        };
-      });
+      const sentAt = this.#backs.now();
+      const { stored, quietMs } = await this.#rows.read("read", at);
+      const plain = stored === null ? null : await unsealed(this.#rules, at, stored);
+      const value = plain === null ? undefined : await decodePlain(this.#rules, at, plain);
+      this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs }, value);
       return value;
     } catch (error) {
       throw this.#in(error, "read", key);
@@ -104,35 +122,39 @@ export class PostgresStorage<T = unknown> {
   }
 
   /**
-   * Stores `value` under `key`, replacing what was there (and pushing its
-   * expiry forward), in one `INSERT … ON CONFLICT` statement. When it
-   * resolves, the value is in the database: a later read, in any process,
-   * sees it unless another write, update or delete of the key came after it
-   * or overlapped it (or the row expired).
+   * Stores `value` under `key`. A plain write replaces what was there (and
+   * pushes its expiry forward), in one `INSERT … ON CONFLICT` statement: when
+   * it resolves, the value is in the database, and a later read in any process
+   * sees it unless another write, update or delete of the key came after it or
+   * overlapped it (or the row expired).
    *
-   * One write is answered without a statement: grammY's write-back of a
-   * session that this storage read less than 5 seconds before, unchanged, with
-   * no other operation of the key in this process since (and no other read
-   * overlapping that read). So a read-only update
-   * costs one statement, not two, and a change another process made to the
-   * session meanwhile is kept rather than overwritten by the stale copy. With
-   * `millisecondsToLive`, such a write-back is still sent once half the row's
-   * time to live has passed, so sessions in use do not expire.
+   * A write-back (a write of a session this storage read: grammY's session
+   * writes every session back after its update) is applied as the change from
+   * what was read onto what the row holds now, so a change another process or
+   * an `update()` made meanwhile is kept (see `writeBacks` and `onConflict`):
+   * unchanged, it sends nothing (but renews a TTL that is half gone);
+   * changed, one statement that stores it if the row still holds what was
+   * read, and otherwise a merge field by field.
    *
    * @throws StorageValidationError when the value fails the schema (nothing is written)
+   * @throws StorageConflictError when `onConflict` is `"throw"` and another writer changed a field this one changed
    * @throws PostgresStorageError when the value cannot be encoded (nothing is written) or the write fails
    */
   async write(key: string, value: T): Promise<void> {
     try {
       const at = keyContext(this.#keys, key);
-      // Taken before encoding, so that a write refused there uses the skip up too.
-      const unchanged = this.#skips.takeSkip(at.key);
-      const { text } = await encodeForWrite(this.#rules, at, value);
-      if (text === unchanged) return;
-      await this.#skips.observeWrite(at.key, async () => {
-        await this.#run("write", at, this.#statements.write, this.#withTtl([at.key, text]), { missing: "create" });
-        return { text };
-      });
+      // Taken before encoding, so that a write refused there counts as the write-back of its read all the same.
+      const base = this.#backs.take(at.key, value);
+      const ours = await encodeValue(this.#rules, at, value);
+      if (base !== undefined && ours.plain === base.plain) {
+        // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding).
+        if (this.#backs.now() >= base.quietUntil) await renew(this.#writeBack, at, base, value);
+        return;
+      }
+      if (base !== undefined && this.#merge) return await applyWriteBack(this.#writeBack, at, base, value, ours);
+      const stored = await sealed(this.#rules, at, ours.plain);
+      await this.#rows.write(at, stored);
+      this.#backs.saw(at.key, stored);
     } catch (error) {
       throw this.#in(error, "write", key);
     }
@@ -144,7 +166,8 @@ export class PostgresStorage<T = unknown> {
    * different fields never lose each other, as read-modify-write does. The
    * merge is shallow; a field the patch sets to `undefined` is left as it is
    * (set it to `null`, or `write()` the whole value, to clear it). A patch
-   * that sets no field writes nothing and creates no row.
+   * that sets no field writes nothing and creates no row. The fields keep
+   * their order, as `{ ...stored, ...patch }` would.
    *
    * The stored value is taken exactly as `read()` would return it: with a
    * schema, a value that fails it is handled by `onInvalid` (`"throw"`
@@ -152,28 +175,31 @@ export class PostgresStorage<T = unknown> {
    * function's result is merged into).
    *
    * Without a schema, this is one statement that merges inside the database.
-   * With one, the stored value goes through it (and the merged value must pass
-   * it, unless `validateOnWrite` is false), which cannot happen inside
-   * PostgreSQL: the merge happens here and is written only if the stored value
-   * is still the one it merged into (a compare-and-set, tried again when another
-   * writer came first): one statement when this storage has just read the value
-   * (as grammY's session does), two otherwise.
+   * With one (or a codec that is not JSON, such as superjson or encryption), the
+   * stored value goes through it (and
+   * the merged value must pass it, unless `validateOnWrite` is false), which
+   * cannot happen inside PostgreSQL: the merge happens here and is written only
+   * if the stored value is still the one it merged into (a compare-and-set,
+   * tried again when another writer came first): one statement when this
+   * storage has just read the value (as grammY's session does), two otherwise.
+   *
+   * A handler's session written back after an `update()` of its key keeps
+   * the update: the write-back applies only what the handler changed.
    *
    * @returns the merged value, as a read would return it
    * @throws StorageValidationError when the stored value or the merged one fails the schema (nothing is written)
-   * @throws PostgresStorageError when the stored value is not an object, or (without a schema) the codec cannot merge in
-   * the database; with `inDoubt` set when the connection broke after the statement was sent (it may have taken effect)
+   * @throws PostgresStorageError when the patch is not a plain object, the stored value is not an object, or
+   * (without a schema) the codec cannot merge in the database; with `inDoubt` set when the connection broke after
+   * the statement was sent (it may have taken effect)
    */
   async update(key: string, patch: Partial<T>): Promise<T> {
     try {
       const at = keyContext(this.#keys, key);
       checkPatch(patch);
       if (!setsAField(patch)) return await this.#currentFields(at);
-      const guess = this.#skips.guess(at.key);
-      const merged = await this.#skips.observeWrite(at.key, () =>
-        this.#rules.schema === undefined ? this.#mergeInDatabase(at, patch) : this.#mergeChecked(at, patch, guess),
-      );
-      return merged.value;
+      return this.#rules.schema === undefined && isMergeable(this.#rules.codec)
+        ? await this.#mergeInDatabase(at, patch)
+        : await this.#mergeChecked(at, patch);
     } catch (error) {
       throw this.#in(error, "update", key);
     }
@@ -181,59 +207,53 @@ export class PostgresStorage<T = unknown> {
 
   /** `update()` of a patch that sets nothing: the stored object, or `{}` if the schema allows it; writes nothing. */
   async #currentFields(at: KeyContext): Promise<T> {
-    // Observed as a write, not a read: an update() never arms a skip.
-    const { text } = await this.#skips.observeWrite(at.key, () => this.#fetch("update", at));
-    const current = text === undefined ? undefined : await decodeFromRead(this.#rules, at, text);
+    const { stored } = await this.#rows.read("update", at);
+    const current = stored === null ? undefined : await decodeFromRead(this.#rules, at, stored);
     if (current !== undefined) return mergeFields<T>(at, current, {});
-    return (await encodeForWrite(this.#rules, at, {} as T)).value;
+    return (await encodeValue(this.#rules, at, {} as T)).value;
   }
 
-  async #mergeInDatabase(at: KeyContext, patch: Partial<T>): Promise<{ value: T; text: string }> {
-    const params = this.#withTtl([at.key, await encodePatch(this.#rules, at, patch)]);
-    const [row] = await this.#run("update", at, this.#statements.merge, params, {
-      missing: "create",
-      onlyIfNotApplied: true,
-    });
-    if (row === undefined) throw notAnObject(at);
-    const text = textOf(row, "value");
-    return { value: (await decode(this.#rules.codec, text, at)) as T, text };
+  async #mergeInDatabase(at: KeyContext, patch: Partial<T>): Promise<T> {
+    let merged: string | null;
+    try {
+      merged = await this.#rows.merge(at, await encodePatch(this.#rules, at, patch));
+    } catch (error) {
+      // PostgreSQL's JSON functions cannot read U+0000 in a string (22P05; the statement did not run): merge here.
+      if (error instanceof PostgresStorageError && error.code === UNREADABLE_JSON) return this.#mergeChecked(at, patch);
+      throw error;
+    }
+    if (merged === null) throw notAnObject(at);
+    this.#backs.saw(at.key, merged);
+    return (await decode(this.#rules.codec, merged, at)) as T;
   }
 
-  async #mergeChecked(
-    at: KeyContext,
-    patch: Partial<T>,
-    guess: string | undefined,
-  ): Promise<{ value: T; text: string }> {
+  async #mergeChecked(at: KeyContext, patch: Partial<T>): Promise<T> {
     // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
-    let known: string | null | undefined = guess;
-    for (let attempt = 1; attempt <= MAX_MERGE_ATTEMPTS; attempt += 1) {
-      known ??= (await this.#fetch("update", at)).text ?? null;
+    let known = this.#backs.latest(at.key);
+    for (let attempt = 1; ; attempt += 1) {
+      known ??= (await this.#rows.read("update", at)).stored;
       const previous = known === null ? undefined : await decodeFromRead(this.#rules, at, known);
-      const next = await encodeForWrite(this.#rules, at, mergeFields<T>(at, previous ?? {}, patch));
-      const params = this.#withTtl([at.key, next.text]);
-      const once = { missing: "create", onlyIfNotApplied: true } as const;
-      const [done] =
-        known === null
-          ? await this.#run("update", at, this.#statements.insertIfAbsent, params, once)
-          : await this.#run("update", at, this.#statements.replaceIf, [...params, known], once);
-      if (done !== undefined) return next;
+      const next = await encodeValue(this.#rules, at, mergeFields<T>(at, previous ?? {}, patch));
+      const stored = await sealed(this.#rules, at, next.plain);
+      if (await this.#rows.replaceIf("update", at, stored, known)) {
+        this.#backs.saw(at.key, stored);
+        return next.value;
+      }
+      if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("update", at);
       // Another writer came first: merge into what it left, after a pause that spreads out contenders.
       known = undefined;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
+      await pauseBeforeRetry(attempt);
     }
-    throw new PostgresStorageError(
-      `update() of key ${showKey(at.grammyKey)} lost to concurrent writers ${MAX_MERGE_ATTEMPTS} times in a row; nothing was written, try again`,
-    );
   }
 
   /** Deletes the session stored under `key`; deleting a missing key is not an error. */
   async delete(key: string): Promise<void> {
     try {
       const stored = storedKey(this.#keys, key);
-      await this.#skips.observeWrite(stored, async () => {
-        await this.#driver.run("delete", key, this.#statements.delete, [stored], { missing: "empty" });
-        return { text: undefined };
-      });
+      // grammY deletes instead of writing back a session set to null or undefined: that closes the read too.
+      this.#backs.take(stored, undefined);
+      await this.#rows.delete(key, stored);
+      this.#backs.saw(stored, null);
     } catch (error) {
       throw this.#in(error, "delete", key);
     }
@@ -242,10 +262,7 @@ export class PostgresStorage<T = unknown> {
   /** Whether a session is stored under `key`. */
   async has(key: string): Promise<boolean> {
     try {
-      const rows = await this.#driver.run("has", key, this.#statements.has, [storedKey(this.#keys, key)], {
-        missing: "empty",
-      });
-      return rows.length > 0;
+      return await this.#rows.has(key, storedKey(this.#keys, key));
     } catch (error) {
       throw this.#in(error, "has", key);
     }
@@ -305,29 +322,6 @@ export class PostgresStorage<T = unknown> {
    */
   createTable(): Promise<void> {
     return this.#driver.createTable();
-  }
-
-  /** Runs the read statement: the stored text, and for how long writing it back unchanged needs no statement. */
-  async #fetch(operation: Operation, at: KeyContext): Promise<ReadOutcome> {
-    const [row] = await this.#run(operation, at, this.#statements.read, [at.key], { missing: "empty" });
-    if (row === undefined) return { text: undefined, skippableMs: 0 };
-    const msLeft = row.msleft == null ? null : Number(row.msleft);
-    return { text: textOf(row, "value"), skippableMs: skippableMs(this.#millisecondsToLive, msLeft) };
-  }
-
-  #run(
-    operation: Operation,
-    at: KeyContext,
-    statement: Statement,
-    params: QueryParameter[],
-    options: RunOptions,
-  ): Promise<Row[]> {
-    return this.#driver.run(operation, at.grammyKey, statement, params, options);
-  }
-
-  /** The parameters of a write, with the TTL when there is one. */
-  #withTtl(params: QueryParameter[]): QueryParameter[] {
-    return this.#millisecondsToLive === null ? params : [...params, this.#millisecondsToLive];
   }
 
   async *#scan(withValues: boolean): AsyncGenerator<[key: string, row: Row], void, undefined> {

@@ -1,4 +1,5 @@
-import { checkCodec, decode, encode, isMergeable, strictJson, type Codec, type KeyContext } from "./codec.ts";
+import { checkCodec, decode, encode, strictJson, type Codec, type KeyContext } from "./codec.ts";
+import { seal, stackOf, unseal, type CodecStack } from "./codec-layers.ts";
 import { PostgresStorageError, StorageOptionError, StorageValidationError, showKey } from "./errors.ts";
 import type { PostgresStorageOptions } from "./options.ts";
 import { checkSchema, formatIssues, runSchema, type StandardIssue, type StandardSchema } from "./schema.ts";
@@ -26,6 +27,8 @@ export type OnInvalid<T> =
 /** How values travel between grammY and the value column. */
 export interface ValueRules<T> {
   readonly codec: Codec;
+  /** The codec taken apart: sessions are compared and merged on its plain text. */
+  readonly stack: CodecStack;
   readonly schema: StandardSchema<T> | undefined;
   readonly onInvalid: OnInvalid<T>;
   readonly validateOnWrite: boolean;
@@ -48,18 +51,22 @@ export function valueRules<T>({
   if (onInvalid !== "throw" && onInvalid !== "discard" && typeof onInvalid !== "function") {
     throw new StorageOptionError("onInvalid", 'onInvalid must be "throw", "discard" or a function');
   }
-  return { codec: checkCodec(codec), schema: checkSchema(schema), onInvalid, validateOnWrite };
+  const checked = checkCodec(codec);
+  return { codec: checked, stack: stackOf(checked), schema: checkSchema(schema), onInvalid, validateOnWrite };
+}
+
+/** A session checked and encoded for writing: the value as the schema parsed it, and its plain text. */
+export interface Encoded<T> {
+  readonly value: T;
+  /** The plain codec's text (before any encryption or compression). */
+  readonly plain: string;
 }
 
 /**
- * Checks and encodes a value for writing; throws before anything is sent.
- * Answers the value as the schema parsed it, and its text.
+ * Checks a value and encodes it with the plain codec; throws before anything
+ * is sent. {@link sealed} turns the plain text into the stored text.
  */
-export async function encodeForWrite<T>(
-  rules: ValueRules<T>,
-  at: KeyContext,
-  value: T,
-): Promise<{ value: T; text: string }> {
+export async function encodeValue<T>(rules: ValueRules<T>, at: KeyContext, value: T): Promise<Encoded<T>> {
   const key = at.grammyKey;
   let checked = value;
   if (rules.schema !== undefined && rules.validateOnWrite) {
@@ -73,12 +80,27 @@ export async function encodeForWrite<T>(
     }
     checked = result.value;
   }
-  return { value: checked, text: await encode(rules.codec, checked, at) };
+  return { value: checked, plain: await encode(rules.stack.plain, checked, at) };
+}
+
+/** The stored text of a plain text (the same text unless the codec encrypts or compresses). */
+export function sealed<T>(rules: ValueRules<T>, at: KeyContext, plain: string): string | Promise<string> {
+  return rules.stack.layers.length === 0 ? plain : seal(rules.stack, plain, at);
+}
+
+/** The plain text of a stored text (the same text unless the codec encrypts or compresses). */
+export function unsealed<T>(rules: ValueRules<T>, at: KeyContext, stored: string): string | Promise<string> {
+  return rules.stack.layers.length === 0 ? stored : unseal(rules.stack, stored, at);
 }
 
 /** Decodes and checks a stored value; `undefined` means "read it as missing". */
-export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, text: string): Promise<T | undefined> {
-  const value = await decode(rules.codec, text, at);
+export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, stored: string): Promise<T | undefined> {
+  return decodePlain(rules, at, await unsealed(rules, at, stored));
+}
+
+/** Decodes and checks a plain text; `undefined` means "read it as missing". */
+export async function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain: string): Promise<T | undefined> {
+  const value = await decode(rules.stack.plain, plain, at);
   if (rules.schema === undefined) return value as T;
   const result = await runSchema(rules.schema, value);
   if (result.issues === undefined) return result.value;
@@ -106,15 +128,17 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, te
   return again.value;
 }
 
-/** Encodes an `update()` patch (already checked to be an object) for merging in the database; the codec must be mergeable. */
+/** Checks a value against the schema (when writes are checked); answers its issues, or `undefined` when it passes. */
+export async function schemaIssues<T>(
+  rules: ValueRules<T>,
+  value: unknown,
+): Promise<readonly StandardIssue[] | undefined> {
+  if (rules.schema === undefined || !rules.validateOnWrite) return undefined;
+  return (await runSchema(rules.schema, value)).issues;
+}
+
+/** Encodes an `update()` patch (already checked to be an object) for merging in the database; the codec is mergeable. */
 export async function encodePatch<T>(rules: ValueRules<T>, at: KeyContext, patch: unknown): Promise<string> {
-  if (!isMergeable(rules.codec)) {
-    throw new StorageOptionError(
-      "codec",
-      "update() merges JSON objects, so it needs a codec that keeps them as they are (the default, JSON, jsonWithDates, " +
-        "or one marked mergeable: true); with this codec, read and write instead",
-    );
-  }
   const text = await encode(rules.codec, patch, at);
   if (!text.startsWith("{")) {
     throw new PostgresStorageError(
@@ -126,11 +150,29 @@ export async function encodePatch<T>(rules: ValueRules<T>, at: KeyContext, patch
 
 /** Refuses an `update()` patch that is not an object of fields. */
 export function checkPatch(patch: unknown): void {
-  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
-    throw new PostgresStorageError(
-      `update() takes an object of fields, got ${Array.isArray(patch) ? "an array" : String(patch)}`,
+  if (!isFields(patch)) {
+    throw new StorageOptionError(
+      "patch",
+      `update() takes a plain object of fields, got ${describeValue(patch)}; ` +
+        "to store a Map or a class instance, write() the whole value with a codec that keeps it",
     );
   }
+}
+
+/** Whether a value is a plain object of fields (not an array, a Map, a Date or another class's instance). */
+export function isFields(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** What a value is, for messages. */
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (typeof value !== "object" || value === null) return String(value);
+  const name: unknown = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor
+    ?.name;
+  return typeof name === "string" && name !== "" ? `a ${name}` : "an object with a custom prototype";
 }
 
 /** Whether an `update()` patch sets any field: fields set to `undefined` are left as they are. */
@@ -145,7 +187,7 @@ export function setsAField(patch: object): boolean {
  * @throws PostgresStorageError when the stored value is not an object
  */
 export function mergeFields<T>(at: KeyContext, stored: unknown, patch: object): T {
-  if (typeof stored !== "object" || stored === null || Array.isArray(stored)) throw notAnObject(at);
+  if (!isFields(stored)) throw notAnObject(at);
   // fromEntries defines properties, so a field named "__proto__" stays a field.
   return Object.fromEntries([
     ...Object.entries(stored),

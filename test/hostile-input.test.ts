@@ -109,14 +109,9 @@ const badValues: BadInput[] = [
     (_s, t) => storageOn(t, { schema: z.object({ intact: z.boolean() }) }).write("k", { intact: "yes" }),
     /fails the schema/,
   ],
-  ["an update() patch that is an array", (s) => s.update("k", [1] as never), /takes an object/],
-  ["an update() patch that is null", (s) => s.update("k", null as never), /takes an object/],
+  ["an update() patch that is an array", (s) => s.update("k", [1] as never), /takes a plain object/],
+  ["an update() patch that is null", (s) => s.update("k", null as never), /takes a plain object/],
   ["an update() patch with NaN", (s) => s.update("k", { n: Number.NaN } as never), /NaN/],
-  [
-    "an update() patch with U+0000 in a string (jsonb cannot hold it)",
-    (s) => s.update("k", { text: "a\0b" } as never),
-    /U\+0000/,
-  ],
 ];
 
 const badOptions: [string, () => unknown, RegExp][] = [

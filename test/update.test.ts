@@ -4,7 +4,7 @@ import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
 import {
   PostgresStorage,
-  PostgresStorageError,
+  StorageOptionError,
   StorageValidationError,
   encryptedCodec,
   jsonWithDates,
@@ -30,7 +30,7 @@ describe("update()", () => {
     for (let i = 0; i < FIELDS; i += 1) expect(stored[`field${i}`]).toBe(i);
   });
 
-  it("the same through read-modify-write loses fields, which is why update() exists", async () => {
+  it("the same through read-modify-write in 50 storages keeps every field too: each write-back applies only its change", async () => {
     const name = db.table("update_rmw");
     await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
     await Promise.all(
@@ -40,7 +40,56 @@ describe("update()", () => {
       }),
     );
     const stored = (await new PostgresStorage<Fields>({ client: db.pool, tableName: name }).read("chat")) ?? {};
-    expect(Object.keys(stored).length).toBeLessThan(FIELDS);
+    expect(Object.keys(stored)).toHaveLength(FIELDS);
+    for (let i = 0; i < FIELDS; i += 1) expect(stored[`field${i}`]).toBe(i);
+  });
+
+  it("keeps the order of the fields, nested ones included, and the stored text as JSON.stringify writes it", async () => {
+    type Loose = Record<string, unknown>;
+    for (const schema of [undefined, z.record(z.string(), z.unknown()) as StandardSchema<Loose>]) {
+      const name = db.table("update_order");
+      const store = new PostgresStorage<Loose>({ client: db.pool, tableName: name, schema });
+      const cart = { pizza: 2, cola: 1, tiramisu: 1 };
+      await store.write("k", { cart, menu: { zeta: [3, { y: 1, x: 2 }], alpha: 'a\n\u0001"' } });
+      const merged = await store.update("k", { step: "pay", cart: { ...cart, beer: 1 } });
+      const expected = {
+        cart: { pizza: 2, cola: 1, tiramisu: 1, beer: 1 },
+        menu: { zeta: [3, { y: 1, x: 2 }], alpha: 'a\n\u0001"' },
+        step: "pay",
+      };
+      expect(JSON.stringify(merged)).toBe(JSON.stringify(expected));
+      const [row] = await db.admin(`SELECT value::text AS value FROM "${name}"`);
+      expect(row?.value).toBe(JSON.stringify(expected));
+      expect(JSON.stringify(await store.read("k"))).toBe(JSON.stringify(expected));
+    }
+  });
+
+  it("merges values holding U+0000, which PostgreSQL's JSON functions cannot read, in JavaScript instead", async () => {
+    const store = new PostgresStorage<Record<string, string>>({ client: db.pool, tableName: db.table("update_nul") });
+    await store.write("k", { before: "a\0b" });
+    expect(await store.update("k", { after: "c\0d" })).toStrictEqual({ before: "a\0b", after: "c\0d" });
+    expect(await store.update("k", { after: "plain" })).toStrictEqual({ before: "a\0b", after: "plain" });
+    expect(await store.read("k")).toStrictEqual({ before: "a\0b", after: "plain" });
+  });
+
+  it("never brings an expired row back: it merges into nothing, in the database and in the checked merge after a read", async () => {
+    for (const schema of [
+      undefined,
+      z.object({ a: z.number().optional(), b: z.number().optional() }) as StandardSchema<Fields>,
+    ]) {
+      const name = db.table("update_expired");
+      const store = new PostgresStorage<Fields>({
+        client: db.pool,
+        tableName: name,
+        schema,
+        millisecondsToLive: 60_000,
+      });
+      await store.write("k", { a: 1 });
+      await store.read("k"); // what a compare-and-set would build on
+      await db.admin(`UPDATE "${name}" SET expires_at = now() - interval '1 second'`);
+      expect(await store.update("k", { b: 2 })).toStrictEqual({ b: 2 });
+      expect(await store.read("k")).toStrictEqual({ b: 2 });
+    }
   });
 
   it("costs one statement", async () => {
@@ -252,17 +301,29 @@ describe("update()", () => {
     expect(await store.read("k")).toStrictEqual([1, 2]);
   });
 
-  it("refuses a patch that is not an object", async () => {
+  it("refuses a patch that is not a plain object (an array, null, a Map, a class instance), writing nothing", async () => {
     const store = new PostgresStorage<Fields>({ client: db.pool, tableName: db.table("update_badpatch") });
-    await expect(store.update("k", [1] as never)).rejects.toThrow(/takes an object/);
-    await expect(store.update("k", null as never)).rejects.toThrow(/takes an object/);
+    await store.write("k", { a: 1 });
+    class Patch {
+      b = 2;
+    }
+    for (const patch of [[1], null, new Map([["b", 2]]), new Patch(), new Date()]) {
+      const refused = store.update("k", patch as never);
+      await expect(refused).rejects.toBeInstanceOf(StorageOptionError);
+      await expect(store.update("k", patch as never)).rejects.toThrow(/takes a plain object of fields/);
+    }
+    expect(await store.read("k")).toStrictEqual({ a: 1 });
   });
 
-  it("refuses codecs whose output cannot be merged in the database", async () => {
+  it("merges in JavaScript with a compare-and-set under codecs the database cannot merge (superjson, encryptedCodec)", async () => {
     for (const codec of [superjson, encryptedCodec({ secret: "x".repeat(32) })]) {
-      const store = new PostgresStorage<Fields>({ client: db.pool, tableName: db.table("update_codec"), codec });
-      await expect(store.update("k", { a: 1 })).rejects.toBeInstanceOf(PostgresStorageError);
-      await expect(store.update("k", { a: 1 })).rejects.toThrow(/mergeable/);
+      const name = db.table("update_codec");
+      const store = new PostgresStorage<Fields>({ client: db.pool, tableName: name, codec });
+      const other = new PostgresStorage<Fields>({ client: db.pool, tableName: name, codec });
+      await store.write("k", { a: 1 });
+      await other.update("k", { c: 3 });
+      expect(await store.update("k", { b: 2 })).toStrictEqual({ a: 1, c: 3, b: 2 });
+      expect(await other.read("k")).toStrictEqual({ a: 1, c: 3, b: 2 });
     }
   });
 
@@ -282,14 +343,20 @@ describe("update()", () => {
     }
   });
 
-  it("merges Dates under jsonWithDates", async () => {
-    const store = new PostgresStorage<{ at?: Date; n?: number }>({
+  it("merges Dates under jsonWithDates: a nested Date survives, a stored Date is no object to merge into", async () => {
+    const name = db.table("update_dates");
+    const store = new PostgresStorage<{ at?: Date; n?: number; nested?: { when: Date } } | Date>({
       client: db.pool,
-      tableName: db.table("update_dates"),
+      tableName: name,
       codec: jsonWithDates,
     });
-    await store.write("k", { n: 1 });
+    const when = new Date("2030-01-01T00:00:00.000Z");
+    await store.write("k", { n: 1, nested: { when } });
     const at = new Date("2031-05-05T05:05:05.005Z");
-    expect(await store.update("k", { at })).toStrictEqual({ n: 1, at });
+    expect(await store.update("k", { at })).toStrictEqual({ n: 1, nested: { when }, at });
+    expect(await store.read("k")).toStrictEqual({ n: 1, nested: { when }, at });
+    await store.write("d", when);
+    await expect(store.update("d", { n: 2 })).rejects.toThrow(/merges into objects/);
+    expect(await store.read("d")).toStrictEqual(when);
   });
 });

@@ -9,7 +9,7 @@ import { PostgresStorage, StorageValidationError, encryptedCodec } from "../src/
 import { databaseUrl } from "./support/clients.js";
 import { rewindExpiries, sleep, useFixture } from "./support/fixture.js";
 
-describe("write skipping: an acknowledged write is in the database", () => {
+describe("write-backs: applied as the change from what was read; an acknowledged write is in the database", () => {
   const db = useFixture(8);
   /** Pools of their own, as separate isolates or processes have. */
   const isolates: pg.Pool[] = [];
@@ -22,7 +22,8 @@ describe("write skipping: an acknowledged write is in the database", () => {
     await Promise.all(isolates.map((pool) => pool.end()));
   });
   const counted = () => countStatements(db.pool);
-  const writes = (statements: string[]) => statements.filter((text) => text.startsWith("INSERT")).length;
+  /** Statements that write: upserts, compare-and-sets and renewals. */
+  const writes = (statements: string[]) => statements.filter((text) => !text.startsWith("SELECT")).length;
   /** A table that already exists, so that no first-write retry shows up in the counts. */
   const table = async (label: string) => {
     const name = db.table(label);
@@ -32,25 +33,48 @@ describe("write skipping: an acknowledged write is in the database", () => {
   const stored = async (name: string, key = "k") =>
     (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = $1`, [key]))[0]?.value;
 
-  it("skips grammY's write-back of exactly what was just read, once; writes anything else", async () => {
+  it("sends nothing for a write-back of exactly what was read; one checked statement for a changed one; writes anything else", async () => {
     const c = counted();
     const store = new PostgresStorage<{ step: string; list: number[] }>({
       client: c.client,
       tableName: await table("skip_basic"),
     });
     await store.write("k", { step: "a", list: [1] });
-    const value = await store.read("k");
-    await store.write("k", { step: "a", list: [1] });
+    const value = (await store.read("k")) as { step: string; list: number[] };
+    await store.write("k", value);
     expect(writes(c.statements)).toBe(1);
-    // The skip was used up: the same write again is sent.
-    await store.write("k", { step: "a", list: [1] });
+    // However often, and however long after the read: the change is empty.
+    await store.write("k", value);
+    expect(writes(c.statements)).toBe(1);
+    value.list.push(2);
+    await store.write("k", value);
     expect(writes(c.statements)).toBe(2);
-    await store.write("k", { ...(value as { step: string; list: number[] }), list: [1, 2] });
-    expect(writes(c.statements)).toBe(3);
-    // What it wrote itself never makes a write skippable.
+    expect(c.statements.at(-1)).toMatch(/^UPDATE .* WHERE key = \$1 AND value::text = \$3/);
+    // The same object again: it builds on what it wrote, so unchanged it sends nothing.
+    await store.write("k", value);
+    expect(writes(c.statements)).toBe(2);
+    // A write of an object no read returned, with no read of the key open: a plain write.
     await store.write("k", { step: "a", list: [1, 2] });
-    expect(writes(c.statements)).toBe(4);
+    expect(writes(c.statements)).toBe(3);
+    expect(c.statements.at(-1)).toMatch(/^INSERT/);
     expect(await store.read("k")).toStrictEqual({ step: "a", list: [1, 2] });
+  });
+
+  it("a replaced session object, and grammY's initial() after a read found nothing, build on the key's last read", async () => {
+    const name = await table("fallback");
+    const c = counted();
+    const a = new PostgresStorage<{ n: number; x?: number }>({ client: c.client, tableName: name });
+    const b = new PostgresStorage<{ n: number; x?: number }>({ client: isolate(), tableName: name });
+    // No row: the handler's initial() value is written only if still no row, else merged onto it.
+    expect(await a.read("k")).toBeUndefined();
+    await b.write("k", { n: 0, x: 7 });
+    await a.write("k", { n: 1 });
+    expect(await stored(name)).toBe('{"n":1,"x":7}');
+    // A replaced object equal to what was read: nothing to apply.
+    await a.read("k");
+    const before = writes(c.statements);
+    await a.write("k", { n: 1, x: 7 });
+    expect(writes(c.statements)).toBe(before);
   });
 
   describe("isolates with storages of their own over pools of their own", () => {
@@ -97,7 +121,7 @@ describe("write skipping: an acknowledged write is in the database", () => {
       expect(await stored(name)).toBe('"X"');
     });
 
-    it("A reads X, B writes Y, A writes back X unchanged: skipped, so B's newer value is kept", async () => {
+    it("A reads X, B writes Y, A writes back X unchanged: nothing to apply, so B's newer value is kept", async () => {
       const name = await table("iso_write_back");
       const a = new PostgresStorage<{ v: number }>({ client: isolate(), tableName: name });
       const b = new PostgresStorage<{ v: number }>({ client: isolate(), tableName: name });
@@ -184,7 +208,7 @@ describe("write skipping: an acknowledged write is in the database", () => {
     });
   });
 
-  describe("only a lone read arms a skip, and the next operation of the key takes or disarms it", () => {
+  describe("what a write-back builds on, whatever this storage did to the key in between", () => {
     /** Storage A over the suite's pool and storage B in an isolate of its own, on one table. */
     const pair = async <T>(
       label: string,
@@ -196,19 +220,37 @@ describe("write skipping: an acknowledged write is in the database", () => {
       return { name, a, b };
     };
 
-    it("A reads X, A updates, B writes, A writes X: sent", async () => {
+    it("A reads X, A updates, A writes X back unchanged: the update stays; B writes, A writes X back: B's value stays", async () => {
       const { name, a, b } = await pair<{ v: number }>("arm_update");
       await a.write("k", { v: 1 });
       const read = (await a.read("k")) as { v: number };
       await a.update("k", { v: 3 });
       await a.write("k", read);
-      expect(await stored(name)).toBe('{"v":1}');
+      expect(await stored(name)).toBe('{"v":3}');
       await b.write("k", { v: 2 });
       await a.write("k", read);
-      expect(await stored(name)).toBe('{"v":1}');
+      expect(await stored(name)).toBe('{"v":2}');
     });
 
-    it("update(key, {}) reads without arming: A's write of what it answered is sent", async () => {
+    it("A reads X, A deletes the key, A writes X back unchanged: it stays deleted; changed: it is stored", async () => {
+      const { name, a } = await pair<{ v: number }>("arm_delete");
+      await a.write("k", { v: 1 });
+      const read = (await a.read("k")) as { v: number };
+      await a.delete("k");
+      await a.write("k", read);
+      expect(await stored(name)).toBeUndefined();
+      const again = (await a.read("k")) ?? { v: 1 };
+      await a.write("k", { v: 1 });
+      expect(await stored(name)).toBe('{"v":1}');
+      const changed = (await a.read("k")) as { v: number };
+      await a.delete("k");
+      changed.v = 5;
+      await a.write("k", changed);
+      expect(await stored(name)).toBe('{"v":5}');
+      expect(again).toStrictEqual({ v: 1 });
+    });
+
+    it("update(key, {}) is no read: a write of what it answered is a plain write", async () => {
       const { name, a, b } = await pair<{ v: number }>("arm_empty_update");
       await a.write("k", { v: 1 });
       const current = await a.update("k", {});
@@ -217,7 +259,7 @@ describe("write skipping: an acknowledged write is in the database", () => {
       expect(await stored(name)).toBe('{"v":1}');
     });
 
-    it("a read that fails to decode arms nothing", async () => {
+    it("a read that fails to decode opens nothing: the next write is a plain write", async () => {
       const { name, a, b } = await pair<{ v: number }>("arm_failed_decode", {
         schema: z.object({ v: z.number() }),
         validateOnWrite: false,
@@ -229,17 +271,17 @@ describe("write skipping: an acknowledged write is in the database", () => {
       expect(await stored(name)).toBe('{"v":"x"}');
     });
 
-    it("a write refused before it is sent uses the skip up", async () => {
+    it("a write refused before it is sent leaves the read's object as it was: written back unchanged, nothing is sent", async () => {
       const { name, a, b } = await pair<{ v: number | bigint }>("arm_refused_write");
       await a.write("k", { v: 1 });
       const read = (await a.read("k")) as { v: number };
       await expect(a.write("k", { v: 10n })).rejects.toThrow(/BigInt/);
       await b.write("k", { v: 2 });
       await a.write("k", read);
-      expect(await stored(name)).toBe('{"v":1}');
+      expect(await stored(name)).toBe('{"v":2}');
     });
 
-    it("a storage with a TTL sends the write-back of a row that has no expiry, to give it one", async () => {
+    it("a storage with a TTL renews a row that has no expiry, to give it one, in one statement", async () => {
       const name = await table("arm_ttl_none");
       await new PostgresStorage<number>({ client: db.pool, tableName: name }).write("k", 1);
       const c = counted();
@@ -249,20 +291,24 @@ describe("write skipping: an acknowledged write is in the database", () => {
       expect((await db.admin(`SELECT expires_at FROM "${name}"`))[0]?.expires_at).toBeInstanceOf(Date);
     });
 
-    it("the skip lapses 5 seconds after the read was sent", async () => {
+    it("an unchanged object sends nothing however long its handler took; another object falls back to its key's read for 60 s", async () => {
       const name = await table("arm_window");
       const c = counted();
-      const store = new PostgresStorage<number>({ client: c.client, tableName: name });
-      await store.write("k", 1);
+      const store = new PostgresStorage<{ v: number }>({ client: c.client, tableName: name });
+      await store.write("k", { v: 1 });
       vi.useFakeTimers({ toFake: ["performance"] });
       try {
-        await store.read("k");
-        vi.advanceTimersByTime(4_900);
-        await store.write("k", 1);
+        const read = (await store.read("k")) as { v: number };
+        vi.advanceTimersByTime(600_000);
+        await store.write("k", read);
         expect(writes(c.statements)).toBe(1);
         await store.read("k");
-        vi.advanceTimersByTime(5_000);
-        await store.write("k", 1);
+        vi.advanceTimersByTime(59_000);
+        await store.write("k", { v: 1 });
+        expect(writes(c.statements)).toBe(1);
+        await store.read("k");
+        vi.advanceTimersByTime(60_000);
+        await store.write("k", { v: 1 });
         expect(writes(c.statements)).toBe(2);
       } finally {
         vi.useRealTimers();
@@ -270,9 +316,10 @@ describe("write skipping: an acknowledged write is in the database", () => {
     });
   });
 
-  it("a lone write is in the database after it resolves, whatever overlapped before it (randomized, in one process)", async () => {
-    // A pool of 4 and 8 keys: reads, writes and deletes of one key overlap
-    // constantly. Every so often a key is left alone, written, and checked.
+  it("what a lone write or write-back left is in the database, whatever overlapped before it (randomized, in one process)", async () => {
+    // A pool of 4 and 8 keys: reads with their write-backs, plain writes and deletes of one key overlap
+    // constantly, in this storage and in another on the same pool. Every so often a key is left alone,
+    // written (or read, changed and written back), and checked.
     const name = await table("skip_random");
     // Answers are held back a random moment after the statement committed, as a network does:
     // answers then often arrive in another order than the commits.
@@ -283,7 +330,9 @@ describe("write skipping: an acknowledged write is in the database", () => {
         return result;
       },
     };
-    const store = new PostgresStorage<number>({ client: jittery, tableName: name });
+    type V = { v: number };
+    const store = new PostgresStorage<V>({ client: jittery, tableName: name });
+    const other = new PostgresStorage<V>({ client: jittery, tableName: name });
     const keys = Array.from({ length: 8 }, (_, i) => `k${i}`);
     const busy = new Map<string, number>();
     const checking = new Set<string>();
@@ -301,6 +350,32 @@ describe("write skipping: an acknowledged write is in the database", () => {
         busy.set(key, (busy.get(key) ?? 1) - 1);
       }
     };
+    /** grammY's pattern: read, a handler that may change the session, write-back. */
+    const handle = async (storage: PostgresStorage<V>, key: string) => {
+      const session = (await storage.read(key)) ?? { v: value() };
+      await sleep(Math.random() * 2);
+      if (Math.random() < 0.5) session.v = value();
+      await storage.write(key, session);
+    };
+    const check = async (key: string) => {
+      const roll = Math.random();
+      const before = await stored(name, key);
+      if (roll < 0.4) {
+        const v = value();
+        await (Math.random() < 0.5 ? store : other).write(key, { v });
+        const found = await stored(name, key);
+        if (found !== JSON.stringify({ v })) violations.push(`${key}: wrote ${v}, the database holds ${found}`);
+        return;
+      }
+      const session = await store.read(key);
+      const expected = session === undefined || roll < 0.7 ? { v: value() } : session;
+      if (session !== undefined && expected !== session) session.v = expected.v;
+      await store.write(key, session ?? expected);
+      const found = await stored(name, key);
+      if (found !== JSON.stringify(expected)) {
+        violations.push(`${key}: held ${before}, wrote back ${JSON.stringify(expected)}, the database holds ${found}`);
+      }
+    };
     const worker = async () => {
       while (checked < checks) {
         const key = pick(keys);
@@ -309,19 +384,19 @@ describe("write skipping: an acknowledged write is in the database", () => {
           continue;
         }
         if ((busy.get(key) ?? 0) === 0 && Math.random() < 0.3) {
-          // Alone on the key: write, then look at the database before anything else touches the key.
           checking.add(key);
-          const v = value();
-          await store.write(key, v);
-          const found = await stored(name, key);
-          if (found !== JSON.stringify(v)) violations.push(`${key}: wrote ${v}, the database holds ${found}`);
+          await check(key);
           checked += 1;
           checking.delete(key);
           continue;
         }
         const roll = Math.random();
         await run(key, () =>
-          roll < 0.45 ? store.read(key) : roll < 0.85 ? store.write(key, value()) : store.delete(key),
+          roll < 0.5
+            ? handle(pick([store, other]), key)
+            : roll < 0.85
+              ? pick([store, other]).write(key, { v: value() })
+              : pick([store, other]).delete(key),
         );
       }
     };
@@ -336,7 +411,7 @@ describe("write skipping: an acknowledged write is in the database", () => {
     let fail = true;
     const flaky = {
       query: (text: string, params: unknown[]) =>
-        text.startsWith("INSERT") && fail
+        !text.startsWith("SELECT") && fail
           ? Promise.reject(Object.assign(new Error("lost"), { code: "08006" }))
           : db.pool.query(text, params),
     };
@@ -346,7 +421,7 @@ describe("write skipping: an acknowledged write is in the database", () => {
     await twin.read("k");
     await expect(twin.write("k", 2)).rejects.toThrow(/lost/);
     fail = false;
-    await twin.write("k", 1); // the value read before the failed write: must not be skipped
+    await twin.write("k", 1); // no read open since the failed write-back: a plain write
     expect(writes(c.statements)).toBe(2);
   });
 
@@ -427,15 +502,20 @@ describe("write skipping: an acknowledged write is in the database", () => {
     expect(writes(c.statements)).toBe(1);
   });
 
-  it("never skips with the encrypting codec, whose output differs every time", async () => {
+  it("with the encrypting codec too, an unchanged write-back sends nothing: sessions are compared before encryption", async () => {
     const c = counted();
-    const store = new PostgresStorage<number>({
+    const store = new PostgresStorage<{ v: number }>({
       client: c.client,
       tableName: await table("skip_encrypted"),
       codec: encryptedCodec({ secret: "s".repeat(32) }),
     });
-    await store.write("k", 1);
-    await store.write("k", (await store.read("k")) as number);
+    await store.write("k", { v: 1 });
+    const read = (await store.read("k")) as { v: number };
+    await store.write("k", read);
+    expect(writes(c.statements)).toBe(1);
+    read.v = 2;
+    await store.write("k", read);
     expect(writes(c.statements)).toBe(2);
+    expect(await store.read("k")).toStrictEqual({ v: 2 });
   });
 });

@@ -1,0 +1,96 @@
+/**
+ * The storage's statements on the rows of its table, one key at a time:
+ * what each sends and what its answer means.
+ */
+import type { KeyContext } from "./codec.ts";
+import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
+import type { RunOptions, RuntimeDriver } from "./driver/runtime-driver.ts";
+import type { Operation } from "./errors.ts";
+import { skippableMs } from "./expiry.ts";
+import type { Statements } from "./statements.ts";
+
+/** What a read of a key found. */
+export interface Found {
+  /** The stored text, or `null` when there is no live row. */
+  readonly stored: string | null;
+  /** For how long after the read was sent the row may be written back unchanged without a statement. */
+  readonly quietMs: number;
+}
+
+// The write statements of a compare-and-set run once: one that may have applied is never sent again.
+const ONCE: RunOptions = { missing: "create", onlyIfNotApplied: true };
+
+/** The statements of one storage, run through its driver. */
+export class Rows {
+  readonly #driver: RuntimeDriver;
+  readonly #statements: Statements;
+  readonly #ttl: number | null;
+
+  /**
+   * @param driver the storage's way to the database
+   * @param statements the storage's statements
+   * @param ttl the storage's `millisecondsToLive`, or `null`
+   */
+  constructor(driver: RuntimeDriver, statements: Statements, ttl: number | null) {
+    this.#driver = driver;
+    this.#statements = statements;
+    this.#ttl = ttl;
+  }
+
+  /** Reads the live row of a key. */
+  async read(operation: Operation, at: KeyContext): Promise<Found> {
+    const [row] = await this.#run(operation, at, this.#statements.read, [at.key], { missing: "empty" });
+    if (row === undefined) return { stored: null, quietMs: Number.POSITIVE_INFINITY };
+    const msLeft = row.msleft == null ? null : Number(row.msleft);
+    return { stored: textOf(row, "value"), quietMs: skippableMs(this.#ttl, msLeft) };
+  }
+
+  /** Stores a text under a key, whatever the row held: last writer wins. */
+  async write(at: KeyContext, stored: string): Promise<void> {
+    await this.#run("write", at, this.#statements.write, this.#withTtl([at.key, stored]), { missing: "create" });
+  }
+
+  /**
+   * Stores `stored` only if the row holds `expected` (`null`: only if there is
+   * no live row), in one statement; answers whether it did.
+   */
+  async replaceIf(operation: Operation, at: KeyContext, stored: string, expected: string | null): Promise<boolean> {
+    const params = this.#withTtl([at.key, stored]);
+    const rows =
+      expected === null
+        ? await this.#run(operation, at, this.#statements.insertIfAbsent, params, ONCE)
+        : await this.#run(operation, at, this.#statements.replaceIf, [...params, expected], ONCE);
+    return rows.length > 0;
+  }
+
+  /** Merges a patch's JSON text into the stored object in the database; answers the merged text, or `null` when the stored value is no object. */
+  async merge(at: KeyContext, patch: string): Promise<string | null> {
+    const [row] = await this.#run("update", at, this.#statements.merge, this.#withTtl([at.key, patch]), ONCE);
+    return row === undefined ? null : textOf(row, "value");
+  }
+
+  /** Deletes the row of a stored key. */
+  async delete(key: string, stored: string): Promise<void> {
+    await this.#driver.run("delete", key, this.#statements.delete, [stored], { missing: "empty" });
+  }
+
+  /** Whether a live row exists under a stored key. */
+  async has(key: string, stored: string): Promise<boolean> {
+    return (await this.#driver.run("has", key, this.#statements.has, [stored], { missing: "empty" })).length > 0;
+  }
+
+  #run(
+    operation: Operation,
+    at: KeyContext,
+    statement: Statement,
+    params: QueryParameter[],
+    options: RunOptions,
+  ): Promise<Row[]> {
+    return this.#driver.run(operation, at.grammyKey, statement, params, options);
+  }
+
+  /** The parameters of a write, with the TTL when there is one. */
+  #withTtl(params: QueryParameter[]): QueryParameter[] {
+    return this.#ttl === null ? params : [...params, this.#ttl];
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Applies a write-back as the change from what was read onto what the row
+ * holds now: a compare-and-set against the text read (one statement when
+ * nothing else wrote the key meanwhile), and on a mismatch a field-by-field
+ * merge onto the row as it is, set again until it holds.
+ */
+import { decode, encode, type KeyContext } from "./codec.ts";
+import { StorageConflictError, StorageOptionError } from "./errors.ts";
+import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./compare-and-set.ts";
+import type { Found, Rows } from "./rows.ts";
+import { ABSENT, mergeChange, type Side } from "./three-way-merge.ts";
+import { decodePlain, encodeValue, schemaIssues, sealed, unsealed, type Encoded, type ValueRules } from "./values.ts";
+import type { Base, WriteBacks } from "./write-backs.ts";
+
+/** What a conflict resolver is told besides the three values. */
+export interface WriteConflict {
+  /** The grammY session key. */
+  readonly key: string;
+  /**
+   * The top-level fields both sides changed to different values; `[""]` when
+   * the values are not both objects (or the row was deleted meanwhile), `[]`
+   * when the field-by-field merge fails the schema.
+   */
+  readonly fields: readonly string[];
+}
+
+/**
+ * Decides a conflict of a write-back: `base` is the session as the handler
+ * read it (`undefined`: there was none), `ours` what the handler wrote back,
+ * `theirs` what the row holds now (`undefined`: deleted or expired). Answers
+ * the value to store (checked against the schema), or `undefined` to leave
+ * the row as it is.
+ */
+export type ConflictResolver<T> = (
+  base: T | undefined,
+  ours: T,
+  theirs: T | undefined,
+  conflict: WriteConflict,
+) => T | undefined | PromiseLike<T | undefined>;
+
+/**
+ * What a write-back does with a field that both it and another writer changed
+ * since its read: `"ours"` (the default) takes the write-back's value,
+ * `"theirs"` keeps the row's, `"throw"` rejects with a `StorageConflictError`
+ * and writes nothing, and a function decides.
+ */
+export type OnConflict<T> = "ours" | "theirs" | "throw" | ConflictResolver<T>;
+
+/**
+ * Checks the `onConflict` option.
+ *
+ * @throws StorageOptionError when it is none of the above
+ */
+export function checkOnConflict<T>(option: OnConflict<T> | undefined): OnConflict<T> {
+  if (option === undefined) return "ours";
+  if (option === "ours" || option === "theirs" || option === "throw" || typeof option === "function") return option;
+  throw new StorageOptionError("onConflict", 'onConflict must be "ours", "theirs", "throw" or a function');
+}
+
+/** What a write-back needs of its storage. */
+export interface WriteBackScope<T> {
+  readonly rows: Rows;
+  readonly rules: ValueRules<T>;
+  readonly backs: WriteBacks;
+  readonly onConflict: OnConflict<T>;
+  /** How long after a write its row may be written back unchanged without a statement. */
+  readonly quietMs: number;
+}
+
+/** The row as a merge sees it. */
+interface Theirs {
+  readonly stored: string | null;
+  readonly plain: string | null;
+  /** The decoded value, or {@link ABSENT} for no row (or one `onInvalid` discards). */
+  readonly value: Side;
+}
+
+/**
+ * Applies the write-back of `value` (encoded as `ours`), read as `base`.
+ *
+ * @throws StorageConflictError when `onConflict` is `"throw"` and a field conflicts
+ * @throws PostgresStorageError when it keeps losing to other writers, or a statement fails
+ */
+export async function applyWriteBack<T>(
+  scope: WriteBackScope<T>,
+  at: KeyContext,
+  base: Base,
+  value: T,
+  ours: Encoded<T>,
+): Promise<void> {
+  const { rows, rules, backs } = scope;
+  let theirs: Theirs | undefined;
+  // This storage changed the row itself since the read (an update() in the handler, say): merge onto what it
+  // left at once, rather than first sending a compare-and-set that would fail. A wrong guess only fails the set.
+  const latest = backs.latest(at.key);
+  if (latest !== undefined && latest !== base.stored) theirs = await decodeTheirs(rules, at, latest);
+  for (let attempt = 1; ; attempt += 1) {
+    let target: Encoded<T> | undefined = ours;
+    if (theirs !== undefined) {
+      target = await resolve(scope, at, base, ours, theirs);
+      if (target === undefined || target.plain === theirs.plain) {
+        // Nothing of ours to apply: the row stays as the other writer left it.
+        backs.forget(value);
+        backs.saw(at.key, theirs.stored);
+        return;
+      }
+    }
+    const stored = await sealed(rules, at, target.plain);
+    const sentAt = backs.now();
+    if (await rows.replaceIf("write", at, stored, theirs === undefined ? base.stored : theirs.stored)) {
+      backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs });
+      return;
+    }
+    if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at);
+    await pauseBeforeRetry(attempt);
+    theirs = await decodeTheirs(rules, at, (await rows.read("write", at)).stored);
+  }
+}
+
+/** Renews the expiry of a row written back unchanged, if it still holds what was read. */
+export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: Base, value: T): Promise<void> {
+  if (base.stored === null) return;
+  const sentAt = scope.backs.now();
+  // When the set fails, another writer wrote the row since (renewing it) or deleted it: nothing to apply either way.
+  if (await scope.rows.replaceIf("write", at, base.stored, base.stored)) {
+    scope.backs.wrote(value, { ...base, quietUntil: sentAt + scope.quietMs });
+  }
+}
+
+async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Found["stored"]): Promise<Theirs> {
+  if (stored === null) return { stored, plain: null, value: ABSENT };
+  const plain = await unsealed(rules, at, stored);
+  const value = await decodePlain(rules, at, plain);
+  return { stored, plain, value: value === undefined ? ABSENT : value };
+}
+
+/** What to store after a conflict: the merge, decided by `onConflict`; `undefined` to leave the row alone. */
+async function resolve<T>(
+  scope: WriteBackScope<T>,
+  at: KeyContext,
+  base: Base,
+  ours: Encoded<T>,
+  theirs: Theirs,
+): Promise<Encoded<T> | undefined> {
+  const { rules, onConflict } = scope;
+  const plainCodec = rules.stack.plain;
+  const baseValue: Side = base.plain === null ? ABSENT : await decode(plainCodec, base.plain, at);
+  const prefer = onConflict === "theirs" ? "theirs" : "ours";
+  const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, (field) =>
+    encode(plainCodec, field, at),
+  );
+  const decide = async (fields: readonly string[]): Promise<Encoded<T> | undefined> => {
+    if (onConflict === "ours") return ours;
+    if (onConflict === "theirs") return undefined;
+    if (onConflict === "throw") throw new StorageConflictError(at.grammyKey, fields);
+    const chosen = await onConflict(
+      (baseValue === ABSENT ? undefined : baseValue) as T | undefined,
+      ours.value,
+      (theirs.value === ABSENT ? undefined : theirs.value) as T | undefined,
+      { key: at.grammyKey, fields },
+    );
+    return chosen === undefined ? undefined : encodeValue(rules, at, chosen);
+  };
+  if (merged.conflicts.length > 0 && (onConflict === "throw" || typeof onConflict === "function")) {
+    return decide(merged.conflicts);
+  }
+  if (merged.value === ABSENT) return undefined;
+  // A merge of two valid values can still fail the schema (fields that must agree): then the rule decides the whole value.
+  if ((await schemaIssues(rules, merged.value)) !== undefined) return decide(merged.conflicts);
+  return encodeValue(rules, at, merged.value as T);
+}

@@ -1,0 +1,151 @@
+/**
+ * Which writes are write-backs, and what each builds on. grammY's session
+ * reads a session, runs the handler, and writes the session back; the write
+ * is applied as the change from what was read (see `write-back.ts`), so it
+ * must find what was read. grammY passes back the very object the read
+ * returned unless the handler replaced it, so each returned object is
+ * remembered with its base (exact, even with many updates of one key at
+ * once). A replaced object, a primitive session, or grammY's `initial()`
+ * after a read found nothing falls back to the key's last read, where that is
+ * sound: while every read of the key not yet written back saw the same text.
+ */
+
+/** What a write-back builds on: the row as this storage last saw it, and the session as it then was. */
+export interface Base {
+  /** The stored key. */
+  readonly key: string;
+  /** The row's stored text, or `null` when there was no row. */
+  readonly stored: string | null;
+  /** The plain codec's text of the session (the stored text unless the codec encrypts or compresses); `null` without a row. */
+  readonly plain: string | null;
+  /**
+   * Until when (on {@link WriteBacksOptions.now}'s clock) writing the session
+   * back unchanged needs no statement as far as the row's expiry goes.
+   */
+  readonly quietUntil: number;
+}
+
+/** What is known of one key. */
+interface KeyState {
+  /** The base of the key's last read, for writes whose value is not a returned object. */
+  base: Base | undefined;
+  /** Reads of the key not yet written back. */
+  open: number;
+  /** Whether open reads saw different texts: then no write of the key falls back to `base`. */
+  ambiguous: boolean;
+  /** When `base` was read. */
+  readAt: number;
+  /** The text the row held after this storage's last operation of the key; `null`: no row. A guess, checked by compare-and-set. */
+  latest: string | null | undefined;
+}
+
+/** Bounds and clock of {@link WriteBacks}. */
+export interface WriteBacksOptions {
+  /** How many keys to remember at most; the least recently used are forgotten first. Defaults to 1000. */
+  readonly maxKeys?: number | undefined;
+  /** Stored texts longer than this are not kept as guesses. Defaults to 1 million characters. */
+  readonly maxGuessChars?: number | undefined;
+  /** How long after a read a write of another object of its key still counts as its write-back. Defaults to 60 s. */
+  readonly fallbackMs?: number | undefined;
+  /** The clock, in milliseconds; `performance.now` unless a test drives time. */
+  readonly now?: (() => number) | undefined;
+}
+
+/**
+ * The bases of write-backs. Memory is bounded: objects are remembered weakly
+ * (a base lives as long as the session object it belongs to), keys up to
+ * `maxKeys`. Forgetting is always safe: a write without a base replaces the
+ * value, as any direct `write()` does.
+ */
+export class WriteBacks {
+  readonly #byObject = new WeakMap<object, Base>();
+  readonly #keys = new Map<string, KeyState>();
+  readonly #maxKeys: number;
+  readonly #maxGuessChars: number;
+  readonly #fallbackMs: number;
+  /** The clock. */
+  readonly now: () => number;
+
+  /** @param options the bounds and the clock */
+  constructor(options: WriteBacksOptions = {}) {
+    this.#maxKeys = options.maxKeys ?? 1000;
+    this.#maxGuessChars = options.maxGuessChars ?? 1_000_000;
+    // Handlers that call slow APIs take seconds; a write a minute after a read is no write-back of it.
+    this.#fallbackMs = options.fallbackMs ?? 60_000;
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** Records a read: `value` is what it returned (`undefined` for no row), `base` what a write-back of it builds on. */
+  read(base: Base, value: unknown): void {
+    if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
+    const state = this.#state(base.key);
+    const now = this.now();
+    if (state.open > 0 && now - state.readAt < this.#fallbackMs) {
+      if (state.base?.stored !== base.stored) state.ambiguous = true;
+      state.open += 1;
+    } else {
+      state.open = 1;
+      state.ambiguous = false;
+    }
+    // A session too large to keep twice in memory is written back as a plain write.
+    state.base = (base.stored?.length ?? 0) > this.#maxGuessChars ? undefined : base;
+    state.readAt = now;
+    this.#saw(state, base.stored);
+  }
+
+  /**
+   * The base a write of `value` under `key` builds on, if it is a write-back:
+   * the base of the very object a read returned, or else the key's last read
+   * while that is sound. Call it when the write starts: it counts one open read of the key as written back.
+   */
+  take(key: string, value: unknown): Base | undefined {
+    const own = typeof value === "object" && value !== null ? this.#byObject.get(value) : undefined;
+    if (own !== undefined && own.key !== key) return undefined;
+    const state = this.#keys.get(key);
+    if (state === undefined || state.open === 0) return own;
+    state.open -= 1;
+    if (own !== undefined) return own;
+    return !state.ambiguous && this.now() - state.readAt < this.#fallbackMs ? state.base : undefined;
+  }
+
+  /** After a write-back of `value` applied: a further write of the same object builds on what it wrote. */
+  wrote(value: unknown, base: Base): void {
+    if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
+    this.saw(base.key, base.stored);
+  }
+
+  /** After a write-back of `value` was dropped in favour of the row: a further write of it replaces the row. */
+  forget(value: unknown): void {
+    if (typeof value === "object" && value !== null) this.#byObject.delete(value);
+  }
+
+  /** Records what the row of `key` held after an operation: `null` for no row. */
+  saw(key: string, stored: string | null): void {
+    this.#saw(this.#state(key), stored);
+  }
+
+  /** What the row of `key` held after this storage's last operation of it, as far as it knows: a guess to compare-and-set against. */
+  latest(key: string): string | null | undefined {
+    return this.#keys.get(key)?.latest;
+  }
+
+  #saw(state: KeyState, stored: string | null): void {
+    state.latest = stored !== null && stored.length > this.#maxGuessChars ? undefined : stored;
+  }
+
+  /** The state of `key`, made most recently used; the least recently used keys beyond the bound are forgotten. */
+  #state(key: string): KeyState {
+    let state = this.#keys.get(key);
+    if (state !== undefined) {
+      this.#keys.delete(key);
+    } else {
+      state = { base: undefined, open: 0, ambiguous: false, readAt: 0, latest: undefined };
+    }
+    this.#keys.set(key, state);
+    if (this.#keys.size > this.#maxKeys) {
+      const oldest = this.#keys.keys().next();
+      if (!oldest.done) this.#keys.delete(oldest.value);
+    }
+    return state;
+  }
+}

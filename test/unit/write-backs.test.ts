@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { WriteBacks, type Base } from "../../src/write-backs.ts";
+
+const base = (key: string, stored: string | null): Base => ({ key, stored, plain: stored, quietUntil: Infinity });
+
+describe("WriteBacks: which write is the write-back of which read", () => {
+  it("an object a read returned is written back on the base of that read, however many reads of the key came since", () => {
+    const backs = new WriteBacks();
+    const first = { v: 1 };
+    const second = { v: 2 };
+    backs.read(base("k", '{"v":1}'), first);
+    backs.read(base("k", '{"v":2}'), second);
+    expect(backs.take("k", first)?.stored).toBe('{"v":1}');
+    expect(backs.take("k", second)?.stored).toBe('{"v":2}');
+  });
+
+  it("another object falls back to the key's last read only while every open read of the key saw the same text", () => {
+    const backs = new WriteBacks();
+    backs.read(base("k", null), undefined);
+    backs.read(base("k", null), undefined);
+    expect(backs.take("k", { fresh: 1 })?.stored).toBeNull();
+    expect(backs.take("k", { fresh: 2 })?.stored).toBeNull();
+    // Both reads written back: a third write is a plain one.
+    expect(backs.take("k", { fresh: 3 })).toBeUndefined();
+    backs.read(base("k", "1"), 1);
+    backs.read(base("k", "2"), 2);
+    expect(backs.take("k", 3)).toBeUndefined();
+  });
+
+  it("an object written to another key than it was read from is no write-back", () => {
+    const backs = new WriteBacks();
+    const session = { v: 1 };
+    backs.read(base("a", '{"v":1}'), session);
+    expect(backs.take("b", session)).toBeUndefined();
+  });
+
+  it("a write-back applied moves the object's base to what it wrote; forget() makes its next write a plain one", () => {
+    const backs = new WriteBacks();
+    const session = { v: 1 };
+    backs.read(base("k", '{"v":1}'), session);
+    backs.wrote(session, base("k", '{"v":2}'));
+    expect(backs.take("k", session)?.stored).toBe('{"v":2}');
+    expect(backs.latest("k")).toBe('{"v":2}');
+    backs.forget(session);
+    expect(backs.take("k", session)).toBeUndefined();
+  });
+
+  it("the fallback lapses: a write long after the read is a plain write", () => {
+    let now = 0;
+    const backs = new WriteBacks({ now: () => now, fallbackMs: 1000 });
+    backs.read(base("k", "1"), 1);
+    now = 1000;
+    expect(backs.take("k", 1)).toBeUndefined();
+  });
+
+  it("remembers a bounded number of keys, and no guess of a text over the bound", () => {
+    const backs = new WriteBacks({ maxKeys: 2, maxGuessChars: 3 });
+    backs.saw("a", "1");
+    backs.saw("b", "2");
+    backs.saw("c", "3");
+    expect(backs.latest("a")).toBeUndefined();
+    expect(backs.latest("c")).toBe("3");
+    backs.saw("c", "1234");
+    expect(backs.latest("c")).toBeUndefined();
+    backs.read(base("c", "1234"), 1234);
+    expect(backs.take("c", 1234)).toBeUndefined();
+  });
+});
