@@ -7,6 +7,7 @@ import { OURS, PSQL, TELEGRAF, UPDATE_KINDS } from "./bots.js";
 import type { BundleSize } from "./bundle.js";
 import type { CodecTimings } from "./codec.js";
 import type { ColdStart } from "./cold-start.js";
+import type { SharedSession } from "./shared-session.js";
 import { median, percentile, ratioSpread, type RatioSpread } from "./measure.js";
 import { NEON_KINDS, NEON_TRANSPORTS, type NeonLatencyResults } from "./neon-latency.js";
 import { PER_UPDATE_POOL_SIZE, type PerUpdate } from "./per-update.js";
@@ -38,6 +39,7 @@ export interface Results {
     cpuMicros: number[];
   }[];
   readonly perUpdate: readonly PerUpdate[];
+  readonly sharedSession: readonly SharedSession[];
   readonly coldStarts: readonly ColdStart[];
   readonly prune: readonly PruneTiming[];
   readonly neonLatency: NeonLatencyResults;
@@ -305,6 +307,25 @@ ${table(
   ),
 )}
 
+## Two isolates sharing sessions (pg)
+
+Two isolates, each with a \`pg.Pool\` and a storage of its own, handle updates of the
+same 4 chats at once through real grammY bots, each update incrementing its isolate's
+own field; each isolate handles a chat's updates one after the other. Every update
+changes the session, so every write-back of ours meets the other isolate's change
+about half the time. Changes kept: the increments the rows hold at the end, of all
+that were made (over ${updateRounds} rounds).
+
+${table(
+  ["adapter", "updates per second", "statements per update", "changes kept"],
+  results.sharedSession.map((shared) => [
+    shared.adapter,
+    whole(median(shared.rates)),
+    shared.statementsPerUpdate.toFixed(2),
+    keptOf(shared.kept, shared.changes),
+  ]),
+)}
+
 ## Latency per operation through \`pg\`
 
 ![p50 latency per operation and adapter](${svgName})
@@ -508,6 +529,10 @@ ${table(
   writeFileSync(join(out, out === "." ? join("bench", "latency.svg") : "latency.svg"), chart(results, pgAdapters));
   return markdown;
 }
+
+/** How many of the changes made were kept, with the share. */
+const keptOf = (kept: number, changes: number) =>
+  `${kept} of ${changes} (${((100 * kept) / Math.max(1, changes)).toFixed(1)} %)`;
 
 const COLORS = ["#9aa0a6", "#1a73e8", "#e8710a", "#188038", "#a142f4", "#d01884"];
 

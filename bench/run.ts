@@ -21,6 +21,7 @@ import { startLatencyProxy } from "./latency-proxy.js";
 import { peakRss, percentile, rotate, shuffle, throughput, time } from "./measure.js";
 import { measureNeonLatency } from "./neon-latency.js";
 import { measurePerUpdate } from "./per-update.js";
+import { measureSharedSession } from "./shared-session.js";
 import { measurePrune, type PruneTiming } from "./prune.js";
 import { seededRandom } from "../dev/fault-proxy.js";
 import { writeReport, type Results } from "./report.js";
@@ -166,6 +167,13 @@ try {
     concurrencies: [1, 32],
   });
 
+  log(`two isolates sharing sessions, ${settings.perUpdateRounds} rounds…`);
+  const sharedSession = await measureSharedSession(database.url, table, {
+    rounds: settings.perUpdateRounds,
+    milliseconds: settings.perUpdateMs,
+    chats: 4,
+  });
+
   log("value sizes 100 B, 10 KB, 1 MB…");
   const sizes = new Map<string, { write: number[]; read: number[] }>();
   const pgOnly = adapters.filter((adapter) => adapter.via === "pg");
@@ -263,6 +271,7 @@ try {
       };
     }),
     perUpdate,
+    sharedSession,
     coldStarts,
     prune,
     neonLatency,

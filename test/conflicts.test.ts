@@ -220,6 +220,8 @@ describe("multi sessions: each fragment under a key of its own merges on its own
         return bot;
       });
       const [a, b] = bots as [Bot<Multi>, Bot<Multi>];
+      // The sessions exist first: a first update has no base to tell initial() values from changes (see the README).
+      await a.handleUpdate(textMessage(402, "/name n"));
       for (let n = 0; n < 20; n += 1) {
         await Promise.all([
           a.handleUpdate(textMessage(402, "/count")),
