@@ -481,6 +481,34 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     expect((await expiry()) - before).toBeGreaterThanOrEqual(500);
   });
 
+  it("judges a row's remaining life when the write-back is decided, after a slow schema, not when it started", async () => {
+    const name = await table("skip_ttl_slow");
+    const c = counted();
+    const slow = {
+      "~standard": {
+        validate: async (value: unknown) => {
+          await sleep(150);
+          return { value: value as number };
+        },
+      },
+    };
+    const store = new PostgresStorage<number>({
+      client: c.client,
+      tableName: name,
+      millisecondsToLive: 1_000,
+      schema: slow,
+    });
+    await store.write("k", 1);
+    await rewindExpiries(db.admin, name, 450); // 550 ms left: renewal due in 50 ms
+    const read = (await store.read("k")) as number;
+    const before = writes(c.statements);
+    await store.write("k", read); // 150 ms of schema: by then the row needs renewing
+    expect(writes(c.statements)).toBe(before + 1);
+    const [row] = await db.admin(`SELECT extract(epoch FROM expires_at - now()) * 1000 AS ms FROM "${name}"`);
+    expect(Number(row?.ms)).toBeGreaterThan(800); // renewed to a full second
+    expect(await store.read("k")).toBe(1);
+  });
+
   it("writes an unchanged value that has an expiry when this storage has none (clearing it)", async () => {
     const name = db.table("skip_clear_ttl");
     await new PostgresStorage<number>({ client: db.pool, tableName: name, millisecondsToLive: 60_000 }).write("k", 1);
