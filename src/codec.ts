@@ -71,6 +71,9 @@ const MAX_DEPTH = 2000;
 /** The key of the one-key object `jsonWithDates` stores a `Date` as. */
 export const DATE_TAG = "$date";
 
+/** Marks a codec that stores a `Date` as `{"$date": …}`, which an in-database merge must not take for an object. */
+export const TAGS_DATES: unique symbol = Symbol("tags dates");
+
 /**
  * Why the walk stopped. It travels back up as a return value, and each level
  * adds its key to `path` on the way: nothing is allocated for paths unless a

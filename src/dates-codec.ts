@@ -1,4 +1,4 @@
-import { DATE_TAG, checkJsonSafe, type Codec } from "./codec.ts";
+import { DATE_TAG, TAGS_DATES, checkJsonSafe, type Codec } from "./codec.ts";
 
 function isTagged(value: unknown): value is Record<typeof DATE_TAG, unknown> {
   return (
@@ -27,6 +27,8 @@ function tagDates(this: Record<string, unknown>, key: string, replaced: unknown)
  */
 export const jsonWithDates: Codec = {
   mergeable: true,
+  // A computed key escapes the object literal's excess property check: the mark is internal, not part of Codec.
+  ...{ [TAGS_DATES]: true },
   stringify(value) {
     // A value without Dates needs no replacer, which would cost JSON.stringify its fast path.
     return checkJsonSafe(value, true) ? JSON.stringify(value, tagDates) : JSON.stringify(value);

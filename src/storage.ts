@@ -1,6 +1,5 @@
-import { KeyContext, decode, isMergeable } from "./codec.ts";
+import { KeyContext, TAGS_DATES, decode, isMergeable } from "./codec.ts";
 import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./compare-and-set.ts";
-import { jsonWithDates } from "./dates-codec.ts";
 import { textOf, type Row } from "./driver/clients.ts";
 import { RuntimeDriver } from "./driver/runtime-driver.ts";
 import { PostgresStorageError, StorageOptionError, inOperation, type Operation } from "./errors.ts";
@@ -76,7 +75,7 @@ export class PostgresStorage<T = unknown> {
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
     this.#rules = valueRules(options);
     const ttl = timeToLive(options.millisecondsToLive);
-    this.#statements = statementsFor(this.#quotedTable, ttl !== null, this.#rules.codec === jsonWithDates);
+    this.#statements = statementsFor(this.#quotedTable, ttl !== null, TAGS_DATES in this.#rules.codec);
     this.#driver = new RuntimeDriver({
       client: options.client,
       prepare: options.prepare ?? true,
