@@ -93,7 +93,9 @@ export async function applyWriteBack<T>(
   // This storage changed the row itself since the read (an update() in the handler, say): merge onto what it
   // left at once, rather than first sending a compare-and-set that would fail. A wrong guess only fails the set.
   const latest = backs.latest(at.key);
-  if (latest !== undefined && latest !== base.stored) theirs = await decodeTheirs(rules, at, latest);
+  if (latest !== undefined && latest !== base.stored) {
+    theirs = await decodeTheirs(rules, at, latest).catch(() => undefined); // a guess that fails to decode is no guess
+  }
   for (let attempt = 1; ; attempt += 1) {
     let target: Encoded<T> | undefined = ours;
     if (theirs !== undefined) {
