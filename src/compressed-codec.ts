@@ -52,6 +52,8 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 // The zlib format (RFC 1950): deflate with a 2-byte header and an Adler-32 of the content.
 const FORMAT = "deflate";
 const ADLER_BYTES = 4;
+// A 2-byte header, the shortest deflate block (2 bytes, for no text), the Adler-32.
+const MIN_STREAM_BYTES = 8;
 const encoder = new TextEncoder();
 // fatal: bytes that are not UTF-8 are refused, not turned into U+FFFD.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -127,17 +129,18 @@ export function compressedCodec(options: CompressedCodecOptions = {}): LayeredCo
     }
     const data = fromCanonicalBase64Url(token.slice(dot + 1));
     if (data === undefined) throw notOurs("its data is not canonical base64url");
+    if (data.length < MIN_STREAM_BYTES) throw notOurs(`its data is ${data.length} bytes, too short for a zlib stream`);
     let bytes: Uint8Array;
     try {
       bytes = await transform(new DecompressionStream(FORMAT), data);
     } catch (error) {
       throw notOurs(`its data does not inflate (${error instanceof Error ? error.message : String(error)})`);
     }
-    // Node's DecompressionStream ignores bytes after the end of the stream: the last
-    // four bytes must be the Adler-32 that ends it, which junk after it would not repeat
-    // (unless it is a copy of the stream, which inflates to the same text anyway).
-    if (data.length < ADLER_BYTES || adler32(bytes) !== readUint32(data, data.length - ADLER_BYTES)) {
-      throw notOurs("bytes follow the end of its compressed stream");
+    // The last four bytes must be the Adler-32 of what the stream inflates to, which holds only
+    // when the stream is whole and ends the data: Deno's DecompressionStream inflates a stream
+    // that was cut short, and Node's ignores bytes after its end, without an error.
+    if (adler32(bytes) !== readUint32(data, data.length - ADLER_BYTES)) {
+      throw notOurs("it is not one whole zlib stream (cut short, or followed by other bytes)");
     }
     let inflated: string;
     try {
