@@ -10,7 +10,8 @@
 # - type-checks the same use with tsc against the installed dist/*.d.ts;
 # - installs a stand-in grammy 2.0.0-beta beside it (grammY 2 is not on npm yet): the
 #   peer dependency must not block it.
-# About 45 to 60 seconds with a warm npm cache; npm fetches the dev tools once for the build.
+# About 70 to 100 seconds on 2 cores with a warm npm cache, most of it npm installing the dev
+# tools in its clone of the repository to build dist/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
