@@ -7,6 +7,7 @@ import { OURS, PSQL, TELEGRAF, UPDATE_KINDS } from "./bots.js";
 import type { BundleSize } from "./bundle.js";
 import type { CodecTimings } from "./codec.js";
 import type { ColdStart } from "./cold-start.js";
+import type { CompressionResults } from "./compression.js";
 import type { SharedSession } from "./shared-session.js";
 import { median, percentile, ratioSpread, type RatioSpread } from "./measure.js";
 import { NEON_KINDS, NEON_TRANSPORTS, type NeonLatencyResults } from "./neon-latency.js";
@@ -48,6 +49,7 @@ export interface Results {
   readonly scans: readonly { rows: number; counted: number; seconds: number; peakMb: number; naivePeakMb: number }[];
   readonly bundles: readonly BundleSize[];
   readonly codec: CodecTimings;
+  readonly compression: CompressionResults;
 }
 
 const OPERATIONS = ["read", "write", "has", "update", "delete"];
@@ -524,7 +526,8 @@ ${table(
     ],
   ],
 )}
-`;
+
+${compressionSection(results.compression, results.database)}`;
   writeFileSync(join(out, "BENCHMARKS.md"), markdown);
   writeFileSync(join(out, out === "." ? join("bench", "latency.svg") : "latency.svg"), chart(results, pgAdapters));
   return markdown;
@@ -533,6 +536,32 @@ ${table(
 /** How many of the changes made were kept, with the share. */
 const keptOf = (kept: number, changes: number) =>
   `${kept} of ${changes} (${((100 * kept) / Math.max(1, changes)).toFixed(1)} %)`;
+
+/** The section on compressedCodec, also printed alone by `node --import tsx bench/compression.ts`. */
+export function compressionSection(compression: CompressionResults, database: string): string {
+  return `## Conversation state, compressed (compressedCodec)
+
+Real \`@grammyjs/conversations\` ${version("@grammyjs/conversations")} state, driven through a grammY \`Bot\` and a \`PostgresStorage\` on
+${database} (\`bench/compression.ts\`, conversations in \`dev/example-conversation.ts\`): the example bot's /feedback
+conversation, and a /list conversation that keeps every answer, whose state the plugin's replay log grows by each update.
+Bytes: \`octet_length(value::text)\` of the row, default codec beside \`compressedCodec()\` (threshold
+${compression.threshold.toLocaleString("en")} characters). CPU: median µs of Node ${process.version} CPU per update spent in the codec, one
+decode (the read) and one encode (the write back) of that state.
+
+${table(
+  ["state", "updates", "bytes, default", "bytes, compressed", "smaller by", "CPU µs, default", "CPU µs, compressed"],
+  compression.samples.map((s) => [
+    s.label,
+    s.steps.toLocaleString("en"),
+    s.plainBytes.toLocaleString("en"),
+    s.compressedBytes.toLocaleString("en"),
+    times(s.plainBytes / s.compressedBytes),
+    s.plainMicros.toFixed(0),
+    s.compressedMicros.toFixed(0),
+  ]),
+)}
+`;
+}
 
 const COLORS = ["#9aa0a6", "#1a73e8", "#e8710a", "#188038", "#a142f4", "#d01884"];
 

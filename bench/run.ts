@@ -16,6 +16,7 @@ import { NeonPool, neonAdapters, pgAdapters, type Adapter, type Value } from "./
 import { measureBundles } from "./bundle.js";
 import { measureCodecs } from "./codec.js";
 import { measureColdStarts } from "./cold-start.js";
+import { measureCompression } from "./compression.js";
 import { startDatabase } from "./database.js";
 import { startLatencyProxy } from "./latency-proxy.js";
 import { peakRss, percentile, rotate, shuffle, throughput, time } from "./measure.js";
@@ -237,6 +238,9 @@ try {
     await proxy.stop();
   }
 
+  log("conversation state, plain and compressed…");
+  const compression = await measureCompression(database.url, table, quick);
+
   log("bundle sizes…");
   const bundles = await measureBundles();
 
@@ -283,6 +287,7 @@ try {
     scans,
     bundles,
     codec,
+    compression,
   };
   const out = args.out ?? ".";
   mkdirSync(out, { recursive: true });

@@ -7,6 +7,7 @@ export { sessionKey, type SessionKeyContext, type SessionKeyOptions, type Sessio
 export type { Codec, CodecContext } from "./codec.ts";
 export { jsonWithDates } from "./dates-codec.ts";
 export { encryptedCodec, type EncryptedCodecOptions } from "./encrypted-codec.ts";
+export { compressedCodec, type CompressedCodecOptions, type LayeredCodec } from "./compressed-codec.ts";
 export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from "./schema.ts";
 export type { InvalidValue, OnInvalid } from "./values.ts";
 export type { ConflictResolver, OnConflict, WriteConflict } from "./write-back.ts";

@@ -9,10 +9,12 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
 import {
   PostgresStorage,
+  compressedCodec,
   encryptedCodec,
   jsonWithDates,
   sessionKey,
   type Codec,
+  type LayeredCodec,
   type PostgresClient,
 } from "../src/index.js";
 
@@ -110,6 +112,11 @@ describe("types", () => {
     it("exports codecs and key strategies with their types", () => {
       expectTypeOf(jsonWithDates).toEqualTypeOf<Codec>();
       expectTypeOf(encryptedCodec).returns.toEqualTypeOf<Codec>();
+      expectTypeOf(compressedCodec).returns.toEqualTypeOf<LayeredCodec>();
+      expectTypeOf<LayeredCodec>().toMatchTypeOf<Codec>();
+      expectTypeOf<LayeredCodec["inner"]>().toEqualTypeOf<Codec>();
+      // Compress, then encrypt: a LayeredCodec is a codec encryptedCodec takes.
+      expectTypeOf(encryptedCodec).toBeCallableWith({ secret: "", codec: compressedCodec() });
       const bot = new Bot<Context & SessionFlavor<Session>>("0:test");
       bot.use(
         session({
