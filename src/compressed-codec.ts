@@ -1,4 +1,4 @@
-import { strictJson, type Codec } from "./codec.ts";
+import { strictJson, type Codec, type LayeredCodec } from "./codec.ts";
 import { StorageOptionError } from "./errors.ts";
 
 /** Options of {@link compressedCodec}. */
@@ -17,31 +17,6 @@ export interface CompressedCodecOptions {
    * unreadable: every token says by itself that it is one.
    */
   threshold?: number | undefined;
-}
-
-/**
- * A codec that transforms the text of another codec, and says so: the storage
- * compares and merges sessions on the innermost codec's text, which it reaches
- * through `unwrap`, layer by layer.
- *
- * `stringify(value)` is `wrap(await inner.stringify(value))`, and `parse(text)`
- * is `inner.parse(await unwrap(text))`, each with the same context.
- */
-export interface LayeredCodec extends Codec {
-  /** Encodes a value: the inner codec's text, wrapped. */
-  stringify(value: unknown, context?: unknown): Promise<string>;
-  /** Decodes a stored text: unwrapped, then parsed by the inner codec. */
-  parse(text: string, context?: unknown): Promise<unknown>;
-  /** The codec whose text this one transforms. */
-  readonly inner: Codec;
-  /** Turns the inner codec's text into the stored text. */
-  wrap(text: string, context?: unknown): Promise<string>;
-  /**
-   * Turns a stored text back into the inner codec's text.
-   *
-   * @throws Error when the text is a token this codec did not write
-   */
-  unwrap(text: string, context?: unknown): Promise<string>;
 }
 
 /** The prefix every token of this codec starts with, whatever its version. */

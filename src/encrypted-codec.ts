@@ -1,4 +1,4 @@
-import { strictJson, type Codec, type CodecContext } from "./codec.ts";
+import { strictJson, type Codec, type CodecContext, type LayeredCodec } from "./codec.ts";
 import { StorageOptionError } from "./errors.ts";
 
 /** Options of {@link encryptedCodec}. */
@@ -68,7 +68,7 @@ const decoder = new TextDecoder();
  *
  * @throws StorageOptionError when a secret is shorter than 32 characters
  */
-export function encryptedCodec(options: EncryptedCodecOptions): Codec {
+export function encryptedCodec(options: EncryptedCodecOptions): LayeredCodec {
   const secrets = typeof options?.secret === "string" ? [options.secret] : [...(options?.secret ?? [])];
   if (
     secrets.length === 0 ||

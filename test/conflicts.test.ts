@@ -11,6 +11,7 @@ import {
   PostgresStorage,
   StorageConflictError,
   StorageOptionError,
+  compressedCodec,
   encryptedCodec,
   jsonWithDates,
   prefixKeys,
@@ -155,6 +156,12 @@ describe("statements per grammY update, with every codec, when nothing conflicts
     ["devalue", devalue, true],
     ["encryptedCodec", encryptedCodec({ secret: "c".repeat(32) }), false],
     ["encryptedCodec around superjson", encryptedCodec({ secret: "d".repeat(32), codec: superjson }), true],
+    ["compressedCodec", compressedCodec({ threshold: 1 }), false],
+    [
+      "encryptedCodec around compressedCodec",
+      encryptedCodec({ secret: "f".repeat(32), codec: compressedCodec({ threshold: 1 }) }),
+      false,
+    ],
   ];
 
   it.each(codecs)("%s: read-only 1, modifying 2, an untouched lazySession 0", async (_label, codec, withDate) => {

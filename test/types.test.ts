@@ -111,7 +111,7 @@ describe("types", () => {
 
     it("exports codecs and key strategies with their types", () => {
       expectTypeOf(jsonWithDates).toEqualTypeOf<Codec>();
-      expectTypeOf(encryptedCodec).returns.toEqualTypeOf<Codec>();
+      expectTypeOf(encryptedCodec).returns.toEqualTypeOf<LayeredCodec>();
       expectTypeOf(compressedCodec).returns.toEqualTypeOf<LayeredCodec>();
       expectTypeOf<LayeredCodec>().toMatchTypeOf<Codec>();
       expectTypeOf<LayeredCodec["inner"]>().toEqualTypeOf<Codec>();
