@@ -1,4 +1,5 @@
 import { PostgresStorageError, StorageOptionError, describe, showKey } from "./errors.ts";
+import type { Trace } from "./observe.ts";
 
 /** What the storage tells a codec about the value it encodes or decodes. */
 export interface CodecContext {
@@ -330,14 +331,22 @@ function show(path: readonly (string | number)[]): string {
 export class KeyContext implements CodecContext {
   readonly #storedKey: string;
   readonly #grammyKey: string;
+  readonly #trace: Trace | undefined;
 
   /**
    * @param grammyKey the key grammY asked for
    * @param storedKey the key in the table
+   * @param trace the operation's trace, when the storage is observed
    */
-  constructor(grammyKey: string, storedKey: string) {
+  constructor(grammyKey: string, storedKey: string, trace?: Trace) {
     this.#grammyKey = grammyKey;
     this.#storedKey = storedKey;
+    this.#trace = trace;
+  }
+
+  /** The trace of the operation, when the storage is observed. */
+  get trace(): Trace | undefined {
+    return this.#trace;
   }
 
   /** The stored key. */

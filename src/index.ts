@@ -12,6 +12,14 @@ export type { InferOutput, StandardIssue, StandardResult, StandardSchema } from 
 export type { InvalidValue, OnInvalid } from "./values.ts";
 export type { ConflictResolver, OnConflict, WriteConflict } from "./write-back.ts";
 export type { RetryOptions } from "./retry.ts";
+export type {
+  OperationEvent,
+  SpanLike,
+  StatementEvent,
+  StorageEvent,
+  TracerLike,
+  WriteOutcome,
+} from "./observe.ts";
 export type { PostgresClient, QueryClient, QueryParameter, UnsafeQueryClient } from "./driver/clients.ts";
 export {
   PostgresStorageError,

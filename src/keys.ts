@@ -1,5 +1,6 @@
 import { KeyContext } from "./codec.ts";
 import { PostgresStorageError, StorageOptionError, showKey } from "./errors.ts";
+import type { Trace } from "./observe.ts";
 
 /**
  * Maps grammY's session keys to the keys stored in the table, and back.
@@ -102,8 +103,8 @@ const MAX_KEY_LENGTH = 512;
  * @throws PostgresStorageError when the key is not a non-empty string, the
  * builder returns no string, or the stored key could not be stored faithfully
  */
-export function keyContext(keys: KeyBuilder, key: unknown): KeyContext {
-  return new KeyContext(key as string, storedKey(keys, key));
+export function keyContext(keys: KeyBuilder, key: unknown, trace?: Trace): KeyContext {
+  return new KeyContext(key as string, storedKey(keys, key), trace);
 }
 
 /**

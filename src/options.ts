@@ -1,6 +1,7 @@
 import type { Codec } from "./codec.ts";
 import type { PostgresClient } from "./driver/clients.ts";
 import type { KeyBuilderOption } from "./keys.ts";
+import type { StorageEvent, TracerLike } from "./observe.ts";
 import type { RetryOptions } from "./retry.ts";
 import type { StandardSchema } from "./schema.ts";
 import type { OnInvalid } from "./values.ts";
@@ -90,4 +91,19 @@ export interface PostgresStorageOptions<T = unknown> {
    * `(base, ours, theirs, conflict) => value` decides.
    */
   onConflict?: OnConflict<T> | undefined;
+  /**
+   * Receives a structured event when each operation ends (its duration,
+   * statements, retries, outcome and SQLSTATE, how a write was applied) and
+   * for each statement sent. Costs nothing when not given. Keys are left out
+   * unless `logKeys` is `true`.
+   */
+  onEvent?: ((event: StorageEvent) => void) | undefined;
+  /**
+   * An OpenTelemetry tracer (`trace.getTracer("bot")` of `@opentelemetry/api`,
+   * or anything of that shape): each operation becomes a client span with
+   * the operation, table, statements, retries, outcome and SQLSTATE.
+   */
+  tracer?: TracerLike | undefined;
+  /** Put grammY keys (chat and user ids: personal data) in events and spans. Defaults to `false`. */
+  logKeys?: boolean | undefined;
 }

@@ -69,14 +69,14 @@ export class Rows {
     return row === undefined ? null : textOf(row, "value");
   }
 
-  /** Deletes the row of a stored key. */
-  async delete(key: string, stored: string): Promise<void> {
-    await this.#driver.run("delete", key, this.#statements.delete, [stored], { missing: "empty" });
+  /** Deletes the row of a key. */
+  async delete(at: KeyContext): Promise<void> {
+    await this.#run("delete", at, this.#statements.delete, [at.key], { missing: "empty" });
   }
 
-  /** Whether a live row exists under a stored key. */
-  async has(key: string, stored: string): Promise<boolean> {
-    return (await this.#driver.run("has", key, this.#statements.has, [stored], { missing: "empty" })).length > 0;
+  /** Whether a live row exists under a key. */
+  async has(at: KeyContext): Promise<boolean> {
+    return (await this.#run("has", at, this.#statements.has, [at.key], { missing: "empty" })).length > 0;
   }
 
   #run(
@@ -86,7 +86,8 @@ export class Rows {
     params: QueryParameter[],
     options: RunOptions,
   ): Promise<Row[]> {
-    return this.#driver.run(operation, at.grammyKey, statement, params, options);
+    const trace = at.trace;
+    return this.#driver.run(operation, at.grammyKey, statement, params, trace ? { ...options, trace } : options);
   }
 
   /** The parameters of a write, with the TTL when there is one. */

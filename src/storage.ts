@@ -4,9 +4,10 @@ import { textOf, type Row } from "./driver/clients.ts";
 import { RuntimeDriver } from "./driver/runtime-driver.ts";
 import { PostgresStorageError, StorageOptionError, inOperation, type Operation } from "./errors.ts";
 import { timeToLive } from "./expiry.ts";
-import { keyContext, normalizeKeyBuilder, prefixUpperBound, storedKey, type KeyBuilder } from "./keys.ts";
+import { keyContext, normalizeKeyBuilder, prefixUpperBound, type KeyBuilder } from "./keys.ts";
 import type { PostgresStorageOptions } from "./options.ts";
 import { retryPolicy } from "./retry.ts";
+import { observerOf, type Observer, type Trace } from "./observe.ts";
 import { Rows } from "./rows.ts";
 import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
@@ -57,6 +58,7 @@ export class PostgresStorage<T = unknown> {
   readonly #backs = new WriteBacks();
   readonly #writeBack: WriteBackScope<T>;
   readonly #merge: boolean;
+  readonly #observer: Observer | undefined;
 
   /**
    * Checks the options; sends nothing to the database.
@@ -89,6 +91,7 @@ export class PostgresStorage<T = unknown> {
       throw new StorageOptionError("writeBacks", 'writeBacks must be "merge" or "overwrite"');
     }
     this.#merge = options.writeBacks !== "overwrite";
+    this.#observer = observerOf(options, this.tableName);
     this.#writeBack = {
       rows: this.#rows,
       rules: this.#rules,
@@ -107,16 +110,18 @@ export class PostgresStorage<T = unknown> {
    * because grammY would then replace the stored session with a fresh one
    */
   async read(key: string): Promise<T | undefined> {
+    const trace = this.#observer?.start("read", key);
     try {
-      const at = keyContext(this.#keys, key);
+      const at = keyContext(this.#keys, key, trace);
       const sentAt = this.#backs.now();
       const { stored, quietMs } = await this.#rows.read("read", at);
       const plain = stored === null ? null : await unsealed(this.#rules, at, stored);
       const value = plain === null ? undefined : await decodePlain(this.#rules, at, plain);
       this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs }, value);
+      trace?.end();
       return value;
     } catch (error) {
-      throw this.#in(error, "read", key);
+      throw this.#in(error, "read", key, trace);
     }
   }
 
@@ -140,22 +145,27 @@ export class PostgresStorage<T = unknown> {
    * @throws PostgresStorageError when the value cannot be encoded (nothing is written) or the write fails
    */
   async write(key: string, value: T): Promise<void> {
+    const trace = this.#observer?.start("write", key);
     try {
-      const at = keyContext(this.#keys, key);
+      const at = keyContext(this.#keys, key, trace);
       // Taken before encoding, so that a write refused there counts as the write-back of its read all the same.
       const base = this.#backs.take(at.key, value);
       const ours = await encodeValue(this.#rules, at, value);
       if (base !== undefined && ours.plain === base.plain) {
         // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding).
         if (this.#backs.now() >= base.quietUntil) await renew(this.#writeBack, at, base, value);
-        return;
+        else if (trace !== undefined) trace.write = "unchanged";
+      } else if (base !== undefined && this.#merge) {
+        await applyWriteBack(this.#writeBack, at, base, value, ours);
+      } else {
+        const stored = await sealed(this.#rules, at, ours.plain);
+        await this.#rows.write(at, stored);
+        this.#backs.saw(at.key, stored);
+        if (trace !== undefined) trace.write = "replaced";
       }
-      if (base !== undefined && this.#merge) return await applyWriteBack(this.#writeBack, at, base, value, ours);
-      const stored = await sealed(this.#rules, at, ours.plain);
-      await this.#rows.write(at, stored);
-      this.#backs.saw(at.key, stored);
+      trace?.end();
     } catch (error) {
-      throw this.#in(error, "write", key);
+      throw this.#in(error, "write", key, trace);
     }
   }
 
@@ -192,15 +202,19 @@ export class PostgresStorage<T = unknown> {
    * the statement was sent (it may have taken effect)
    */
   async update(key: string, patch: Partial<T>): Promise<T> {
+    const trace = this.#observer?.start("update", key);
     try {
-      const at = keyContext(this.#keys, key);
+      const at = keyContext(this.#keys, key, trace);
       checkPatch(patch);
-      if (!setsAField(patch)) return await this.#currentFields(at);
-      return this.#rules.schema === undefined && isMergeable(this.#rules.codec)
-        ? await this.#mergeInDatabase(at, patch)
-        : await this.#mergeChecked(at, patch);
+      const merged = !setsAField(patch)
+        ? await this.#currentFields(at)
+        : this.#rules.schema === undefined && isMergeable(this.#rules.codec)
+          ? await this.#mergeInDatabase(at, patch)
+          : await this.#mergeChecked(at, patch);
+      trace?.end();
+      return merged;
     } catch (error) {
-      throw this.#in(error, "update", key);
+      throw this.#in(error, "update", key, trace);
     }
   }
 
@@ -247,23 +261,28 @@ export class PostgresStorage<T = unknown> {
 
   /** Deletes the session stored under `key`; deleting a missing key is not an error. */
   async delete(key: string): Promise<void> {
+    const trace = this.#observer?.start("delete", key);
     try {
-      const stored = storedKey(this.#keys, key);
+      const at = keyContext(this.#keys, key, trace);
       // grammY deletes instead of writing back a session set to null or undefined: that closes the read too.
-      this.#backs.take(stored, undefined);
-      await this.#rows.delete(key, stored);
-      this.#backs.saw(stored, null);
+      this.#backs.take(at.key, undefined);
+      await this.#rows.delete(at);
+      this.#backs.saw(at.key, null);
+      trace?.end();
     } catch (error) {
-      throw this.#in(error, "delete", key);
+      throw this.#in(error, "delete", key, trace);
     }
   }
 
   /** Whether a session is stored under `key`. */
   async has(key: string): Promise<boolean> {
+    const trace = this.#observer?.start("has", key);
     try {
-      return await this.#rows.has(key, storedKey(this.#keys, key));
+      const found = await this.#rows.has(keyContext(this.#keys, key, trace));
+      trace?.end();
+      return found;
     } catch (error) {
-      throw this.#in(error, "has", key);
+      throw this.#in(error, "has", key, trace);
     }
   }
 
@@ -305,12 +324,20 @@ export class PostgresStorage<T = unknown> {
    * @returns how many rows were deleted
    */
   async prune(): Promise<number> {
-    let deleted = 0;
-    for (let block = 0; ; block += PRUNE_BLOCKS) {
-      const params = [block, PRUNE_BLOCKS, this.#quotedTable];
-      const [row] = await this.#driver.run("prune", undefined, this.#statements.prune, params, { missing: "empty" });
-      deleted += Number(row?.deleted ?? 0);
-      if (row?.more !== true) return deleted;
+    const trace = this.#observer?.start("prune");
+    try {
+      let deleted = 0;
+      for (let block = 0; ; block += PRUNE_BLOCKS) {
+        const params = [block, PRUNE_BLOCKS, this.#quotedTable];
+        const run = { missing: "empty", trace } as const;
+        const [row] = await this.#driver.run("prune", undefined, this.#statements.prune, params, run);
+        deleted += Number(row?.deleted ?? 0);
+        if (row?.more !== true) break;
+      }
+      trace?.end();
+      return deleted;
+    } catch (error) {
+      throw this.#in(error, "prune", undefined, trace);
     }
   }
 
@@ -319,11 +346,34 @@ export class PostgresStorage<T = unknown> {
    * safe to run from many processes at once. Never needed with
    * `createTable: true`; useful at deploy time when it is `false`.
    */
-  createTable(): Promise<void> {
-    return this.#driver.createTable();
+  async createTable(): Promise<void> {
+    const trace = this.#observer?.start("create table");
+    try {
+      await this.#driver.createTable();
+      trace?.end();
+    } catch (error) {
+      throw this.#in(error, "create table", undefined, trace);
+    }
   }
 
   async *#scan(withValues: boolean): AsyncGenerator<[key: string, row: Row], void, undefined> {
+    const trace = this.#observer?.start("readAll");
+    let failure: unknown;
+    try {
+      yield* this.#pages(withValues, trace);
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      // Also when the caller stops early (break): the scan ends there.
+      trace?.end(failure);
+    }
+  }
+
+  async *#pages(
+    withValues: boolean,
+    trace: Trace | undefined,
+  ): AsyncGenerator<[key: string, row: Row], void, undefined> {
     const parse = this.#keys.parse;
     if (parse === undefined) {
       throw this.#in(
@@ -338,7 +388,7 @@ export class PostgresStorage<T = unknown> {
     for (let first = true; ; first = false) {
       const text = this.#statements.page({ values: withValues, first, bounded: upper !== undefined });
       const params = upper === undefined ? [cursor, pageSize] : [cursor, upper, pageSize];
-      const rows = await this.#driver.run("readAll", undefined, text, params, { missing: "empty" });
+      const rows = await this.#driver.run("readAll", undefined, text, params, { missing: "empty", trace });
       for (const row of rows) {
         const key = parse.call(this.#keys, textOf(row, "key"));
         if (key !== undefined) yield [key, row];
@@ -349,8 +399,10 @@ export class PostgresStorage<T = unknown> {
     }
   }
 
-  /** An error of an operation, with the operation, key and table it happened in. */
-  #in(error: unknown, operation: Operation, key?: unknown): unknown {
-    return inOperation(error, operation, typeof key === "string" ? key : undefined, this.tableName);
+  /** An error of an operation, with the operation, key and table it happened in; it ends the operation's trace. */
+  #in(error: unknown, operation: Operation, key?: unknown, trace?: Trace): unknown {
+    const failure = inOperation(error, operation, typeof key === "string" ? key : undefined, this.tableName);
+    trace?.end(failure);
+    return failure;
   }
 }

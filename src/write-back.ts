@@ -104,6 +104,7 @@ export async function applyWriteBack<T>(
         // Nothing of ours to apply: the row stays as the other writer left it.
         backs.forget(value);
         backs.saw(at.key, theirs.stored);
+        if (at.trace !== undefined) at.trace.write = "kept theirs";
         return;
       }
     }
@@ -111,6 +112,7 @@ export async function applyWriteBack<T>(
     const sentAt = backs.now();
     if (await rows.replaceIf("write", at, stored, theirs === undefined ? base.stored : theirs.stored)) {
       backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs });
+      if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
       return;
     }
     if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at);
@@ -127,6 +129,7 @@ export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: B
   if (await scope.rows.replaceIf("write", at, base.stored, base.stored)) {
     scope.backs.wrote(value, { ...base, quietUntil: sentAt + scope.quietMs });
   }
+  if (at.trace !== undefined) at.trace.write = "renewed";
 }
 
 async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Found["stored"]): Promise<Theirs> {

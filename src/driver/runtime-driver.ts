@@ -5,6 +5,7 @@
  * errors explained.
  */
 import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
+import type { Trace } from "../observe.ts";
 import { retryAfter, retrying, transience, type RetryPolicy } from "../retry.ts";
 import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
 import {
@@ -52,6 +53,8 @@ export interface RunOptions {
   readonly missing: "empty" | "create";
   /** Retry only failures that prove it did not run: it must not take effect twice. */
   readonly onlyIfNotApplied?: boolean;
+  /** The operation's trace, when the storage is observed: statements, retries and creation are counted into it. */
+  readonly trace?: Trace | undefined;
 }
 
 /**
@@ -109,6 +112,7 @@ export class RuntimeDriver {
       // Off the common path: whether any try failed after its statement may have reached the database.
       let inDoubt = transience(first) === "unknown";
       const again = async () => {
+        if (options.trace !== undefined) options.trace.retries += 1;
         try {
           return await this.#attempt(statement, params, options);
         } catch (error) {
@@ -157,7 +161,7 @@ export class RuntimeDriver {
     const creationsBefore = this.#creations;
     try {
       try {
-        return await this.#query(connection, statement, params);
+        return await this.#query(connection, statement, params, options.trace);
       } catch (error) {
         if (sqlState(error) !== UNDEFINED_TABLE) throw error;
         if (options.missing === "empty") return [];
@@ -166,13 +170,13 @@ export class RuntimeDriver {
       // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first.
       if (this.#creations !== creationsBefore) {
         try {
-          return await this.#query(connection, statement, params);
+          return await this.#query(connection, statement, params, options.trace);
         } catch (error) {
           if (sqlState(error) !== UNDEFINED_TABLE) throw error; // dropped since: create it again
         }
       }
-      await this.#createOn(connection);
-      return await this.#query(connection, statement, params);
+      await this.#createOn(connection, options.trace);
+      return await this.#query(connection, statement, params, options.trace);
     } catch (error) {
       if (breaksConnection(error)) broken = error;
       throw error;
@@ -197,21 +201,52 @@ export class RuntimeDriver {
   }
 
   /** Runs a statement, prepared while this driver prepares; the first that finds its preparation lost ends that. */
-  async #query(connection: Connection, statement: Statement, params: QueryParameter[]): Promise<Row[]> {
+  async #query(connection: Connection, statement: Statement, params: QueryParameter[], trace?: Trace): Promise<Row[]> {
+    if (trace !== undefined) return this.#traced(connection, statement, params, trace);
     if (!this.#prepare) return rowsOf(await connection.query(statement, params, false));
     try {
       return rowsOf(await connection.query(statement, params, true));
     } catch (error) {
       if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
-      this.#prepare = false;
-      LOST_PREPARATIONS.add(this.#client);
+      this.#lostPreparations();
       return rowsOf(await connection.query(statement, params, false));
     }
   }
 
+  /** {@link #query} of an observed storage: each statement sent is recorded in the trace. Kept apart from the hot path. */
+  async #traced(connection: Connection, statement: Statement, params: QueryParameter[], trace: Trace): Promise<Row[]> {
+    const send = async (prepared: boolean) => {
+      const startedAt = performance.now();
+      try {
+        const rows = rowsOf(await connection.query(statement, params, prepared));
+        trace.statement(statement.text, startedAt, prepared);
+        return rows;
+      } catch (error) {
+        trace.statement(statement.text, startedAt, prepared, error);
+        throw error;
+      }
+    };
+    if (!this.#prepare) return send(false);
+    try {
+      return await send(true);
+    } catch (error) {
+      if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
+      this.#lostPreparations();
+      trace.unprepared = true;
+      return send(false);
+    }
+  }
+
+  /** Stops preparing, on this client for every storage: a pooler behind it loses prepared statements. */
+  #lostPreparations(): void {
+    this.#prepare = false;
+    LOST_PREPARATIONS.add(this.#client);
+  }
+
   /** Creates the table on `connection`, or waits for the creation this driver already has in flight. */
-  #createOn(connection: Connection): Promise<void> {
-    this.#creating ??= this.#createNow(connection)
+  #createOn(connection: Connection, trace?: Trace): Promise<void> {
+    if (trace !== undefined && this.#creating === undefined) trace.createdTable = true;
+    this.#creating ??= this.#createNow(connection, trace)
       .then(() => {
         this.#creations += 1;
       })
@@ -221,14 +256,15 @@ export class RuntimeDriver {
     return this.#creating;
   }
 
-  async #createNow(connection: Connection): Promise<void> {
+  async #createNow(connection: Connection, trace?: Trace): Promise<void> {
     const schema = quotedSchemaOf(this.#quotedTable);
     if (
-      (await this.#create(connection, tableDdl(this.#quotedTable), schema !== undefined)) === INVALID_SCHEMA_NAME &&
+      (await this.#create(connection, tableDdl(this.#quotedTable), schema !== undefined, trace)) ===
+        INVALID_SCHEMA_NAME &&
       schema !== undefined
     ) {
-      await this.#create(connection, schemaDdl(schema));
-      await this.#create(connection, tableDdl(this.#quotedTable));
+      await this.#create(connection, schemaDdl(schema), false, trace);
+      await this.#create(connection, tableDdl(this.#quotedTable), false, trace);
     }
   }
 
@@ -236,11 +272,19 @@ export class RuntimeDriver {
    * Runs one DDL statement; losing a creation race counts as success.
    * Answers 3F000 instead of throwing it when the schema may be created first.
    */
-  async #create(connection: Connection, ddl: string, schemaMayBeMissing = false): Promise<string | undefined> {
+  async #create(
+    connection: Connection,
+    ddl: string,
+    schemaMayBeMissing: boolean,
+    trace?: Trace,
+  ): Promise<string | undefined> {
+    const startedAt = performance.now();
     try {
       await connection.query({ text: ddl, name: "" }, [], false);
+      trace?.statement(ddl, startedAt, false);
       return undefined;
     } catch (error) {
+      trace?.statement(ddl, startedAt, false, error);
       const code = sqlState(error);
       if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return undefined;
       if (code === INVALID_SCHEMA_NAME && schemaMayBeMissing) return code;
