@@ -27,6 +27,8 @@ export interface DevStackOptions {
   readonly variant?: Variant | undefined;
   /** The table the bot keeps its state in; defaults to the example's `grammy_sessions`. */
   readonly sessionTable?: string | undefined;
+  /** Log one JSON line per storage operation from the worker (its `STORAGE_LOG` variable). */
+  readonly storageLog?: boolean | undefined;
   /**
    * Whether {@link DevStack.send} waits for what the worker logs about each
    * update (a moment after the response) and returns it in {@link Exchange.logs}.
@@ -111,6 +113,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       DATABASE_URL: databaseUrl,
       NEON_FETCH_ENDPOINT: `${neon.origin}/sql`,
       ...(options.sessionTable === undefined ? {} : { SESSION_TABLE: options.sessionTable }),
+      ...(options.storageLog === true ? { STORAGE_LOG: "1" } : {}),
     };
     // Who hears wrangler's lines: the caller's log, and the exchange in progress.
     const listeners = new Set<(line: string) => void>();

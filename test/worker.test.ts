@@ -189,3 +189,33 @@ describe.each<Variant>(["neon", "hyperdrive"])("worker example (%s)", (variant) 
     expect(await chat("/me")).toStrictEqual([["Nothing stored yet. Send /form."]]);
   });
 });
+
+describe("worker example with STORAGE_LOG=1", () => {
+  const { admin, close } = adminPool();
+  const table = uniqueTable("worker_log");
+  let stack: DevStack;
+  beforeAll(async () => {
+    stack = await startDevStack({
+      databaseUrl: databaseUrl(),
+      sessionTable: table,
+      storageLog: true,
+      workerLogs: true,
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await admin(`DROP TABLE IF EXISTS "${table}"`);
+    await close();
+  });
+
+  it("logs one JSON line per storage operation, without keys", async () => {
+    const exchange = await stack.send("/me");
+    expect(exchange.status).toBe(200);
+    const events = exchange.logs.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+    expect(events.length).toBeGreaterThanOrEqual(2); // the session's read and the conversations' read
+    for (const event of events) {
+      expect(event).toMatchObject({ kind: "operation", table, outcome: "ok" });
+      expect(event).not.toHaveProperty("key");
+    }
+  });
+});

@@ -17,6 +17,8 @@ export interface BotConfig {
   readonly BOT_API_ROOT?: string | undefined;
   /** The table for sessions and conversations; defaults to `grammy_sessions`. */
   readonly SESSION_TABLE?: string | undefined;
+  /** "1": log one JSON line per storage operation (Workers Logs, `wrangler tail`). */
+  readonly STORAGE_LOG?: string | undefined;
 }
 
 const HELP =

@@ -24,7 +24,7 @@ export default {
     client.on("error", (error) => console.error("database connection lost:", error.message));
     await client.connect();
     try {
-      const bot = createBot(env, storagesFor(client, env.SESSION_TABLE));
+      const bot = createBot(env, storagesFor(client, env.SESSION_TABLE, env.STORAGE_LOG === "1"));
       return await webhookCallback(bot, "cloudflare-mod", { secretToken: env.WEBHOOK_SECRET })(request);
     } finally {
       ctx.waitUntil(client.end());

@@ -23,14 +23,14 @@ export default {
     if (!env.WEBHOOK_SECRET) return new Response("WEBHOOK_SECRET is not set", { status: 500 });
     if (request.method !== "POST") return new Response("Telegram sends updates with POST", { status: 405 });
     if (env.NEON_FETCH_ENDPOINT) neonConfig.fetchEndpoint = env.NEON_FETCH_ENDPOINT;
-    const bot = createBot(env, storagesFor(neon(env.DATABASE_URL), env.SESSION_TABLE));
+    const bot = createBot(env, storagesFor(neon(env.DATABASE_URL), env.SESSION_TABLE, env.STORAGE_LOG === "1"));
     return webhookCallback(bot, "cloudflare-mod", { secretToken: env.WEBHOOK_SECRET })(request);
   },
 
   /** A Cron Trigger (see wrangler.toml) deletes sessions that expired. */
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     if (env.NEON_FETCH_ENDPOINT) neonConfig.fetchEndpoint = env.NEON_FETCH_ENDPOINT;
-    const { sessions } = storagesFor(neon(env.DATABASE_URL), env.SESSION_TABLE);
+    const { sessions } = storagesFor(neon(env.DATABASE_URL), env.SESSION_TABLE, env.STORAGE_LOG === "1");
     ctx.waitUntil(sessions.prune().then((deleted) => console.log(`pruned ${deleted} expired rows`)));
   },
 } satisfies ExportedHandler<Env>;
