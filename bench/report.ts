@@ -8,6 +8,7 @@ import type { BundleSize } from "./bundle.js";
 import type { CodecTimings } from "./codec.js";
 import type { ColdStart } from "./cold-start.js";
 import type { CompressionResults } from "./compression.js";
+import type { HookCost } from "./observe.js";
 import type { SharedSession } from "./shared-session.js";
 import { median, percentile, ratioSpread, type RatioSpread } from "./measure.js";
 import { NEON_KINDS, NEON_TRANSPORTS, type NeonLatencyResults } from "./neon-latency.js";
@@ -41,6 +42,7 @@ export interface Results {
   }[];
   readonly perUpdate: readonly PerUpdate[];
   readonly sharedSession: readonly SharedSession[];
+  readonly hookCost: readonly HookCost[];
   readonly coldStarts: readonly ColdStart[];
   readonly prune: readonly PruneTiming[];
   readonly neonLatency: NeonLatencyResults;
@@ -326,6 +328,28 @@ ${table(
     shared.statementsPerUpdate.toFixed(2),
     keptOf(shared.kept, shared.changes),
   ]),
+)}
+
+## What observability costs
+
+CPU of this process per operation (µs, median over ${updateRounds} rounds), one storage
+per variant on one pool, each round running every variant in turn: a read, then a
+changed write-back of the same key, as a grammY update does. "No hook" is the
+default; the hooks are no-ops, so the difference is the storage's own bookkeeping.
+
+${table(
+  ["variant", "read", "write-back", "read ÷ no hook", "write-back ÷ no hook"],
+  [...new Set(results.hookCost.map((cost) => cost.variant))].map((variant) => {
+    const of = (name: string, operation: string) =>
+      median(results.hookCost.find((cost) => cost.variant === name && cost.operation === operation)?.cpuMicros ?? []);
+    return [
+      variant,
+      whole(of(variant, "read")),
+      whole(of(variant, "write-back")),
+      times(of(variant, "read") / of("no hook", "read")),
+      times(of(variant, "write-back") / of("no hook", "write-back")),
+    ];
+  }),
 )}
 
 ## Latency per operation through \`pg\`

@@ -22,6 +22,7 @@ import { startLatencyProxy } from "./latency-proxy.js";
 import { peakRss, percentile, rotate, shuffle, throughput, time } from "./measure.js";
 import { measureNeonLatency } from "./neon-latency.js";
 import { measurePerUpdate } from "./per-update.js";
+import { measureHookCost } from "./observe.js";
 import { measureSharedSession } from "./shared-session.js";
 import { measurePrune, type PruneTiming } from "./prune.js";
 import { seededRandom } from "../dev/fault-proxy.js";
@@ -175,6 +176,12 @@ try {
     chats: 4,
   });
 
+  log("what observability costs…");
+  const hookCost = await measureHookCost(pool, table, {
+    rounds: settings.perUpdateRounds,
+    operations: quick ? 200 : 1_000,
+  });
+
   log("value sizes 100 B, 10 KB, 1 MB…");
   const sizes = new Map<string, { write: number[]; read: number[] }>();
   const pgOnly = adapters.filter((adapter) => adapter.via === "pg");
@@ -276,6 +283,7 @@ try {
     }),
     perUpdate,
     sharedSession,
+    hookCost,
     coldStarts,
     prune,
     neonLatency,
