@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ClientStateError, clientGaveUp } from "../../src/errors.js";
+import { ClientStateError, clientGaveUp, errorChain } from "../../src/errors.js";
 import { mayHaveApplied, transience } from "../../src/retry.js";
 
 // How sure a failure is not to have taken effect, on made-up errors at the edges of each rule (real drivers' errors
@@ -71,9 +71,15 @@ describe("transience", () => {
     expect(transience(coded("ERR_POSTGRES_SERVER_ERROR", { errno: "08006" }))).toBe("unknown");
   });
 
-  it("takes only string codes", () => {
+  it("takes only string codes and messages", () => {
     expect(transience(coded(40001))).toBeUndefined();
     expect(transience(coded(8006))).toBeUndefined();
+    // Objects that would read as a known message if made strings.
+    const as = (text: string) => ({ toString: () => text });
+    expect(transience({ message: as("socket hang up") })).toBeUndefined();
+    expect(
+      transience({ message: as("Client has encountered a connection error and is not queryable") }),
+    ).toBeUndefined();
   });
 
   it("counts an unreachable host only while connecting: on an open socket the statement may have been sent", () => {
@@ -121,6 +127,7 @@ describe("transience", () => {
     expect(transience(new Error("Client has encountered a connection error and is not queryable"))).toBe("not-applied");
     expect(transience(new Error("connection error"))).toBeUndefined();
     expect(transience(new Error("The Client has encountered a connection error and is not queryable"))).toBeUndefined();
+    expect(transience(new Error("Client has encountered a connection error and is not queryable!"))).toBeUndefined();
   });
 
   it("is undefined for what is no error object", () => {
@@ -155,6 +162,21 @@ describe("transience", () => {
     expect(
       transience(Object.assign(new Error("x"), { sourceError: null, error: null, errors: [null] })),
     ).toBeUndefined();
+  });
+});
+
+describe("errorChain", () => {
+  it("is the error, then what it wraps, depth first, objects only", () => {
+    const refused = coded("ECONNREFUSED");
+    const reset = coded("ECONNRESET");
+    const inner = new Error("inner", { cause: reset });
+    const neon = Object.assign(new Error("neon"), { sourceError: refused });
+    const event = { type: "error", error: inner };
+    const all = new AggregateError([neon, "not an object", null], "all", { cause: event });
+    expect(errorChain(all)).toStrictEqual([all, event, inner, reset, neon, refused]);
+    expect(errorChain({ errors: "ECONNRESET" })).toHaveLength(1);
+    expect(errorChain("ECONNRESET")).toStrictEqual([]);
+    expect(errorChain(null)).toStrictEqual([]);
   });
 });
 
@@ -229,7 +251,9 @@ describe("mayHaveApplied", () => {
       new Error("PGlite is closed!"),
       new Error("The Client was closed and is not queryable"),
       coded(42),
-      Object.assign(new Error(""), { message: 42 }),
+      // Objects that would read as a never-sent code or message if made strings.
+      coded({ toString: () => "CONNECTION_ENDED" }),
+      { message: { toString: () => "PGlite is closed" } },
     ]) {
       expect(mayHaveApplied(error)).toBe(true);
     }
