@@ -38,8 +38,11 @@ export class PostgresStorageError extends Error {
   /**
    * `true` when a write (`write`, `update`, `delete`, `prune`) failed after its
    * statement may have reached the database: the connection broke with no
-   * answer, so it may have taken effect. Read the key to see. `false` when it
-   * certainly did not, or for a read.
+   * answer, or the client stopped waiting (a timeout such as pg's
+   * `query_timeout`) or aborted, while the server may still commit it. Read the
+   * key to see. `false` when it certainly did not take effect (the server
+   * answered with an error, which rolled it back, its `statement_timeout`
+   * included; or it was never sent), or for a read.
    */
   readonly inDoubt: boolean;
 
@@ -177,12 +180,8 @@ export function explainFailure(context: FailureContext, error: unknown): Postgre
   if (error instanceof PostgresStorageError) return inOperation(error, operation, key, tableName);
   const code = sqlState(error);
   const target = key === undefined ? `table ${table}` : `key ${showKey(key)} in table ${table}`;
-  const hint =
-    error instanceof ClientStateError
-      ? "" // its message says what to do
-      : operation === "update" && inDoubt
-        ? UPDATE_IN_DOUBT
-        : hintFor(code, context);
+  // A ClientStateError's message says what to do.
+  const hint = error instanceof ClientStateError ? "" : hintFor(code, context, clientGaveUp(error));
   return new PostgresStorageError(
     `${operation} of ${target} failed: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
     { code, cause: error, operation, key, table: tableName, inDoubt },
@@ -201,17 +200,44 @@ export function inOperation<E>(error: E, operation: Operation, key: string | und
   return error;
 }
 
-const UPDATE_IN_DOUBT =
-  "The connection broke after update() was sent, so it may have taken effect and was not retried; read the key to see";
+const READ_THE_KEY = "read the key to see";
 
-function hintFor(
-  code: string | undefined,
+/** What to do about a failure: its cause's advice, and whether the write may have taken effect. */
+function hintFor(code: string | undefined, context: FailureContext, gaveUp: GaveUp | undefined): string {
+  const { operation, inDoubt = false } = context;
+  if (gaveUp === "timeout") {
+    const stopped = "The client stopped waiting for the answer (a client-side timeout, such as pg's query_timeout)";
+    return inDoubt
+      ? `${stopped}, but the statement may still commit on the server: it may have taken effect and was not retried; ${READ_THE_KEY}. The server's statement_timeout would cancel it and roll it back instead`
+      : `${stopped}, and it was not retried; the server's statement_timeout cancels a statement on the server instead`;
+  }
+  if (gaveUp === "abort") {
+    const aborted = "It was aborted (an AbortSignal, or a cancelled query)";
+    return inDoubt
+      ? `${aborted} after it may have reached the server, which runs it to the end: it may have taken effect and was not retried; ${READ_THE_KEY}`
+      : `${aborted}, and it was not retried`;
+  }
+  // update() is retried only when it certainly did not apply.
+  const mayHave = `may have taken effect${operation === "update" ? " and was not retried" : ""}; ${READ_THE_KEY}`;
+  if (code === undefined) {
+    // No answer from the server: a connection lost, or a driver's error that cannot say whether it was sent.
+    return inDoubt
+      ? `No answer came from the server, so it ${mayHave}`
+      : "Check the connection string, and that the client is connected and not ended";
+  }
+  const advice = adviceFor(code, context);
+  // The server answered this try with a SQLSTATE; the doubt comes from a connection lost with it (57P01…) or an earlier try.
+  const doubt = inDoubt ? `It ${mayHave}` : "";
+  return advice && doubt ? `${advice}. ${doubt}` : advice || doubt;
+}
+
+/** What a SQLSTATE asks of the user, if anything. */
+function adviceFor(
+  code: string,
   { operation, tableName, table, schema = "public", statement }: FailureContext,
 ): string {
   const migrations = `createTableSql(${JSON.stringify(tableName)})`;
   switch (code) {
-    case undefined:
-      return "Check the connection string, and that the client is connected and not ended";
     case "42P01":
       return `Run ${migrations} in your migrations, or storage.createTable()`;
     case "42501":
@@ -232,8 +258,56 @@ function hintFor(
       return "The codec's output must be JSON";
     case "22P05":
       return "update() merges as jsonb, which cannot hold U+0000; use write()";
+    case "57014":
+      return (
+        "The server cancelled the statement (its statement_timeout, or a cancel request) and rolled it back; " +
+        "a row lock held by another transaction, or a busy server, can keep a statement waiting that long"
+      );
+    case "55P03":
+      return "The server stopped waiting for a lock (its lock_timeout) and rolled the statement back; another transaction holds the row";
   }
   return "";
+}
+
+/** How a client gave up on a statement it may have sent: it stopped waiting ("timeout"), or was told to stop ("abort"). */
+export type GaveUp = "timeout" | "abort";
+
+/**
+ * Whether the client gave up on the statement rather than failing: pg's
+ * `query_timeout` ("Query read timeout", pg's forks in Neon's driver and
+ * `@vercel/postgres` too), a fetch aborted by `AbortSignal.timeout()`
+ * (TimeoutError) or by another signal (AbortError, which Neon's `neon()`
+ * wraps as `sourceError`), a cancelled query of Bun's SQL. Nothing of this
+ * stops a statement already sent: the server runs it to the end. A timeout
+ * the server enforces (`statement_timeout`, 57014) is no such thing: the
+ * server cancels the statement and rolls it back.
+ */
+export function clientGaveUp(error: unknown): GaveUp | undefined {
+  let found: GaveUp | undefined;
+  for (const node of errorChain(error)) {
+    const { name, message, code } = node as Record<string, unknown>;
+    if (name === "TimeoutError" || message === "Query read timeout") return "timeout";
+    if (name === "AbortError" || code === "ERR_POSTGRES_QUERY_CANCELLED") found = "abort";
+  }
+  return found;
+}
+
+/**
+ * The error objects of a driver's error, itself first, then what it wraps:
+ * `cause`, Neon's `sourceError`, the `error` of a WebSocket's ErrorEvent
+ * (Neon's Pool and Client reject with one when the socket cannot open) and
+ * AggregateError's `errors`, four links deep at most.
+ */
+export function errorChain(error: unknown): object[] {
+  const chain: object[] = [];
+  const visit = (node: unknown, depth: number): void => {
+    if (typeof node !== "object" || node === null || depth > 4) return;
+    chain.push(node);
+    const { cause, sourceError, error: inner, errors } = node as Record<string, unknown>;
+    for (const next of [cause, sourceError, inner, ...(Array.isArray(errors) ? errors : [])]) visit(next, depth + 1);
+  };
+  visit(error, 0);
+  return chain;
 }
 
 // Five characters with a digit: Node's error codes (EPIPE, EPERM…) are letters only.

@@ -6,7 +6,7 @@
  */
 import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
 import type { Trace } from "../observe.ts";
-import { retryAfter, retrying, transience, type RetryPolicy } from "../retry.ts";
+import { mayHaveApplied, retryAfter, retrying, type RetryPolicy } from "../retry.ts";
 import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
 import {
   rowsOf,
@@ -109,14 +109,14 @@ export class RuntimeDriver {
     try {
       return await this.#attempt(statement, params, options);
     } catch (first) {
-      // Off the common path: whether any try failed after its statement may have reached the database.
-      let inDoubt = transience(first) === "unknown";
+      // Off the common path: whether any try may have taken effect (unless its error proves it did not).
+      let inDoubt = mayHaveTakenEffect(first);
       const again = async () => {
         if (options.trace !== undefined) options.trace.retries += 1;
         try {
           return await this.#attempt(statement, params, options);
         } catch (error) {
-          inDoubt ||= transience(error) === "unknown";
+          inDoubt ||= mayHaveTakenEffect(error);
           throw error;
         }
       };
@@ -156,7 +156,7 @@ export class RuntimeDriver {
     // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
     // never settle. Such statements wait for the creation.
     if (this.#creating !== undefined && !(acquired instanceof Promise)) await this.#creating.catch(() => {});
-    const connection = acquired instanceof Promise ? await acquired : acquired;
+    const connection = acquired instanceof Promise ? await acquired.catch(neverSent) : acquired;
     let broken: unknown;
     const creationsBefore = this.#creations;
     try {
@@ -303,13 +303,26 @@ export class RuntimeDriver {
   }
 }
 
+/** Errors of checking a connection out of a pool: the statement was not sent (a timeout there included). */
+const NEVER_SENT = new WeakSet<object>();
+
+function neverSent(error: unknown): never {
+  if (typeof error === "object" && error !== null) NEVER_SENT.add(error);
+  throw error;
+}
+
+/** Whether a failed try may have taken effect: not when it failed before its statement was sent. */
+const mayHaveTakenEffect = (error: unknown) =>
+  !(typeof error === "object" && error !== null && NEVER_SENT.has(error)) && mayHaveApplied(error);
+
 /** Whether an operation changes what is stored, so that a failure of it may leave a change behind. */
 const writes = (operation: Operation) => operation !== "read" && operation !== "has" && operation !== "readAll";
 
 /**
  * Whether an error leaves its connection unfit for the next statement: one the
- * server did not answer with a SQLSTATE (a lost socket, say), or the server's
- * own goodbye (class 08, 57P01…).
+ * server did not answer with a SQLSTATE (a lost socket, say, or pg's
+ * `query_timeout`, after which the statement still runs on that connection),
+ * or the server's own goodbye (class 08, 57P01…).
  */
 function breaksConnection(error: unknown): boolean {
   const code = sqlState(error);

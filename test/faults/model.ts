@@ -22,10 +22,12 @@ export interface RunReport {
 
 /**
  * Runs random operations one after another and checks every answer against a
- * model of what the table may hold. A failed write or delete may or may not
- * have taken effect, so the model keeps each key's possible states; a
+ * model of what the table may hold. A failed write or delete in doubt may or
+ * may not have taken effect, so the model keeps each key's possible states; one
+ * not in doubt (`inDoubt: false`) certainly did not, and adds none. A
  * successful read or write settles them. Any answer outside them (a lost
- * acknowledged write, a read of `undefined` for a stored key) fails the test.
+ * acknowledged write, a read of `undefined` for a stored key, a write said not
+ * to have applied that did) fails the test.
  */
 export async function runAgainstModel(
   storage: PostgresStorage<Value>,
@@ -49,6 +51,11 @@ export async function runAgainstModel(
     const key = keys[Math.floor(options.random() * keys.length)] as string;
     const roll = options.random();
     const states = possible.get(key) ?? [];
+    /** After a failed write: the states it may have left, which are the ones before unless it is in doubt. */
+    const failedWith = (error: unknown, applied: State[]) => {
+      const notApplied = error instanceof PostgresStorageError && !error.inDoubt;
+      possible.set(key, notApplied ? states : [...states, ...applied]);
+    };
     try {
       if (roll < 0.35) {
         const value = { n: i };
@@ -56,7 +63,7 @@ export async function runAgainstModel(
           await storage.write(key, value);
           possible.set(key, [value]);
         } catch (error) {
-          possible.set(key, [...states, value]);
+          failedWith(error, [value]);
           throw error;
         }
       } else if (roll < 0.65) {
@@ -70,7 +77,7 @@ export async function runAgainstModel(
           await storage.delete(key);
           possible.set(key, [ABSENT]);
         } catch (error) {
-          possible.set(key, [...states, ABSENT]);
+          failedWith(error, [ABSENT]);
           throw error;
         }
       } else {
@@ -81,7 +88,7 @@ export async function runAgainstModel(
           possible.set(key, merged);
           observe(key, result);
         } catch (error) {
-          if (error instanceof PostgresStorageError) possible.set(key, [...states, ...merged]);
+          failedWith(error, merged);
           throw error;
         }
       }

@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { PostgresStorage, PostgresStorageError, type PostgresClient } from "../../src/index.ts";
 import { explainFailure, sqlState } from "../../src/errors.ts";
-import { transience, type Transience } from "../../src/retry.ts";
+import { mayHaveApplied, transience, type Transience } from "../../src/retry.ts";
 
 /**
  * Errors as each driver really raises them, copied field by field (all own
@@ -19,6 +19,14 @@ import { transience, type Transience } from "../../src/retry.ts";
  * `pg_ctl stop` of a throwaway server (fast: 57P01 to running queries;
  * immediate: the socket just closes; smart: 57P03 to new connections while one
  * is open); "too many" opens more connections than its max_connections.
+ * Timeouts and cancels run `pg_sleep(1)` (or wait for a lock another
+ * transaction holds) with a 200 ms limit: pg's `query_timeout`, the server's
+ * `statement_timeout` and `lock_timeout`, postgres.js's `query.cancel()` and
+ * `sql.end({ timeout })`, `neon()` with `fetchOptions.signal` (an
+ * `AbortSignal.timeout()`, an AbortController aborted in flight or before),
+ * Bun's `query.cancel()` and `close({ timeout })`. Bun's `idleTimeout` and
+ * `maxLifetime` never end a running query, and neither do postgres.js's
+ * `idle_timeout` and `max_lifetime`: they raise nothing to classify.
  * test/runtimes/bun/errors_test.ts provokes the Bun rows again under Bun and
  * checks that they still look like this.
  */
@@ -28,6 +36,10 @@ interface Shape {
   readonly error: unknown;
   readonly sqlState: string | undefined;
   readonly transience: Transience;
+  /** Whether a write that fails with it is in doubt (it may have taken effect). */
+  readonly inDoubt: boolean;
+  /** What the storage's message says after the driver's, where it says something of its own. */
+  readonly hint?: RegExp;
 }
 
 const error = (message: string, fields: Record<string, unknown>, base: Error = new Error(message)): Error =>
@@ -49,6 +61,30 @@ const adminTerminated = {
   line: "3211",
   routine: "ProcessInterrupts",
 };
+// What the storage says of a failed write, after the driver's message.
+const TIMED_OUT =
+  /\. The client stopped waiting for the answer \(a client-side timeout, such as pg's query_timeout\), but the statement may still commit on the server: it may have taken effect and was not retried; read the key to see\. The server's statement_timeout would cancel it and roll it back instead$/;
+const ABORTED =
+  /\. It was aborted \(an AbortSignal, or a cancelled query\) after it may have reached the server, which runs it to the end: it may have taken effect and was not retried; read the key to see$/;
+const CANCELLED_BY_SERVER =
+  /\(SQLSTATE 57014\)\. The server cancelled the statement \(its statement_timeout, or a cancel request\) and rolled it back; a row lock held by another transaction, or a busy server, can keep a statement waiting that long$/;
+const NO_ANSWER = /\. No answer came from the server, so it may have taken effect; read the key to see$/;
+const CHECK_CONNECTION = /\. Check the connection string, and that the client is connected and not ended$/;
+
+/** The server's fields of a statement it cancelled (57014): `line` 3319 for statement_timeout, 3349 for a cancel request. */
+const cancelled = (line: string) => ({
+  severity: "ERROR",
+  code: "57014",
+  file: "postgres.c",
+  line,
+  routine: "ProcessInterrupts",
+});
+/** pg's query_timeout; Neon's Pool and Client (pg inside) raise the same. */
+const queryReadTimeout = error("Query read timeout", {});
+/** neon() over HTTP when the fetch rejects: Neon wraps the fetch's error as sourceError. */
+const neonFetchError = (source: unknown) =>
+  error(`Error connecting to database: ${String(source)}`, { name: "NeonDbError", sourceError: source });
+
 /** pg's DatabaseError for a backend terminated mid-query; Neon's Pool and Client (pg inside) raise the same. */
 const pgTerminated = error("terminating connection due to administrator command", {
   length: 116,
@@ -137,6 +173,24 @@ const bun = {
   }),
   // Dropped mid-query (before, during or after the server got it), or an immediate shutdown.
   closed: bunError("Connection closed", { code: "ERR_POSTGRES_CONNECTION_CLOSED" }),
+  // query.cancel() while the server runs it: the server cancels it.
+  cancelledByUser: bunError("canceling statement due to user request", {
+    code: "ERR_POSTGRES_SERVER_ERROR",
+    errno: "57014",
+    severity: "ERROR",
+    file: "postgres.c",
+    line: "3349",
+    routine: "ProcessInterrupts",
+  }),
+  // query.cancel() before it ran; Bun raises the same when the connection closes under a cancelled query.
+  cancelledQuery: bunError("Query cancelled", {
+    code: "ERR_POSTGRES_QUERY_CANCELLED",
+    originalLine: 289,
+    originalColumn: 31,
+    sourceURL: "internal:sql/pool",
+  }),
+  // close({ timeout }) with a query in flight.
+  closedInFlight: bunError("Connection closed", { code: "ERR_POSTGRES_CONNECTION_CLOSED" }),
   // A query on a client after close(), or in flight when close() was called.
   closedClient: bunError("Connection closed", {
     code: "ERR_POSTGRES_CONNECTION_CLOSED",
@@ -153,6 +207,7 @@ const shapes: Shape[] = [
     error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable }),
     sqlState: "42P01",
     transience: undefined,
+    inDoubt: false,
   },
   {
     driver: "pg",
@@ -166,6 +221,8 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: "not-applied",
+    inDoubt: false,
+    hint: CHECK_CONNECTION,
   },
   // The server's FATAL can follow a statement it has already committed, so 57P01 mid-query counts as "unknown" (its message).
   {
@@ -174,6 +231,7 @@ const shapes: Shape[] = [
     error: pgTerminated,
     sqlState: "57P01",
     transience: "unknown",
+    inDoubt: true,
   },
   {
     driver: "pg",
@@ -181,6 +239,7 @@ const shapes: Shape[] = [
     error: error("Connection terminated unexpectedly", {}),
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
   },
   {
     driver: "pg",
@@ -188,6 +247,53 @@ const shapes: Shape[] = [
     error: error("Client was closed and is not queryable", {}),
     sqlState: undefined,
     transience: undefined,
+    inDoubt: false,
+  },
+  {
+    // The statement still runs on the server, and commits once it gets its lock.
+    driver: "pg",
+    what: "query_timeout",
+    error: queryReadTimeout,
+    sqlState: undefined,
+    transience: undefined,
+    inDoubt: true,
+    hint: TIMED_OUT,
+  },
+  {
+    driver: "pg",
+    what: "statement_timeout (the server cancels and rolls back)",
+    error: error("canceling statement due to statement timeout", { length: 109, name: "error", ...cancelled("3319") }),
+    sqlState: "57014",
+    transience: undefined,
+    inDoubt: false,
+    hint: CANCELLED_BY_SERVER,
+  },
+  {
+    driver: "pg",
+    what: "lock_timeout",
+    error: error("canceling statement due to lock timeout", {
+      length: 108,
+      name: "error",
+      severity: "ERROR",
+      code: "55P03",
+      position: "15",
+      file: "postgres.c",
+      line: "3312",
+      routine: "ProcessInterrupts",
+    }),
+    sqlState: "55P03",
+    transience: undefined,
+    inDoubt: false,
+    hint: /\(SQLSTATE 55P03\)\. The server stopped waiting for a lock \(its lock_timeout\) and rolled the statement back; another transaction holds the row$/,
+  },
+  {
+    // A Client whose connection broke before: pg refuses the statement without sending it.
+    driver: "pg",
+    what: "broken Client",
+    error: error("Client has encountered a connection error and is not queryable", {}),
+    sqlState: undefined,
+    transience: "not-applied",
+    inDoubt: false,
   },
 
   {
@@ -204,6 +310,7 @@ const shapes: Shape[] = [
     }),
     sqlState: "42P01",
     transience: undefined,
+    inDoubt: false,
   },
   {
     // postgres.js reports a backend terminated mid-query this way too, not as 57P01; its errno is its code, a string.
@@ -221,6 +328,7 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
   },
   {
     driver: "postgres.js",
@@ -233,6 +341,7 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: undefined,
+    inDoubt: false,
   },
   {
     driver: "postgres.js",
@@ -248,6 +357,7 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: "not-applied",
+    inDoubt: false,
   },
   {
     driver: "postgres.js",
@@ -262,6 +372,69 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: "not-applied",
+    inDoubt: false,
+  },
+  {
+    driver: "postgres.js",
+    what: "query.cancel() while it runs (the server cancels it)",
+    error: error("canceling statement due to user request", {
+      name: "PostgresError",
+      severity_local: "ERROR",
+      ...cancelled("3349"),
+      query: "SELECT pg_sleep(1)",
+      parameters: [],
+      args: [],
+      types: [],
+    }),
+    sqlState: "57014",
+    transience: undefined,
+    inDoubt: false,
+    hint: CANCELLED_BY_SERVER,
+  },
+  {
+    // Cancelled before postgres.js handed it to a connection: it says 57014 itself.
+    driver: "postgres.js",
+    what: "query.cancel() before it was sent",
+    error: error("57014: canceling statement due to user request", { code: "57014" }),
+    sqlState: "57014",
+    transience: undefined,
+    inDoubt: false,
+  },
+  {
+    driver: "postgres.js",
+    what: "statement_timeout",
+    error: error("canceling statement due to statement timeout", {
+      name: "PostgresError",
+      severity_local: "ERROR",
+      ...cancelled("3319"),
+      query: "SELECT pg_sleep(1)",
+      parameters: [],
+      args: [],
+      types: [],
+    }),
+    sqlState: "57014",
+    transience: undefined,
+    inDoubt: false,
+    hint: CANCELLED_BY_SERVER,
+  },
+  {
+    // sql.end({ timeout }) destroys connections with queries in flight; they may have committed.
+    driver: "postgres.js",
+    what: "end({ timeout }) with the query in flight",
+    error: error("write CONNECTION_DESTROYED 127.0.0.1:5432", {
+      code: "CONNECTION_DESTROYED",
+      errno: "CONNECTION_DESTROYED",
+      address: ["127.0.0.1"],
+      port: [5432],
+      query: "SELECT pg_sleep(1)",
+      parameters: [],
+      args: [],
+      types: [],
+    }),
+    sqlState: undefined,
+    transience: "unknown",
+    inDoubt: true,
+    hint: NO_ANSWER,
   },
 
   {
@@ -270,6 +443,7 @@ const shapes: Shape[] = [
     error: error('relation "t" does not exist', { name: "NeonDbError", ...missingTable }),
     sqlState: "42P01",
     transience: undefined,
+    inDoubt: false,
   },
   {
     driver: "neon() HTTP",
@@ -279,6 +453,7 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
   },
   {
     // The endpoint was down; "fetch failed" alone cannot say whether the request was sent, and "unknown" outweighs.
@@ -302,6 +477,7 @@ const shapes: Shape[] = [
     }),
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
   },
   {
     driver: "neon() HTTP",
@@ -313,6 +489,46 @@ const shapes: Shape[] = [
     ),
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
+  },
+  {
+    // neon(url, { fetchOptions: { signal: AbortSignal.timeout(200) } }), or a fetchFunction that sets one.
+    driver: "neon() HTTP",
+    what: "fetch timeout",
+    error: neonFetchError(new DOMException("The operation was aborted due to timeout", "TimeoutError")),
+    sqlState: undefined,
+    transience: undefined,
+    inDoubt: true,
+    hint: TIMED_OUT,
+  },
+  {
+    // An AbortController's signal, aborted in flight; aborted before the call, the error is the same.
+    driver: "neon() HTTP",
+    what: "fetch aborted",
+    error: neonFetchError(new DOMException("This operation was aborted", "AbortError")),
+    sqlState: undefined,
+    transience: undefined,
+    inDoubt: true,
+    hint: ABORTED,
+  },
+  {
+    // controller.abort(reason): fetch rejects with the reason itself, which says nothing of the request.
+    driver: "neon() HTTP",
+    what: "fetch aborted with a reason",
+    error: neonFetchError(new Error("deadline")),
+    sqlState: undefined,
+    transience: undefined,
+    inDoubt: true,
+    hint: NO_ANSWER,
+  },
+  {
+    driver: "neon() HTTP",
+    what: "statement_timeout",
+    error: error("canceling statement due to statement timeout", { name: "NeonDbError", ...cancelled("3319") }),
+    sqlState: "57014",
+    transience: undefined,
+    inDoubt: false,
+    hint: CANCELLED_BY_SERVER,
   },
 
   {
@@ -321,6 +537,7 @@ const shapes: Shape[] = [
     error: error('relation "t" does not exist', { length: 108, name: "error", ...missingTable }),
     sqlState: "42P01",
     transience: undefined,
+    inDoubt: false,
   },
   {
     driver: "Neon WebSocket",
@@ -328,6 +545,7 @@ const shapes: Shape[] = [
     error: pgTerminated,
     sqlState: "57P01",
     transience: "unknown",
+    inDoubt: true,
   },
   {
     // ws's ErrorEvent, whose `message` and `error` are getters: what Pool and Client reject with when the WebSocket cannot open.
@@ -340,6 +558,7 @@ const shapes: Shape[] = [
     },
     sqlState: undefined,
     transience: "not-applied",
+    inDoubt: false,
   },
   {
     driver: "Neon WebSocket",
@@ -347,6 +566,16 @@ const shapes: Shape[] = [
     error: error("Connection terminated unexpectedly", {}),
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
+  },
+  {
+    driver: "Neon WebSocket",
+    what: "query_timeout (pg's, inside)",
+    error: queryReadTimeout,
+    sqlState: undefined,
+    transience: undefined,
+    inDoubt: true,
+    hint: TIMED_OUT,
   },
 
   {
@@ -362,6 +591,7 @@ const shapes: Shape[] = [
     }),
     sqlState: "42P01",
     transience: undefined,
+    inDoubt: false,
   },
   {
     driver: "PGlite",
@@ -369,15 +599,24 @@ const shapes: Shape[] = [
     error: error("PGlite is closed", {}),
     sqlState: undefined,
     transience: undefined,
+    inDoubt: false,
   },
 
-  { driver: "Bun SQL", what: "missing table", error: bun.missingTable, sqlState: "42P01", transience: undefined },
+  {
+    driver: "Bun SQL",
+    what: "missing table",
+    error: bun.missingTable,
+    sqlState: "42P01",
+    transience: undefined,
+    inDoubt: false,
+  },
   {
     driver: "Bun SQL",
     what: "syntax error (a code of its own)",
     error: bun.syntax,
     sqlState: "42601",
     transience: undefined,
+    inDoubt: false,
   },
   {
     driver: "Bun SQL",
@@ -385,14 +624,51 @@ const shapes: Shape[] = [
     error: bun.notJson,
     sqlState: "22P02",
     transience: undefined,
+    inDoubt: false,
   },
-  { driver: "Bun SQL", what: "no such database", error: bun.noDatabase, sqlState: "3D000", transience: undefined },
+  {
+    driver: "Bun SQL",
+    what: "no such database",
+    error: bun.noDatabase,
+    sqlState: "3D000",
+    transience: undefined,
+    inDoubt: false,
+  },
   {
     driver: "Bun SQL",
     what: "statement timeout",
     error: bun.statementTimeout,
     sqlState: "57014",
     transience: undefined,
+    inDoubt: false,
+    hint: CANCELLED_BY_SERVER,
+  },
+  {
+    driver: "Bun SQL",
+    what: "query.cancel() while it runs (the server cancels it)",
+    error: bun.cancelledByUser,
+    sqlState: "57014",
+    transience: undefined,
+    inDoubt: false,
+    hint: CANCELLED_BY_SERVER,
+  },
+  {
+    driver: "Bun SQL",
+    what: "query.cancel() before it ran, or a cancelled query's connection closed",
+    error: bun.cancelledQuery,
+    sqlState: undefined,
+    transience: undefined,
+    inDoubt: true,
+    hint: ABORTED,
+  },
+  {
+    driver: "Bun SQL",
+    what: "close({ timeout }) with the query in flight",
+    error: bun.closedInFlight,
+    sqlState: undefined,
+    transience: "unknown",
+    inDoubt: true,
+    hint: NO_ANSWER,
   },
   {
     driver: "Bun SQL",
@@ -400,6 +676,7 @@ const shapes: Shape[] = [
     error: bun.terminated,
     sqlState: "57P01",
     transience: "unknown",
+    inDoubt: true,
   },
   {
     driver: "Bun SQL",
@@ -407,14 +684,23 @@ const shapes: Shape[] = [
     error: bun.shuttingDown,
     sqlState: "57P03",
     transience: "not-applied",
+    inDoubt: false,
   },
-  { driver: "Bun SQL", what: "too many connections", error: bun.tooMany, sqlState: "53300", transience: "not-applied" },
+  {
+    driver: "Bun SQL",
+    what: "too many connections",
+    error: bun.tooMany,
+    sqlState: "53300",
+    transience: "not-applied",
+    inDoubt: false,
+  },
   {
     driver: "Bun SQL",
     what: "refused, unresolvable host, server down",
     error: bun.refused,
     sqlState: undefined,
     transience: "not-applied",
+    inDoubt: false,
   },
   {
     driver: "Bun SQL",
@@ -422,6 +708,7 @@ const shapes: Shape[] = [
     error: bun.connectTimeout,
     sqlState: undefined,
     transience: "not-applied",
+    inDoubt: false,
   },
   {
     driver: "Bun SQL",
@@ -429,15 +716,55 @@ const shapes: Shape[] = [
     error: bun.closed,
     sqlState: undefined,
     transience: "unknown",
+    inDoubt: true,
   },
   // Bun says the same for a client closed by its owner; retrying it fails as fast as the first try.
-  { driver: "Bun SQL", what: "closed client", error: bun.closedClient, sqlState: undefined, transience: "unknown" },
+  {
+    driver: "Bun SQL",
+    what: "closed client",
+    error: bun.closedClient,
+    sqlState: undefined,
+    transience: "unknown",
+    inDoubt: true,
+  },
 ];
 
 describe("real driver errors", () => {
-  it.each(shapes.map((shape) => [shape.driver, shape.what, shape] as const))("%s, %s", (_driver, _what, shape) => {
-    expect(sqlState(shape.error)).toBe(shape.sqlState);
-    expect(transience(shape.error)).toBe(shape.transience);
+  it.each(shapes.map((shape) => [shape.driver, shape.what, shape] as const))(
+    "%s, %s",
+    async (_driver, _what, shape) => {
+      expect(sqlState(shape.error)).toBe(shape.sqlState);
+      expect(transience(shape.error)).toBe(shape.transience);
+      expect(mayHaveApplied(shape.error)).toBe(shape.inDoubt);
+      // A write on a client that fails with it, as the storage reports it (one try; no table creation).
+      const client: PostgresClient = { query: () => Promise.reject(shape.error) };
+      const failed = (await new PostgresStorage({ client, retry: false, createTable: false })
+        .write("k", 1)
+        .catch((e: unknown) => e)) as PostgresStorageError;
+      expect(failed).toBeInstanceOf(PostgresStorageError);
+      expect({ inDoubt: failed.inDoubt, code: failed.code, cause: failed.cause }).toStrictEqual({
+        inDoubt: shape.inDoubt,
+        code: shape.sqlState,
+        cause: shape.error,
+      });
+      if (shape.hint !== undefined) expect(failed.message).toMatch(shape.hint);
+    },
+  );
+
+  it("a pool that cannot hand out a connection (pg's connectionTimeoutMillis) never sent the statement", async () => {
+    const timedOut = error("timeout exceeded when trying to connect", {});
+    const pool = {
+      idleCount: 0,
+      totalCount: 1,
+      connect: () => Promise.reject(timedOut),
+      query: () => Promise.reject(new Error("not called")),
+    };
+    const failed = (await new PostgresStorage({ client: pool as PostgresClient, retry: false })
+      .update("k", { n: 1 })
+      .catch((e: unknown) => e)) as PostgresStorageError;
+    expect({ inDoubt: failed.inDoubt, cause: failed.cause }).toStrictEqual({ inDoubt: false, cause: timedOut });
+    // Raised by a statement, the same error could have followed it.
+    expect(mayHaveApplied(timedOut)).toBe(true);
   });
 
   it("never takes Node's numeric errno, or a driver's own code in errno, for a SQLSTATE", () => {
@@ -462,7 +789,7 @@ describe("real driver errors", () => {
   ] as const)("%s gets its hint", (_label, operation, driverError, message) => {
     // The runtime driver says an operation is in doubt when a try failed in a way that may have applied.
     const wrapped = explainFailure(
-      { operation, key: "k", ...at, inDoubt: transience(driverError) === "unknown" },
+      { operation, key: "k", ...at, inDoubt: operation !== "read" && mayHaveApplied(driverError) },
       driverError,
     );
     expect(wrapped).toBeInstanceOf(PostgresStorageError);

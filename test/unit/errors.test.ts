@@ -121,14 +121,27 @@ describe("explainFailure, in doubt", () => {
   const at = { tableName: "sessions", table: '"sessions"', key: "k" };
   const reset = () => Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
 
-  it("says that a write in doubt was not retried only for update(); other writes get the usual hint", () => {
+  it("says that a write in doubt may have taken effect, and that it was not retried only for update()", () => {
     const error = explainFailure({ ...at, operation: "write", inDoubt: true }, reset());
     expect(error.inDoubt).toBe(true);
     expect(error.message).toBe(
-      'write of key "k" in table "sessions" failed: socket hang up. Check the connection string, and that the client is connected and not ended',
+      'write of key "k" in table "sessions" failed: socket hang up. No answer came from the server, so it may have taken effect; read the key to see',
     );
+    expect(explainFailure({ ...at, operation: "update", inDoubt: true }, reset()).message).toMatch(
+      /\. No answer came from the server, so it may have taken effect and was not retried; read the key to see$/,
+    );
+    // Doubt from an earlier try, and this one's own advice.
     const missing = explainFailure({ ...at, operation: "delete", inDoubt: true }, { code: "42P01", message: "x" });
-    expect(missing.message).toMatch(/\. Run createTableSql\("sessions"\) in your migrations/);
+    expect(missing.message).toMatch(
+      /\. Run createTableSql\("sessions"\) in your migrations, or storage.createTable\(\)\. It may have taken effect; read the key to see$/,
+    );
+    // Doubt with a SQLSTATE that has no advice: a connection the server ended with the statement.
+    const terminated = Object.assign(new Error("terminating connection due to administrator command"), {
+      code: "57P01",
+    });
+    expect(explainFailure({ ...at, operation: "update", inDoubt: true }, terminated).message).toBe(
+      'update of key "k" in table "sessions" failed: terminating connection due to administrator command (SQLSTATE 57P01). It may have taken effect and was not retried; read the key to see',
+    );
   });
 
   it("an update that is not in doubt gets the usual hint", () => {

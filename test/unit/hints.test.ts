@@ -36,6 +36,18 @@ describe("explainFailure", () => {
     ["42703", "read", undefined, 'The table differs from createTableSql("app.sessions")'],
     ["22P02", "write", undefined, "The codec's output must be JSON"],
     ["22P05", "update", undefined, "update() merges as jsonb, which cannot hold U+0000; use write()"],
+    [
+      "57014",
+      "write",
+      undefined,
+      "The server cancelled the statement (its statement_timeout, or a cancel request) and rolled it back; a row lock held by another transaction, or a busy server, can keep a statement waiting that long",
+    ],
+    [
+      "55P03",
+      "delete",
+      undefined,
+      "The server stopped waiting for a lock (its lock_timeout) and rolled the statement back; another transaction holds the row",
+    ],
     [undefined, "read", undefined, "Check the connection string, and that the client is connected and not ended"],
   ] as const)("%s in %s: %s", (code, operation, statement, hint) => {
     const cause = driverError(code);
@@ -58,8 +70,8 @@ describe("explainFailure", () => {
   });
 
   it("says nothing more for a SQLSTATE it has no advice for", () => {
-    expect(explainFailure({ ...table, operation: "read" }, driverError("57014", "canceled")).message).toBe(
-      'read of table "app"."sessions" failed: canceled (SQLSTATE 57014)',
+    expect(explainFailure({ ...table, operation: "read" }, driverError("57P01", "terminating")).message).toBe(
+      'read of table "app"."sessions" failed: terminating (SQLSTATE 57P01)',
     );
   });
 
@@ -73,7 +85,9 @@ describe("explainFailure", () => {
       { ...table, operation: "update", key: "k", inDoubt: true },
       driverError("ECONNRESET", "socket hang up"),
     );
-    expect(error.message).toMatch(/may have taken effect and was not retried; read the key to see$/);
+    expect(error.message).toMatch(
+      /failed: socket hang up\. No answer came from the server, so it may have taken effect and was not retried; read the key to see$/,
+    );
     expect(error.inDoubt).toBe(true);
     expect(
       explainFailure({ ...table, operation: "write", key: "k", inDoubt: true }, driverError(undefined)).inDoubt,
@@ -111,6 +125,41 @@ describe("explainFailure", () => {
       operation: "read",
       key: "a",
       table: "t",
+    });
+  });
+
+  describe("a client that gave up on a statement", () => {
+    const timeout = new Error("Query read timeout");
+    const stopped = "The client stopped waiting for the answer (a client-side timeout, such as pg's query_timeout)";
+    const aborted = Object.assign(new Error("Error connecting to database: AbortError: This operation was aborted"), {
+      name: "NeonDbError",
+      sourceError: new DOMException("This operation was aborted", "AbortError"),
+    });
+
+    it.each(["write", "update", "delete", "prune"] as const)(
+      "a timed-out %s in doubt says it may still commit on the server, and not to check the connection string",
+      (operation) => {
+        const error = explainFailure({ ...table, operation, key: "k", inDoubt: true }, timeout);
+        expect(error.message).toBe(
+          `${operation} of key "k" in table "app"."sessions" failed: Query read timeout. ${stopped}, but the statement may still commit on the server: it may have taken effect and was not retried; read the key to see. The server's statement_timeout would cancel it and roll it back instead`,
+        );
+        expect(error.inDoubt).toBe(true);
+      },
+    );
+
+    it("a timed-out read says it was not retried, and what the server's timeout does", () => {
+      expect(explainFailure({ ...table, operation: "read", key: "k" }, timeout).message).toBe(
+        `read of key "k" in table "app"."sessions" failed: Query read timeout. ${stopped}, and it was not retried; the server's statement_timeout cancels a statement on the server instead`,
+      );
+    });
+
+    it("an aborted write in doubt says it may still take effect; an aborted read says it was aborted", () => {
+      expect(explainFailure({ ...table, operation: "write", key: "k", inDoubt: true }, aborted).message).toMatch(
+        /failed: Error connecting to database: AbortError: This operation was aborted\. It was aborted \(an AbortSignal, or a cancelled query\) after it may have reached the server, which runs it to the end: it may have taken effect and was not retried; read the key to see$/,
+      );
+      expect(explainFailure({ ...table, operation: "has", key: "k" }, aborted).message).toMatch(
+        /\. It was aborted \(an AbortSignal, or a cancelled query\), and it was not retried$/,
+      );
     });
   });
 });

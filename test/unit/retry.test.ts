@@ -57,6 +57,33 @@ describe("retrying", () => {
     });
   });
 
+  it("does not retry a statement the client gave up on (a timeout or an abort), which may still run on the server", async () => {
+    const timedOut = () => new Error("Query read timeout");
+    const aborted = () =>
+      Object.assign(new Error("Error connecting to database: AbortError"), {
+        sourceError: new DOMException("This operation was aborted", "AbortError"),
+      });
+    for (const onlyIfNotApplied of [false, true]) {
+      expect(await tries([timedOut], fast, onlyIfNotApplied)).toStrictEqual({
+        tries: 1,
+        outcome: "Query read timeout",
+      });
+      expect(await tries([aborted], fast, onlyIfNotApplied)).toStrictEqual({
+        tries: 1,
+        outcome: "Error connecting to database: AbortError",
+      });
+    }
+    expect(await tries([notApplied, timedOut], fast)).toStrictEqual({ tries: 2, outcome: "Query read timeout" });
+  });
+
+  it("does not retry the server's statement_timeout (57014): it rolled back, and would time out again", async () => {
+    const cancelled = () => Object.assign(new Error("canceling statement due to statement timeout"), { code: "57014" });
+    expect(await tries([cancelled], fast)).toStrictEqual({
+      tries: 1,
+      outcome: "canceling statement due to statement timeout",
+    });
+  });
+
   it("tries once with retry: false", async () => {
     expect(await tries([notApplied], retryPolicy(false))).toStrictEqual({
       tries: 1,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { transience } from "../../src/retry.js";
+import { ClientStateError, clientGaveUp, errorChain } from "../../src/errors.js";
+import { mayHaveApplied, transience } from "../../src/retry.js";
 
 // How sure a failure is not to have taken effect, on made-up errors at the edges of each rule (real drivers' errors
 // are in error-shapes.test.ts).
@@ -70,9 +71,15 @@ describe("transience", () => {
     expect(transience(coded("ERR_POSTGRES_SERVER_ERROR", { errno: "08006" }))).toBe("unknown");
   });
 
-  it("takes only string codes", () => {
+  it("takes only string codes and messages", () => {
     expect(transience(coded(40001))).toBeUndefined();
     expect(transience(coded(8006))).toBeUndefined();
+    // Objects that would read as a known message if made strings.
+    const as = (text: string) => ({ toString: () => text });
+    expect(transience({ message: as("socket hang up") })).toBeUndefined();
+    expect(
+      transience({ message: as("Client has encountered a connection error and is not queryable") }),
+    ).toBeUndefined();
   });
 
   it("counts an unreachable host only while connecting: on an open socket the statement may have been sent", () => {
@@ -87,10 +94,16 @@ describe("transience", () => {
     expect(transience(coded("EACCES", { syscall: "connect" }))).toBeUndefined();
   });
 
-  it("a timeout or an abort (fetch drivers) may have taken effect", () => {
-    expect(transience(new DOMException("The operation timed out.", "TimeoutError"))).toBe("unknown");
-    expect(transience(new DOMException("This operation was aborted", "AbortError"))).toBe("unknown");
-    expect(transience(Object.assign(new Error("aborted"), { name: "AbortError" }))).toBe("unknown");
+  it("a client that gave up (a timeout or an abort) is not retried: the statement may still run on the server", () => {
+    expect(transience(new DOMException("The operation timed out.", "TimeoutError"))).toBeUndefined();
+    expect(transience(new DOMException("This operation was aborted", "AbortError"))).toBeUndefined();
+    expect(transience(Object.assign(new Error("aborted"), { name: "AbortError" }))).toBeUndefined();
+    expect(transience(new Error("Query read timeout"))).toBeUndefined();
+    // Giving up outweighs a broken connection anywhere in the chain.
+    expect(transience(new Error("Query read timeout", { cause: coded("ECONNRESET") }))).toBeUndefined();
+    expect(
+      transience(new AggregateError([coded("ECONNREFUSED"), new Error("Query read timeout")], "")),
+    ).toBeUndefined();
     expect(transience(new DOMException("invalid", "SyntaxError"))).toBeUndefined();
     expect(transience(Object.assign(new Error("x"), { name: "Timeout" }))).toBeUndefined();
   });
@@ -101,7 +114,6 @@ describe("transience", () => {
 
   it.each([
     "Connection terminated unexpectedly",
-    "connection error",
     "socket hang up",
     "other side closed",
     "fetch failed",
@@ -109,6 +121,13 @@ describe("transience", () => {
     "terminating connection due to administrator command",
   ])("the message %j may have taken effect", (message) => {
     expect(transience(new Error(message))).toBe("unknown");
+  });
+
+  it("pg's refusal of a broken connection never sent the statement: not applied, and a pool's next connection may do", () => {
+    expect(transience(new Error("Client has encountered a connection error and is not queryable"))).toBe("not-applied");
+    expect(transience(new Error("connection error"))).toBeUndefined();
+    expect(transience(new Error("The Client has encountered a connection error and is not queryable"))).toBeUndefined();
+    expect(transience(new Error("Client has encountered a connection error and is not queryable!"))).toBeUndefined();
   });
 
   it("is undefined for what is no error object", () => {
@@ -143,5 +162,100 @@ describe("transience", () => {
     expect(
       transience(Object.assign(new Error("x"), { sourceError: null, error: null, errors: [null] })),
     ).toBeUndefined();
+  });
+});
+
+describe("errorChain", () => {
+  it("is the error, then what it wraps, depth first, objects only", () => {
+    const refused = coded("ECONNREFUSED");
+    const reset = coded("ECONNRESET");
+    const inner = new Error("inner", { cause: reset });
+    const neon = Object.assign(new Error("neon"), { sourceError: refused });
+    const event = { type: "error", error: inner };
+    const all = new AggregateError([neon, "not an object", null], "all", { cause: event });
+    expect(errorChain(all)).toStrictEqual([all, event, inner, reset, neon, refused]);
+    expect(errorChain({ errors: "ECONNRESET" })).toHaveLength(1);
+    expect(errorChain("ECONNRESET")).toStrictEqual([]);
+    expect(errorChain(null)).toStrictEqual([]);
+  });
+});
+
+describe("clientGaveUp", () => {
+  it.each([
+    ["pg's query_timeout", new Error("Query read timeout"), "timeout"],
+    ["AbortSignal.timeout()", new DOMException("The operation was aborted due to timeout", "TimeoutError"), "timeout"],
+    ["an AbortSignal", new DOMException("This operation was aborted", "AbortError"), "abort"],
+    ["Bun's cancelled query", coded("ERR_POSTGRES_QUERY_CANCELLED"), "abort"],
+    [
+      "Neon's wrapped TimeoutError",
+      Object.assign(new Error("Error connecting to database: TimeoutError"), {
+        sourceError: new DOMException("x", "TimeoutError"),
+      }),
+      "timeout",
+    ],
+    [
+      "a timeout beside an abort",
+      new AggregateError([new DOMException("x", "AbortError"), new Error("Query read timeout")], ""),
+      "timeout",
+    ],
+    ["a timeout five causes deep", causedAt(5, new Error("Query read timeout")), undefined],
+    ["the server's statement_timeout", coded("57014"), undefined],
+    ["a message that only mentions a timeout", new Error("Query read timeout exceeded"), undefined],
+    ["a broken connection", coded("ECONNRESET"), undefined],
+    ["no error object", "Query read timeout", undefined],
+  ] as const)("%s: %s", (_label, error, gaveUp) => {
+    expect(clientGaveUp(error)).toBe(gaveUp);
+  });
+});
+
+describe("mayHaveApplied", () => {
+  it.each([
+    ["a client-side timeout", new Error("Query read timeout")],
+    ["an abort", new DOMException("This operation was aborted", "AbortError")],
+    ["a broken connection", coded("ECONNRESET")],
+    [
+      "a broken connection under a SQLSTATE",
+      coded("57P01", { message: "terminating connection due to administrator command" }),
+    ],
+    ["an error that says nothing", new Error("something went wrong")],
+    ["a driver's code it does not know", coded("SELF_SIGNED_CERT_IN_CHAIN")],
+    ["no error object", "failed"],
+    ["a host unreachable on an open socket", coded("EHOSTUNREACH", { syscall: "write" })],
+  ] as const)("%s may have", (_label, error) => {
+    expect(mayHaveApplied(error)).toBe(true);
+  });
+
+  it.each([
+    ["a SQLSTATE the server answered with", coded("42501")],
+    ["the server's statement_timeout", coded("57014")],
+    ["a SQLSTATE in errno (Bun)", coded("ERR_POSTGRES_SERVER_ERROR", { errno: "57014" })],
+    ["a refused connection", coded("ECONNREFUSED")],
+    ["a host unreachable while connecting", coded("EHOSTUNREACH", { syscall: "connect" })],
+    ["a name that does not resolve", coded("ENOTFOUND", { syscall: "getaddrinfo" })],
+    ["postgres.js after sql.end()", coded("CONNECTION_ENDED")],
+    ["a pg Client that was ended", new Error("Client was closed and is not queryable")],
+    ["a pg Client that broke", new Error("Client has encountered a connection error and is not queryable")],
+    ["PGlite closed", new Error("PGlite is closed")],
+    ["PGlite closing", new Error("PGlite is closing")],
+    ["the storage's own ClientStateError", new ClientStateError("call await client.connect() first")],
+    ["a never-sent error as a cause", new Error("wrapped", { cause: coded("CONNECTION_ENDED") })],
+  ] as const)("%s did not", (_label, error) => {
+    expect(mayHaveApplied(error)).toBe(false);
+  });
+
+  it("matches never-sent codes and messages whole", () => {
+    for (const error of [
+      coded("XCONNECTION_ENDED"),
+      coded("CONNECTION_ENDEDX"),
+      coded("XENOTFOUND"),
+      new Error("PGlite is closed!"),
+      new Error("The Client was closed and is not queryable"),
+      coded(42),
+      // Objects that would read as a never-sent code or message if made strings.
+      coded({ toString: () => "CONNECTION_ENDED" }),
+      { message: { toString: () => "PGlite is closed" } },
+    ]) {
+      expect(mayHaveApplied(error)).toBe(true);
+    }
   });
 });

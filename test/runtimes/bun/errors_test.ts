@@ -9,7 +9,7 @@ import { countStatements } from "../../../dev/counting.ts";
 import { startFaultProxy, type FaultProxy } from "../../../dev/fault-proxy.ts";
 import { PostgresStorage, PostgresStorageError } from "../../../src/index.ts";
 import { sqlState } from "../../../src/errors.ts";
-import { transience } from "../../../src/retry.ts";
+import { mayHaveApplied, transience } from "../../../src/retry.ts";
 import { databaseUrl, uniqueTable } from "../../support/clients.ts";
 import { SQL, type BunSql } from "./bun-sql.ts";
 
@@ -129,6 +129,53 @@ describe("Bun's SQL errors as they are", () => {
       transience: "unknown",
     });
     expect(await sql.unsafe("SELECT 1 AS ok", [])).toStrictEqual([{ ok: 1 }]);
+  });
+
+  it("query.cancel(): while it runs, 57014 from the server, not applied; before it ran, ERR_POSTGRES_QUERY_CANCELLED, in doubt", async () => {
+    const running = sql.unsafe("SELECT pg_sleep(1)", []) as Promise<unknown> & { cancel(): void };
+    const cancelled = caught(running);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    running.cancel();
+    const byServer = await cancelled;
+    expectShape(byServer, {
+      code: "ERR_POSTGRES_SERVER_ERROR",
+      errno: "57014",
+      message: "canceling statement due to user request",
+      transience: undefined,
+    });
+    expect(mayHaveApplied(byServer)).toBe(false);
+
+    const waiting = sql.unsafe("SELECT 1", []) as Promise<unknown> & { cancel(): void };
+    waiting.cancel();
+    const byClient = await caught(waiting);
+    expectShape(byClient, { code: "ERR_POSTGRES_QUERY_CANCELLED", message: "Query cancelled", transience: undefined });
+    expect(mayHaveApplied(byClient)).toBe(true);
+  });
+
+  it("close({ timeout }) with a query in flight: ERR_POSTGRES_CONNECTION_CLOSED, in doubt", async () => {
+    const closing = new SQL({ url: databaseUrl(), max: 1 });
+    const inFlight = caught(closing.unsafe("SELECT pg_sleep(2)", []));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await closing.close({ timeout: 0.1 });
+    const error = await inFlight;
+    expectShape(error, { code: "ERR_POSTGRES_CONNECTION_CLOSED", message: "Connection closed", transience: "unknown" });
+    expect(mayHaveApplied(error)).toBe(true);
+  });
+
+  it("statement_timeout: 57014 in errno, the server cancelled and rolled it back: not applied", async () => {
+    const limited = new SQL({ url: databaseUrl(), max: 1, connection: { statement_timeout: "200" } } as never);
+    try {
+      const error = await caught(limited.unsafe("SELECT pg_sleep(1)", []));
+      expectShape(error, {
+        code: "ERR_POSTGRES_SERVER_ERROR",
+        errno: "57014",
+        message: "canceling statement due to statement timeout",
+        transience: undefined,
+      });
+      expect(mayHaveApplied(error)).toBe(false);
+    } finally {
+      await limited.close();
+    }
   });
 
   it("a connection dropped mid-query: ERR_POSTGRES_CONNECTION_CLOSED, and update() is not retried", async () => {
