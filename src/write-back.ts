@@ -102,8 +102,7 @@ export async function applyWriteBack<T>(
       target = await resolve(scope, at, base, ours, theirs);
       if (target === undefined || target.plain === theirs.plain) {
         // Nothing of ours to apply: the row stays as the other writer left it.
-        backs.forget(value);
-        backs.saw(at.key, theirs.stored);
+        backs.kept(value, at.key, theirs.stored);
         if (at.trace !== undefined) at.trace.write = "kept theirs";
         return;
       }

@@ -7,7 +7,10 @@
  * remembered with its base (exact, even with many updates of one key at
  * once). A replaced object, a primitive session, or grammY's `initial()`
  * after a read found nothing falls back to the key's last read, where that is
- * sound: while every read of the key not yet written back saw the same text.
+ * sound: while every read of the key not yet written back saw the same text,
+ * and this storage has not written, updated or deleted the key since (then
+ * a write of a new object is a plain write, as code that reads a key and
+ * later writes it anew expects).
  */
 
 /** What a write-back builds on: the row as this storage last saw it, and the session as it then was. */
@@ -33,6 +36,8 @@ interface KeyState {
   open: number;
   /** Whether open reads saw different texts: then no write of the key falls back to `base`. */
   ambiguous: boolean;
+  /** Whether this storage wrote, updated or deleted the key since its last read: then no write falls back either. */
+  touched: boolean;
   /** When `base` was read. */
   readAt: number;
   /** The text the row held after this storage's last operation of the key; `null`: no row. A guess, checked by compare-and-set. */
@@ -90,6 +95,7 @@ export class WriteBacks {
     // A session too large to keep twice in memory is written back as a plain write.
     state.base = (base.stored?.length ?? 0) > this.#maxGuessChars ? undefined : base;
     state.readAt = now;
+    state.touched = false;
     this.#saw(state, base.stored);
   }
 
@@ -105,23 +111,29 @@ export class WriteBacks {
     if (state === undefined || state.open === 0) return own;
     state.open -= 1;
     if (own !== undefined) return own;
-    return !state.ambiguous && this.now() - state.readAt < this.#fallbackMs ? state.base : undefined;
+    return !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs ? state.base : undefined;
   }
 
   /** After a write-back of `value` applied: a further write of the same object builds on what it wrote. */
   wrote(value: unknown, base: Base): void {
     if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
-    this.saw(base.key, base.stored);
+    this.#saw(this.#state(base.key), base.stored);
   }
 
-  /** After a write-back of `value` was dropped in favour of the row: a further write of it replaces the row. */
-  forget(value: unknown): void {
+  /**
+   * After a write-back of `value` found nothing to apply to the row as it is
+   * (`stored`): a further write of the same object replaces the row.
+   */
+  kept(value: unknown, key: string, stored: string | null): void {
     if (typeof value === "object" && value !== null) this.#byObject.delete(value);
+    this.#saw(this.#state(key), stored);
   }
 
-  /** Records what the row of `key` held after an operation: `null` for no row. */
+  /** Records what the row of `key` held after this storage wrote, updated or deleted it: `null` for no row. */
   saw(key: string, stored: string | null): void {
-    this.#saw(this.#state(key), stored);
+    const state = this.#state(key);
+    state.touched = true;
+    this.#saw(state, stored);
   }
 
   /** What the row of `key` held after this storage's last operation of it, as far as it knows: a guess to compare-and-set against. */
@@ -139,7 +151,7 @@ export class WriteBacks {
     if (state !== undefined) {
       this.#keys.delete(key);
     } else {
-      state = { base: undefined, open: 0, ambiguous: false, readAt: 0, latest: undefined };
+      state = { base: undefined, open: 0, ambiguous: false, touched: false, readAt: 0, latest: undefined };
     }
     this.#keys.set(key, state);
     if (this.#keys.size > this.#maxKeys) {

@@ -6,7 +6,7 @@ type Value = Record<string, number>;
 const ABSENT = "absent";
 type State = Value | typeof ABSENT;
 
-// Key order is not part of a value: update() merges through jsonb, which sorts keys.
+// Key order is not compared: the model builds merged values in its own order.
 const canonical = (state: State) =>
   state === ABSENT ? ABSENT : JSON.stringify(Object.entries(state).sort(([a], [b]) => a.localeCompare(b)));
 const same = (a: State, b: State) => canonical(a) === canonical(b);
@@ -67,7 +67,18 @@ export async function runAgainstModel(
           throw error;
         }
       } else if (roll < 0.65) {
-        observe(key, (await storage.read(key)) ?? ABSENT);
+        // As grammY's session does: a read, then its write-back, here unchanged (nothing to apply, no statement);
+        // a session that is not there is deleted instead. So no read stays open, and a later write of the key is
+        // a plain write, which replaces the value whatever happened in between.
+        const seen = await storage.read(key);
+        observe(key, seen ?? ABSENT);
+        try {
+          if (seen === undefined) await storage.delete(key);
+          else await storage.write(key, seen);
+        } catch (error) {
+          failedWith(error, [seen ?? ABSENT]);
+          throw error;
+        }
       } else if (roll < 0.75) {
         const present = await storage.has(key);
         expect(states.some((state) => (state !== ABSENT) === present)).toBe(true);

@@ -27,6 +27,18 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("k", 3)).toBeUndefined();
   });
 
+  it("after this storage wrote, updated or deleted the key, another object is a plain write; a write-back does not count", () => {
+    const backs = new WriteBacks();
+    const tracked = { v: 1 };
+    backs.read(base("k", '{"v":1}'), tracked);
+    backs.read(base("k", '{"v":1}'), { v: 1 });
+    backs.wrote(tracked, base("k", '{"v":2}'));
+    expect(backs.take("k", { replaced: true })?.stored).toBe('{"v":1}');
+    backs.read(base("k", '{"v":2}'), { v: 2 });
+    backs.saw("k", '{"v":3}'); // an update() or a plain write
+    expect(backs.take("k", { replaced: true })).toBeUndefined();
+  });
+
   it("an object written to another key than it was read from is no write-back", () => {
     const backs = new WriteBacks();
     const session = { v: 1 };
@@ -34,15 +46,16 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("b", session)).toBeUndefined();
   });
 
-  it("a write-back applied moves the object's base to what it wrote; forget() makes its next write a plain one", () => {
+  it("a write-back applied moves the object's base to what it wrote; kept() makes its next write a plain one", () => {
     const backs = new WriteBacks();
     const session = { v: 1 };
     backs.read(base("k", '{"v":1}'), session);
     backs.wrote(session, base("k", '{"v":2}'));
     expect(backs.take("k", session)?.stored).toBe('{"v":2}');
     expect(backs.latest("k")).toBe('{"v":2}');
-    backs.forget(session);
+    backs.kept(session, "k", '{"v":3}');
     expect(backs.take("k", session)).toBeUndefined();
+    expect(backs.latest("k")).toBe('{"v":3}');
   });
 
   it("the fallback lapses: a write long after the read is a plain write", () => {

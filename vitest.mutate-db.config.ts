@@ -1,0 +1,26 @@
+import { defineConfig } from "vitest/config";
+import base from "./vitest.config.js";
+
+// The tests npm run mutate:database runs against each mutant of the database-facing modules: those that
+// exercise the statements, the driver and the storage's operations on a real database, quickly.
+export default defineConfig({
+  ...base,
+  test: {
+    ...base.test,
+    include: [
+      "test/conformance.test.ts",
+      "test/update.test.ts",
+      "test/write-backs.test.ts",
+      "test/conflicts.test.ts",
+      "test/ttl.test.ts",
+      "test/migrate.test.ts",
+      "test/create-table-sql.test.ts",
+      "test/table-names.test.ts",
+      "test/concurrency.test.ts",
+      "test/connections.test.ts",
+      "test/error-fields.test.ts",
+      "test/observe.test.ts",
+      "test/unit/**/*.test.ts",
+    ],
+  },
+});
