@@ -145,7 +145,9 @@ if (databaseUrl !== undefined && dataDir !== undefined)
 const where = databaseUrl
   ? `PostgreSQL at ${databaseUrl}`
   : `PGlite in ${dataDir ?? relative(process.cwd(), `${root}/.data/pglite`)}`;
-info(`Starting: ${where}, local Neon endpoint, fake Bot API, wrangler dev…`);
+// The Hyperdrive variant's worker connects with pg through Hyperdrive's local mode, not through the Neon endpoint.
+const transport = values.hyperdrive ? "pg through Hyperdrive (local mode)" : "local Neon endpoint";
+info(`Starting: ${where}, ${transport}, fake Bot API, wrangler dev…`);
 let ready = false;
 let sending = false;
 let inError = false;

@@ -1,16 +1,21 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { adminPool, databaseUrl, uniqueTable } from "./support/clients.js";
+import { typeErrors } from "./support/snippets.js";
 
 // Every snippet in the README is meant to be copied as it is, so it must be safe as it is.
-// DEVELOP.md and worker-example/README.md (split out of the README) are held to the same.
+// The pages of docs/, DEVELOP.md and worker-example/README.md (split out of the README) are held to the same.
 const root = fileURLToPath(new URL("..", import.meta.url));
-const DOCUMENTS = ["README.md", "DEVELOP.md", "worker-example/README.md"] as const;
+const PAGES = readdirSync(join(root, "docs"))
+  .filter((file) => file.endsWith(".md"))
+  .sort()
+  .map((file) => `docs/${file}`);
+const DOCUMENTS = ["README.md", ...PAGES, "DEVELOP.md", "worker-example/README.md"];
 const texts = new Map<string, string>(DOCUMENTS.map((file) => [file, readFileSync(join(root, file), "utf8")]));
 const readme = texts.get("README.md") ?? "";
 
@@ -89,13 +94,14 @@ function missingErrorListeners(code: string): string[] {
 
 describe("README snippets", () => {
   it("find the snippets that create clients (the check has something to check)", () => {
-    const creating = [...codeBlocks("ts"), ...inlineCode()].filter(({ code }) => code.match(CONSTRUCTED) !== null);
+    const creating = allSnippets().filter(({ code }) => code.match(CONSTRUCTED) !== null);
     // Quick start, the Workers Pool, Hyperdrive's Client, Vercel's Node runtime, and Deno.
     expect(creating.length).toBeGreaterThanOrEqual(5);
-    expect(creating.some(({ heading }) => heading === "## Quick start")).toBe(true);
+    expect(creating.some(({ heading }) => heading === "README.md ## Quick start")).toBe(true);
+    expect(creating.some(({ heading }) => heading.startsWith("docs/runtimes.md "))).toBe(true);
   });
 
-  it("give every pg or Neon Pool and Client they create an error listener (README.md, DEVELOP.md, worker-example/README.md)", () => {
+  it("give every pg or Neon Pool and Client they create an error listener (README.md, docs/, DEVELOP.md, worker-example/README.md)", () => {
     const problems = allSnippets().flatMap(({ heading, code }) =>
       missingErrorListeners(code).map((problem) => `${heading}: ${problem}`),
     );
@@ -133,11 +139,85 @@ describe("README snippets", () => {
             ?.trim()}`,
       );
     expect(undeclared).toStrictEqual([]);
-    expect(codeBlocks("ts").filter(({ code }) => /[:<]\s*Env\b/.test(code)).length).toBeGreaterThanOrEqual(3);
+    const usingEnv = [...texts.values()]
+      .flatMap((text) => codeBlocks("ts", text))
+      .filter(({ code }) => /[:<]\s*Env\b/.test(code));
+    expect(usingEnv.length).toBeGreaterThanOrEqual(4);
   });
 });
 
-describe("README.md, DEVELOP.md and worker-example/README.md", () => {
+describe("every TypeScript snippet, compiled", () => {
+  it("finds the snippets of every document (the check has something to check)", () => {
+    const files = new Set([...texts].filter(([, text]) => codeBlocks("ts", text).length > 0).map(([file]) => file));
+    for (const page of [
+      "README.md",
+      "docs/typed-state.md",
+      "docs/updates.md",
+      "docs/workers-and-vercel.md",
+      "docs/runtimes.md",
+    ])
+      expect(files).toContain(page);
+  });
+
+  // Each ts block of every document is type-checked as a module with the project's tsconfig.json;
+  // the names a snippet leaves to its prose (client, bot, env, …) are declared in test/support/snippets.ts.
+  it("type-check (README.md, docs/, DEVELOP.md, worker-example/README.md)", () => {
+    const snippets = [...texts].flatMap(([file, text]) =>
+      codeBlocks("ts", text)
+        // The install line for Deno imports the source from a URL, which only Deno resolves.
+        .filter(({ code }) => !/from "https:/.test(code))
+        .map(({ heading, code }) => ({ label: `${file} ${heading}`, code })),
+    );
+    expect(snippets.length).toBeGreaterThanOrEqual(25);
+    expect(typeErrors(root, snippets)).toStrictEqual([]);
+  }, 60_000);
+
+  it("the check catches a snippet that does not compile", () => {
+    const errors = typeErrors(root, [
+      {
+        label: "bad",
+        code: `import { PostgresStorage } from "grammy-postgres-storage";\nnew PostgresStorage({ client, ttl: 5 });`,
+      },
+      { label: "unknown name", code: `console.log(somethingUndeclared);` },
+    ]);
+    expect(errors.some((error) => error.startsWith("bad"))).toBe(true);
+    expect(errors.some((error) => error.startsWith("unknown name"))).toBe(true);
+  }, 60_000);
+});
+
+describe("the README and docs/", () => {
+  it("keep the README short (at most 15 KB)", () => {
+    expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(15 * 1024);
+  });
+
+  it("link every page of docs/ from the README's Documentation list, and every page links back", () => {
+    const list = readme.slice(
+      readme.indexOf("## Documentation"),
+      readme.indexOf("\n## ", readme.indexOf("## Documentation") + 1),
+    );
+    const unlisted = PAGES.filter((page) => !list.includes(`](${page})`));
+    expect(unlisted).toStrictEqual([]);
+    const orphans = PAGES.filter((page) => !(texts.get(page) ?? "").includes("../README.md"));
+    expect(orphans).toStrictEqual([]);
+  });
+
+  it("list every H2 section of the README in its table of contents", () => {
+    const contents = readme.slice(
+      readme.indexOf("## Contents"),
+      readme.indexOf("\n## ", readme.indexOf("## Contents") + 1),
+    );
+    const h2 = [...readme.replace(/^ *```[\s\S]*?^ *```$/gm, "").matchAll(/^## (.*)$/gm)].map(
+      ([, title = ""]) => title,
+    );
+    const missing = h2
+      .filter((title) => title !== "Contents" && !title.startsWith("Why "))
+      .filter((title) => !contents.includes(`[${title}](#`));
+    expect(h2.length).toBeGreaterThan(5);
+    expect(missing).toStrictEqual([]);
+  });
+});
+
+describe("README.md, docs/, DEVELOP.md and worker-example/README.md", () => {
   const scripts = Object.keys(
     (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts,
   );
@@ -176,7 +256,7 @@ describe("README.md, DEVELOP.md and worker-example/README.md", () => {
     const missing = [...texts].flatMap(([file, text]) =>
       inlineCode(text)
         .flatMap(({ code }) => code.split(/[\s,]+/))
-        .filter((word) => /^(?:src|dev|test|bench|scripts|worker-example|vercel|\.ci)\/[\w./-]*[\w/]$/.test(word))
+        .filter((word) => /^(?:src|dev|test|bench|scripts|docs|worker-example|vercel|\.ci)\/[\w./-]*[\w/]$/.test(word))
         .filter((path) => !existsSync(join(root, path)) && !existsSync(join(root, dirname(file), path)))
         .map((path) => `${file}: ${path}`),
     );
