@@ -6,7 +6,7 @@
  */
 import { PostgresStorageError, sqlState, type Operation } from "./errors.ts";
 
-/** How a `write()` was applied; see the README's "Updates and write-backs". */
+/** How a `write()` was applied; see docs/updates.md. */
 export type WriteOutcome =
   /** A plain write: no read of the key was open. */
   | "replaced"
@@ -23,17 +23,21 @@ export type WriteOutcome =
 
 /** One storage operation, when it ended. */
 export interface OperationEvent {
+  /** Always `"operation"`. */
   readonly kind: "operation";
+  /** The operation: `"read"`, `"write"`, `"update"`, `"delete"`, `"has"`, `"readAll"`, `"prune"`, `"create table"`. */
   readonly operation: Operation;
   /** The table name as given. */
   readonly table: string;
   /** The grammY key; only with `logKeys: true` (keys are personal data: chat and user ids). */
   readonly key?: string;
+  /** Milliseconds from the call to its end. */
   readonly durationMs: number;
   /** Statements sent, retries and table creation included. */
   readonly statements: number;
   /** Tries after the first, of transient failures. */
   readonly retries: number;
+  /** Whether it resolved or rejected. */
   readonly outcome: "ok" | "error";
   /** The SQLSTATE of the failure, when the database reported one. */
   readonly code?: string;
@@ -51,14 +55,21 @@ export interface OperationEvent {
 
 /** One statement sent to the database. */
 export interface StatementEvent {
+  /** Always `"statement"`. */
   readonly kind: "statement";
+  /** The operation that sent it. */
   readonly operation: Operation;
+  /** The table name as given. */
   readonly table: string;
   /** The statement's first word: `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `WITH`, `CREATE`. */
   readonly statement: string;
+  /** Milliseconds from sending it to its answer. */
   readonly durationMs: number;
+  /** Whether it ran as a prepared statement. */
   readonly prepared: boolean;
+  /** Whether it was answered or failed. */
   readonly outcome: "ok" | "error";
+  /** The SQLSTATE it failed with, when the database reported one. */
   readonly code?: string;
 }
 
@@ -67,8 +78,11 @@ export type StorageEvent = OperationEvent | StatementEvent;
 
 /** The slice of an OpenTelemetry `Span` the storage calls. */
 export interface SpanLike {
+  /** Sets one attribute. */
   setAttribute(key: string, value: string | number | boolean): unknown;
+  /** Sets the status: code 2 is an error. */
   setStatus(status: { code: number; message?: string }): unknown;
+  /** Ends the span. */
   end(): void;
 }
 
@@ -78,6 +92,7 @@ export interface SpanLike {
  * structurally, so the library imports nothing of OpenTelemetry.
  */
 export interface TracerLike {
+  /** Starts a span: kind 2 is a client span. */
   startSpan(
     name: string,
     options?: { kind?: number; attributes?: Record<string, string | number | boolean> },

@@ -21,6 +21,7 @@ Deno.test("src/index.ts exports every public value", () => {
   expect(Object.keys(library).sort()).toStrictEqual([
     "PostgresStorage",
     "PostgresStorageError",
+    "StorageConflictError",
     "StorageOptionError",
     "StorageValidationError",
     "compressedCodec",
