@@ -17,8 +17,9 @@ export interface Found {
   readonly quietMs: number;
 }
 
-// The write statements of a compare-and-set run once: one that may have applied is never sent again.
+// Statements that must not apply twice are retried only after failures that prove they did not run.
 const ONCE: RunOptions = { missing: "create", onlyIfNotApplied: true };
+const RETRIED: RunOptions = { missing: "create" };
 
 /** The statements of one storage, run through its driver. */
 export class Rows {
@@ -52,14 +53,19 @@ export class Rows {
 
   /**
    * Stores `stored` only if the row holds `expected` (`null`: only if there is
-   * no live row), in one statement; answers whether it did.
+   * no live row), in one statement; answers whether it did. An `update()`'s set
+   * is sent once: after a lost answer it may have applied, and a patch must not
+   * apply twice. A write-back's set is retried like a plain write: if the lost
+   * one applied, the retry finds the row holding the write-back's own value,
+   * and the merge that follows has nothing left to apply.
    */
   async replaceIf(operation: Operation, at: KeyContext, stored: string, expected: string | null): Promise<boolean> {
     const params = this.#withTtl([at.key, stored]);
+    const options = operation === "update" ? ONCE : RETRIED;
     const rows =
       expected === null
-        ? await this.#run(operation, at, this.#statements.insertIfAbsent, params, ONCE)
-        : await this.#run(operation, at, this.#statements.replaceIf, [...params, expected], ONCE);
+        ? await this.#run(operation, at, this.#statements.insertIfAbsent, params, options)
+        : await this.#run(operation, at, this.#statements.replaceIf, [...params, expected], options);
     return rows.length > 0;
   }
 
