@@ -199,6 +199,10 @@ function hintFor(
       return "The codec's output must be JSON";
     case "22P05":
       return "update() merges as jsonb, which cannot hold U+0000; use write()";
+    case "25006":
+      return "Connected to a read-only server: a standby, or a primary demoted by a failover; point the connection at the primary";
+    case "57P03":
+      return "The server is starting up, shutting down, or a standby not accepting connections; if a failover is under way, point the connection at the new primary";
   }
   return "";
 }

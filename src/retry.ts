@@ -3,7 +3,8 @@ import { StorageOptionError, sqlState } from "./errors.ts";
 /**
  * When and how often a failed statement is tried again. Only transient
  * failures are retried: a lost or refused connection, Neon answering with a
- * server error, the server shutting down (57P01…), serialization failures and
+ * server error, the server shutting down or starting up (57P01…), a read-only
+ * server reached during a failover (25006), serialization failures and
  * deadlocks (40001, 40P01). Everything else surfaces at once.
  */
 export interface RetryOptions {
@@ -24,9 +25,10 @@ export interface RetryOptions {
 export type Transience = "not-applied" | "unknown" | undefined;
 
 // The database refused or rolled back the statement, or it never left: it did not take effect.
-// Bun's SQL says ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve.
+// Bun's SQL says ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve. A read-only server (25006:
+// a standby, or a primary demoted by a failover) refused the write; a standby's recovery conflicts are 40001.
 const NOT_APPLIED =
-  /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
+  /^(57P0[123]|25006|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
 // Unreachable hosts count only while connecting: on an open socket they can follow a sent statement.
 const UNREACHABLE = /^(EHOSTUNREACH|ENETUNREACH)$/;
 // The connection broke with the statement in flight: it may have taken effect.
@@ -101,6 +103,8 @@ export interface RetryScope {
    * patch twice.
    */
   readonly onlyIfNotApplied: boolean;
+  /** How to classify a failure, where the caller knows more than the error says; {@link transience} by default. */
+  readonly classify?: ((error: unknown) => Transience) | undefined;
 }
 
 /** Runs `attempt`, retrying transient failures with exponential backoff. */
@@ -121,10 +125,10 @@ export async function retryAfter<T>(
   error: unknown,
   attempt: () => Promise<T>,
   policy: RetryPolicy,
-  { onlyIfNotApplied }: RetryScope,
+  { onlyIfNotApplied, classify = transience }: RetryScope,
 ): Promise<T> {
   for (let tried = 1; ; tried += 1) {
-    const kind = transience(error);
+    const kind = classify(error);
     if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;
     const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tried - 1));
     await new Promise((resolve) => setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2));

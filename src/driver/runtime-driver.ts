@@ -5,7 +5,7 @@
  * errors explained.
  */
 import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
-import { retryAfter, retrying, transience, type RetryPolicy } from "../retry.ts";
+import { retryAfter, retrying, transience, type RetryPolicy, type Transience } from "../retry.ts";
 import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
 import {
   rowsOf,
@@ -31,6 +31,22 @@ const LOST_PREPARATIONS = new WeakSet<object>();
 // on the catalogs (the table, its row type, its schema); by the time these
 // are raised the other creator has won.
 const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
+// A read-only server (a standby, or a primary demoted by a failover) refused a write: the next statement on that
+// connection would reach the same server, so it is discarded, and the retry takes a new one.
+const READ_ONLY = "25006";
+// Errors of checking a connection out of a pool: no statement was sent, whatever the error says. A proxy that
+// accepts and then finds its server down closes the socket mid-handshake, which pg reports in the words of a
+// connection lost mid-query ("Connection terminated unexpectedly").
+const UNSENT = new WeakSet<object>();
+const unsent = (error: unknown): unknown => {
+  if (typeof error === "object" && error !== null) UNSENT.add(error);
+  return error;
+};
+/** {@link transience}, knowing that a failed checkout sent nothing. */
+const classify = (error: unknown): Transience => {
+  const kind = transience(error);
+  return kind === "unknown" && typeof error === "object" && error !== null && UNSENT.has(error) ? "not-applied" : kind;
+};
 
 /** What the runtime driver needs to know of the storage. */
 export interface RuntimeDriverOptions {
@@ -107,17 +123,20 @@ export class RuntimeDriver {
       return await this.#attempt(statement, params, options);
     } catch (first) {
       // Off the common path: whether any try failed after its statement may have reached the database.
-      let inDoubt = transience(first) === "unknown";
+      let inDoubt = classify(first) === "unknown";
       const again = async () => {
         try {
           return await this.#attempt(statement, params, options);
         } catch (error) {
-          inDoubt ||= transience(error) === "unknown";
+          inDoubt ||= classify(error) === "unknown";
           throw error;
         }
       };
       try {
-        return await retryAfter(first, again, this.#retry, { onlyIfNotApplied: options.onlyIfNotApplied === true });
+        return await retryAfter(first, again, this.#retry, {
+          onlyIfNotApplied: options.onlyIfNotApplied === true,
+          classify,
+        });
       } catch (last) {
         throw this.#explain({ operation, key, inDoubt: inDoubt && writes(operation) }, last);
       }
@@ -133,6 +152,7 @@ export class RuntimeDriver {
     try {
       await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, {
         onlyIfNotApplied: false,
+        classify,
       });
     } catch (error) {
       throw this.#explain({ operation: "create table" }, error);
@@ -152,7 +172,8 @@ export class RuntimeDriver {
     // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
     // never settle. Such statements wait for the creation.
     if (this.#creating !== undefined && !(acquired instanceof Promise)) await this.#creating.catch(() => {});
-    const connection = acquired instanceof Promise ? await acquired : acquired;
+    const connection =
+      acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
     let broken: unknown;
     const creationsBefore = this.#creations;
     try {
@@ -184,7 +205,8 @@ export class RuntimeDriver {
   /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
   async #withConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
     const acquired = this.#driver.acquire();
-    const connection = acquired instanceof Promise ? await acquired : acquired;
+    const connection =
+      acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
     let broken: unknown;
     try {
       return await work(connection);
@@ -264,10 +286,14 @@ const writes = (operation: Operation) => operation !== "read" && operation !== "
 
 /**
  * Whether an error leaves its connection unfit for the next statement: one the
- * server did not answer with a SQLSTATE (a lost socket, say), or the server's
- * own goodbye (class 08, 57P01…).
+ * server did not answer with a SQLSTATE (a lost socket, say), the server's
+ * own goodbye (class 08, 57P01…, any FATAL such as a standby's "terminating
+ * connection due to conflict with recovery", 40001), or a read-only server
+ * (25006), which the next statement on that connection would reach again.
  */
-function breaksConnection(error: unknown): boolean {
+export function breaksConnection(error: unknown): boolean {
   const code = sqlState(error);
-  return code === undefined || code.startsWith("08") || code.startsWith("57P");
+  if (code === undefined || code.startsWith("08") || code.startsWith("57P") || code === READ_ONLY) return true;
+  const { severity } = error as { severity?: unknown };
+  return severity === "FATAL" || severity === "PANIC";
 }

@@ -36,6 +36,18 @@ describe("explainFailure", () => {
     ["42703", "read", undefined, 'The table differs from createTableSql("app.sessions")'],
     ["22P02", "write", undefined, "The codec's output must be JSON"],
     ["22P05", "update", undefined, "update() merges as jsonb, which cannot hold U+0000; use write()"],
+    [
+      "25006",
+      "write",
+      undefined,
+      "Connected to a read-only server: a standby, or a primary demoted by a failover; point the connection at the primary",
+    ],
+    [
+      "57P03",
+      "read",
+      undefined,
+      "The server is starting up, shutting down, or a standby not accepting connections; if a failover is under way, point the connection at the new primary",
+    ],
     [undefined, "read", undefined, "Check the connection string, and that the client is connected and not ended"],
   ] as const)("%s in %s: %s", (code, operation, statement, hint) => {
     const cause = driverError(code);
