@@ -8,9 +8,13 @@ import { StorageOptionError, sqlState } from "./errors.ts";
  * deadlocks (40001, 40P01). Everything else surfaces at once.
  */
 export interface RetryOptions {
-  /** Tries in all, the first included. Defaults to 3. */
+  /**
+   * Tries in all, the first included. Defaults to 6: with the default delays the
+   * retries span 1.25 to 2.5 s, longer than a failover to a synchronous standby
+   * takes (promotion and a proxy's move: about 0.4 s measured, see RELIABILITY.md).
+   */
   attempts?: number | undefined;
-  /** The wait before the first retry, doubled for each further one (with jitter). Defaults to 50 ms. */
+  /** The wait before the first retry, doubled for each further one (with jitter). Defaults to 100 ms. */
   baseDelayMs?: number | undefined;
   /** The longest wait between two tries. Defaults to 1000 ms. */
   maxDelayMs?: number | undefined;
@@ -81,7 +85,7 @@ export interface RetryPolicy {
  */
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
-  const { attempts = 3, baseDelayMs = 50, maxDelayMs = 1000 } = options ?? {};
+  const { attempts = 6, baseDelayMs = 100, maxDelayMs = 1000 } = options ?? {};
   if (
     !Number.isInteger(attempts) ||
     attempts < 1 ||
