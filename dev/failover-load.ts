@@ -79,7 +79,7 @@ export interface LoadOptions {
   /** TTL lanes: storages with `millisecondsToLive` on the same pools, and prune() now and then. */
   readonly ttl?: { readonly storages: readonly PostgresStorage<Value>[]; readonly ms: number; readonly lanes: number };
   /** Called after every operation with whether it succeeded, which isolate ran it and whether it wrote. */
-  readonly onResult?: (result: { isolate: number; ok: boolean; writes: boolean; at: number }) => void;
+  readonly onResult?: (result: { isolate: number; ok: boolean; writes: boolean; inDoubt: boolean; at: number }) => void;
 }
 
 /** A load running until {@link Load.stop}; then {@link Load.check} compares the database with the model. */
@@ -213,10 +213,11 @@ export function startLoad(options: LoadOptions): Load {
           await tracked(undefined, "write", () => storage.delete(key), [ABSENT]);
         }
         report.succeeded += 1;
-        options.onResult?.({ isolate: isolateNo, ok: true, writes, at: performance.now() });
+        options.onResult?.({ isolate: isolateNo, ok: true, writes, inDoubt: false, at: performance.now() });
       } catch (error) {
         report.failed += 1;
-        options.onResult?.({ isolate: isolateNo, ok: false, writes, at: performance.now() });
+        const inDoubt = error instanceof PostgresStorageError && error.inDoubt;
+        options.onResult?.({ isolate: isolateNo, ok: false, writes, inDoubt, at: performance.now() });
         if (!(error instanceof PostgresStorageError))
           violation(`${key}: rejected with a foreign error: ${String(error)}`);
         else if (error.inDoubt) report.failedInDoubt += 1;

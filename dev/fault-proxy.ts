@@ -40,6 +40,8 @@ export interface FaultProxy {
   readonly targetPort: number;
   /** How many connections are open to the server on `port`. */
   openTo(port: number): number;
+  /** How many connections were ever opened to the server on `port`. */
+  openedTo(port: number): number;
   /**
    * Stops listening, so that new connections are refused (ECONNREFUSED), as
    * by a server that is down; `false` listens again on the same port.
@@ -60,6 +62,7 @@ const STARTUP_BYTES = 8; // the wire protocol's first message from a client is S
 export async function startFaultProxy(url: string, random: () => number = Math.random): Promise<FaultProxy> {
   let target = new URL(url);
   const open = new Map<number, number>(); // connections open per server port
+  const opened = new Map<number, number>(); // connections ever opened per server port
   const settings: FaultSettings = { latencyMs: 0, probability: 0, faults: [] };
   const injected: FaultProxy["injected"] = { "drop-before-query": 0, "drop-mid-query": 0, "drop-mid-response": 0 };
   const sockets = new Set<Socket>();
@@ -77,6 +80,7 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
     sockets.add(client);
     sockets.add(upstream);
     open.set(port, (open.get(port) ?? 0) + 1);
+    opened.set(port, (opened.get(port) ?? 0) + 1);
     let closed = false;
     const close = () => {
       client.destroy();
@@ -133,6 +137,9 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
     },
     openTo(port) {
       return open.get(port) ?? 0;
+    },
+    openedTo(port) {
+      return opened.get(port) ?? 0;
     },
     dropAll() {
       for (const socket of sockets) socket.destroy();

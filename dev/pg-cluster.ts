@@ -1,5 +1,5 @@
 // A primary and a synchronous streaming standby on loopback, from this machine's PostgreSQL binaries, for failover tests.
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
@@ -213,9 +213,26 @@ export async function startCluster(): Promise<PgCluster> {
   };
   const confAppend = (node: PgNode, text: string) => appendFileSync(join(node.dataDir, "postgresql.conf"), text);
 
+  // Should this process exit before destroy() (an uncaught error, process.exit), the servers go with it: pg_ctl
+  // starts them as daemons, which would outlive it.
+  const onExit = () => {
+    for (const node of nodes) {
+      try {
+        const argv = ["-D", node.dataDir, "-m", "immediate", "-w", "stop"];
+        if (asRoot)
+          execFileSync("runuser", ["-u", OS_USER, "--", join(PG_BIN, "pg_ctl"), ...argv], { stdio: "ignore" });
+        else execFileSync(join(PG_BIN, "pg_ctl"), argv, { stdio: "ignore" });
+      } catch {
+        // not running
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
   const destroy = async () => {
     for (const node of nodes) await stopNode(node, "immediate").catch(() => {});
     rmSync(dir, { recursive: true, force: true });
+    process.removeListener("exit", onExit);
   };
 
   const state = { primary: undefined as unknown as PgNode, standby: undefined as PgNode | undefined };
