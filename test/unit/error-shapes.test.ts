@@ -25,7 +25,8 @@ import { transience, type Transience } from "../../src/retry.ts";
  * `hot_standby = off` (57P03), and recovery conflicts with
  * `max_standby_streaming_delay = 0` while the primary vacuums rows a standby
  * query may see (40001: ERROR in a running query, FATAL for a session idle in
- * a transaction).
+ * a transaction), and a query on the standby in a database the primary drops
+ * (57P04).
  * test/runtimes/bun/errors_test.ts provokes the Bun rows again under Bun and
  * checks that they still look like this.
  */
@@ -195,6 +196,16 @@ const standby = {
     line: "3259",
     routine: "ProcessInterrupts",
   }),
+  databaseDropped: error("terminating connection due to conflict with recovery", {
+    length: 173,
+    name: "error",
+    severity: "FATAL",
+    code: "57P04",
+    detail: "User was connected to a database that must be dropped.",
+    file: "postgres.c",
+    line: "3200",
+    routine: "ProcessInterrupts",
+  }),
 };
 
 const shapes: Shape[] = [
@@ -261,6 +272,15 @@ const shapes: Shape[] = [
     what: "a standby's session ended by a recovery conflict",
     error: standby.conflictTerminated,
     sqlState: "40001",
+    transience: "unknown",
+  },
+  // "terminating connection" makes it "unknown", as on a primary, where those words can follow a commit; the
+  // connection is discarded (57P…), and a retry finds the database gone (3D000) and stops.
+  {
+    driver: "pg",
+    what: "a standby's session in a database the primary dropped",
+    error: standby.databaseDropped,
+    sqlState: "57P04",
     transience: "unknown",
   },
   {
