@@ -31,6 +31,18 @@ export interface FaultProxy {
   /** Closes every open connection now, as a restarting server would. */
   dropAll(): void;
   /**
+   * Sends new connections to the database of `url` (host and port) from now on,
+   * as a failover's DNS or virtual-IP move does: connections already open stay
+   * with the server they reached.
+   */
+  moveTo(url: string): void;
+  /** The port new connections go to. */
+  readonly targetPort: number;
+  /** How many connections are open to the server on `port`. */
+  openTo(port: number): number;
+  /** How many connections were ever opened to the server on `port`. */
+  openedTo(port: number): number;
+  /**
    * Stops listening, so that new connections are refused (ECONNREFUSED), as
    * by a server that is down; `false` listens again on the same port.
    */
@@ -48,7 +60,9 @@ const STARTUP_BYTES = 8; // the wire protocol's first message from a client is S
  * repeatable runs.
  */
 export async function startFaultProxy(url: string, random: () => number = Math.random): Promise<FaultProxy> {
-  const target = new URL(url);
+  let target = new URL(url);
+  const open = new Map<number, number>(); // connections open per server port
+  const opened = new Map<number, number>(); // connections ever opened per server port
   const settings: FaultSettings = { latencyMs: 0, probability: 0, faults: [] };
   const injected: FaultProxy["injected"] = { "drop-before-query": 0, "drop-mid-query": 0, "drop-mid-response": 0 };
   const sockets = new Set<Socket>();
@@ -61,14 +75,20 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
   const later = (action: () => void) => (settings.latencyMs > 0 ? setTimeout(action, settings.latencyMs) : action());
 
   const server = createServer((client) => {
-    const upstream = connect({ host: target.hostname, port: Number(target.port || 5432) });
+    const port = Number(target.port || 5432);
+    const upstream = connect({ host: target.hostname, port });
     sockets.add(client);
     sockets.add(upstream);
+    open.set(port, (open.get(port) ?? 0) + 1);
+    opened.set(port, (opened.get(port) ?? 0) + 1);
+    let closed = false;
     const close = () => {
       client.destroy();
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
+      if (!closed) open.set(port, (open.get(port) ?? 1) - 1);
+      closed = true;
     };
     let spoken = 0; // the client's chunks so far: the first is its startup message
     client.on("data", (chunk: Buffer) => {
@@ -109,6 +129,18 @@ export async function startFaultProxy(url: string, random: () => number = Math.r
     url: proxied.href,
     settings,
     injected,
+    moveTo(next) {
+      target = new URL(next);
+    },
+    get targetPort() {
+      return Number(target.port || 5432);
+    },
+    openTo(port) {
+      return open.get(port) ?? 0;
+    },
+    openedTo(port) {
+      return opened.get(port) ?? 0;
+    },
     dropAll() {
       for (const socket of sockets) socket.destroy();
       sockets.clear();

@@ -265,6 +265,10 @@ function adviceFor(
       );
     case "55P03":
       return "The server stopped waiting for a lock (its lock_timeout) and rolled the statement back; another transaction holds the row";
+    case "25006":
+      return "Connected to a read-only server: a standby, or a primary demoted by a failover; point the connection at the primary";
+    case "57P03":
+      return "The server is starting up, shutting down, or a standby not accepting connections; if a failover is under way, point the connection at the new primary";
   }
   return "";
 }

@@ -54,9 +54,10 @@ export interface PostgresStorageOptions<T = unknown> {
    */
   millisecondsToLive?: number | undefined;
   /**
-   * How transient failures (lost connections, Neon's 5xx, 57P01, 40001,
-   * 40P01) are retried; `false` turns retrying off. Defaults to 3 tries with
-   * backoff from 50 ms. A statement of `update()` that writes is retried only
+   * How transient failures (lost connections, Neon's 5xx, 57P01, 25006, 40001,
+   * 40P01) are retried; `false` turns retrying off. Defaults to 6 tries with
+   * backoff from 100 ms up to 1 s: 1.25 to 2.5 s in all, longer than a failover
+   * to a synchronous standby takes. A statement of `update()` that writes is retried only
    * when it certainly did not take effect, so a patch is never written twice.
    */
   retry?: RetryOptions | false | undefined;

@@ -3,14 +3,19 @@ import { ClientStateError, StorageOptionError, clientGaveUp, errorChain, sqlStat
 /**
  * When and how often a failed statement is tried again. Only transient
  * failures are retried: a lost or refused connection, Neon answering with a
- * server error, the server shutting down (57P01…), serialization failures and
+ * server error, the server shutting down or starting up (57P01…), a read-only
+ * server reached during a failover (25006), serialization failures and
  * deadlocks (40001, 40P01). Everything else surfaces at once, a client-side
  * timeout or abort too: the statement may still be running on the server.
  */
 export interface RetryOptions {
-  /** Tries in all, the first included. Defaults to 3. */
+  /**
+   * Tries in all, the first included. Defaults to 6: with the default delays the
+   * retries span 1.25 to 2.5 s, longer than a failover to a synchronous standby
+   * takes (promotion and a proxy's move: about 0.4 s measured, see RELIABILITY.md).
+   */
   attempts?: number | undefined;
-  /** The wait before the first retry, doubled for each further one (with jitter). Defaults to 50 ms. */
+  /** The wait before the first retry, doubled for each further one (with jitter). Defaults to 100 ms. */
   baseDelayMs?: number | undefined;
   /** The longest wait between two tries. Defaults to 1000 ms. */
   maxDelayMs?: number | undefined;
@@ -29,9 +34,10 @@ export interface RetryOptions {
 export type Transience = "not-applied" | "unknown" | undefined;
 
 // The database refused or rolled back the statement, or it never left: it did not take effect.
-// Bun's SQL says ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve.
+// Bun's SQL says ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve. A read-only server (25006:
+// a standby, or a primary demoted by a failover) refused the write; a standby's recovery conflicts are 40001.
 const NOT_APPLIED =
-  /^(57P0[123]|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
+  /^(57P0[123]|25006|40001|40P01|53300|0800[14]|ECONNREFUSED|EAI_AGAIN|CONNECT_TIMEOUT|ERR_POSTGRES_CONNECTION_(REFUSED|TIMEOUT))$/;
 // pg refuses a statement on a connection that broke before it, without sending it; a Pool's next connection may do.
 const NOT_APPLIED_MESSAGE = /^Client has encountered a connection error and is not queryable$/;
 // Unreachable hosts count only while connecting: on an open socket they can follow a sent statement.
@@ -118,7 +124,7 @@ export interface RetryPolicy {
  */
 export function retryPolicy(options: RetryOptions | false | undefined): RetryPolicy {
   if (options === false) return { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
-  const { attempts = 3, baseDelayMs = 50, maxDelayMs = 1000 } = options ?? {};
+  const { attempts = 6, baseDelayMs = 100, maxDelayMs = 1000 } = options ?? {};
   if (
     !Number.isInteger(attempts) ||
     attempts < 1 ||
@@ -140,6 +146,8 @@ export interface RetryScope {
    * patch twice.
    */
   readonly onlyIfNotApplied: boolean;
+  /** How to classify a failure, where the caller knows more than the error says; {@link transience} by default. */
+  readonly classify?: ((error: unknown) => Transience) | undefined;
 }
 
 /** Runs `attempt`, retrying transient failures with exponential backoff. */
@@ -160,10 +168,10 @@ export async function retryAfter<T>(
   error: unknown,
   attempt: () => Promise<T>,
   policy: RetryPolicy,
-  { onlyIfNotApplied }: RetryScope,
+  { onlyIfNotApplied, classify = transience }: RetryScope,
 ): Promise<T> {
   for (let tried = 1; ; tried += 1) {
-    const kind = transience(error);
+    const kind = classify(error);
     if (tried >= policy.attempts || kind === undefined || (onlyIfNotApplied && kind === "unknown")) throw error;
     const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tried - 1));
     await new Promise((resolve) => setTimeout(resolve, delay / 2 + (Math.random() * delay) / 2));

@@ -76,12 +76,12 @@ describe("errors and options, without a database", () => {
     [
       "a refused connection (never ran)",
       Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED", syscall: "connect" }),
-      3,
+      6,
     ],
     [
       "an unreachable host while connecting",
       Object.assign(new Error("connect EHOSTUNREACH"), { code: "EHOSTUNREACH", syscall: "connect" }),
-      3,
+      6,
     ],
     [
       "an unreachable host on an open socket (it may have run)",
@@ -95,7 +95,7 @@ describe("errors and options, without a database", () => {
       }),
       1,
     ],
-    ["a serialization failure (rolled back)", Object.assign(new Error("could not serialize"), { code: "40001" }), 3],
+    ["a serialization failure (rolled back)", Object.assign(new Error("could not serialize"), { code: "40001" }), 6],
   ])("update() tries %s this often", async (_label, error, tries) => {
     const { client, calls } = failing(error);
     await expect(

@@ -6,7 +6,7 @@
  */
 import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
 import type { Trace } from "../observe.ts";
-import { mayHaveApplied, retryAfter, retrying, type RetryPolicy } from "../retry.ts";
+import { mayHaveApplied, retryAfter, retrying, transience, type RetryPolicy, type Transience } from "../retry.ts";
 import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
 import {
   rowsOf,
@@ -32,6 +32,22 @@ const LOST_PREPARATIONS = new WeakSet<object>();
 // on the catalogs (the table, its row type, its schema); by the time these
 // are raised the other creator has won.
 const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
+// A read-only server (a standby, or a primary demoted by a failover) refused a write: the next statement on that
+// connection would reach the same server, so it is discarded, and the retry takes a new one.
+const READ_ONLY = "25006";
+// Errors of checking a connection out of a pool: no statement was sent, whatever the error says. A proxy that
+// accepts and then finds its server down closes the socket mid-handshake, which pg reports in the words of a
+// connection lost mid-query ("Connection terminated unexpectedly").
+const UNSENT = new WeakSet<object>();
+const unsent = (error: unknown): unknown => {
+  if (typeof error === "object" && error !== null) UNSENT.add(error);
+  return error;
+};
+/** {@link transience}, knowing that a failed checkout sent nothing. */
+const classify = (error: unknown): Transience => {
+  const kind = transience(error);
+  return kind === "unknown" && typeof error === "object" && error !== null && UNSENT.has(error) ? "not-applied" : kind;
+};
 
 /** What the runtime driver needs to know of the storage. */
 export interface RuntimeDriverOptions {
@@ -121,7 +137,10 @@ export class RuntimeDriver {
         }
       };
       try {
-        return await retryAfter(first, again, this.#retry, { onlyIfNotApplied: options.onlyIfNotApplied === true });
+        return await retryAfter(first, again, this.#retry, {
+          onlyIfNotApplied: options.onlyIfNotApplied === true,
+          classify,
+        });
       } catch (last) {
         throw this.#explain({ operation, key, inDoubt: inDoubt && writes(operation) }, last);
       }
@@ -137,6 +156,7 @@ export class RuntimeDriver {
     try {
       await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, {
         onlyIfNotApplied: false,
+        classify,
       });
     } catch (error) {
       throw this.#explain({ operation: "create table" }, error);
@@ -156,7 +176,8 @@ export class RuntimeDriver {
     // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
     // never settle. Such statements wait for the creation.
     if (this.#creating !== undefined && !(acquired instanceof Promise)) await this.#creating.catch(() => {});
-    const connection = acquired instanceof Promise ? await acquired.catch(neverSent) : acquired;
+    const connection =
+      acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
     let broken: unknown;
     const creationsBefore = this.#creations;
     try {
@@ -188,7 +209,8 @@ export class RuntimeDriver {
   /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
   async #withConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
     const acquired = this.#driver.acquire();
-    const connection = acquired instanceof Promise ? await acquired : acquired;
+    const connection =
+      acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
     let broken: unknown;
     try {
       return await work(connection);
@@ -303,17 +325,9 @@ export class RuntimeDriver {
   }
 }
 
-/** Errors of checking a connection out of a pool: the statement was not sent (a timeout there included). */
-const NEVER_SENT = new WeakSet<object>();
-
-function neverSent(error: unknown): never {
-  if (typeof error === "object" && error !== null) NEVER_SENT.add(error);
-  throw error;
-}
-
 /** Whether a failed try may have taken effect: not when it failed before its statement was sent. */
 const mayHaveTakenEffect = (error: unknown) =>
-  !(typeof error === "object" && error !== null && NEVER_SENT.has(error)) && mayHaveApplied(error);
+  !(typeof error === "object" && error !== null && UNSENT.has(error)) && mayHaveApplied(error);
 
 /** Whether an operation changes what is stored, so that a failure of it may leave a change behind. */
 const writes = (operation: Operation) => operation !== "read" && operation !== "has" && operation !== "readAll";
@@ -322,9 +336,13 @@ const writes = (operation: Operation) => operation !== "read" && operation !== "
  * Whether an error leaves its connection unfit for the next statement: one the
  * server did not answer with a SQLSTATE (a lost socket, say, or pg's
  * `query_timeout`, after which the statement still runs on that connection),
- * or the server's own goodbye (class 08, 57P01…).
+ * the server's own goodbye (class 08, 57P01…, any FATAL such as a standby's
+ * "terminating connection due to conflict with recovery", 40001), or a
+ * read-only server (25006), which the next statement on that connection would reach again.
  */
-function breaksConnection(error: unknown): boolean {
+export function breaksConnection(error: unknown): boolean {
   const code = sqlState(error);
-  return code === undefined || code.startsWith("08") || code.startsWith("57P");
+  if (code === undefined || code.startsWith("08") || code.startsWith("57P") || code === READ_ONLY) return true;
+  const { severity } = error as { severity?: unknown };
+  return severity === "FATAL" || severity === "PANIC";
 }

@@ -27,6 +27,15 @@ import { mayHaveApplied, transience, type Transience } from "../../src/retry.ts"
  * Bun's `query.cancel()` and `close({ timeout })`. Bun's `idleTimeout` and
  * `maxLifetime` never end a running query, and neither do postgres.js's
  * `idle_timeout` and `max_lifetime`: they raise nothing to classify.
+ *
+ * The standby's errors come from dev/pg-cluster.ts's primary and streaming
+ * standby: a write on the standby (25006; a demoted primary restarted as a
+ * standby says the same), connecting to a standby started with
+ * `hot_standby = off` (57P03), and recovery conflicts with
+ * `max_standby_streaming_delay = 0` while the primary vacuums rows a standby
+ * query may see (40001: ERROR in a running query, FATAL for a session idle in
+ * a transaction), and a query on the standby in a database the primary drops
+ * (57P04).
  * test/runtimes/bun/errors_test.ts provokes the Bun rows again under Bun and
  * checks that they still look like this.
  */
@@ -200,6 +209,60 @@ const bun = {
   }),
 };
 
+/** pg's DatabaseErrors from a standby. */
+const standby = {
+  readOnly: error("cannot execute INSERT in a read-only transaction", {
+    length: 118,
+    name: "error",
+    severity: "ERROR",
+    code: "25006",
+    file: "utility.c",
+    line: "414",
+    routine: "PreventCommandIfReadOnly",
+  }),
+  notAccepting: error("the database system is not accepting connections", {
+    length: 149,
+    name: "error",
+    severity: "FATAL",
+    code: "57P03",
+    detail: "Hot standby mode is disabled.",
+    file: "postmaster.c",
+    line: "2424",
+    routine: "ProcessStartupPacket",
+  }),
+  conflict: error("canceling statement due to conflict with recovery", {
+    length: 186,
+    name: "error",
+    severity: "ERROR",
+    code: "40001",
+    detail: "User query might have needed to see row versions that must be removed.",
+    file: "postgres.c",
+    line: "3335",
+    routine: "ProcessInterrupts",
+  }),
+  conflictTerminated: error("terminating connection due to conflict with recovery", {
+    length: 275,
+    name: "error",
+    severity: "FATAL",
+    code: "40001",
+    detail: "User query might have needed to see row versions that must be removed.",
+    hint: "In a moment you should be able to reconnect to the database and repeat your command.",
+    file: "postgres.c",
+    line: "3259",
+    routine: "ProcessInterrupts",
+  }),
+  databaseDropped: error("terminating connection due to conflict with recovery", {
+    length: 173,
+    name: "error",
+    severity: "FATAL",
+    code: "57P04",
+    detail: "User was connected to a database that must be dropped.",
+    file: "postgres.c",
+    line: "3200",
+    routine: "ProcessInterrupts",
+  }),
+};
+
 const shapes: Shape[] = [
   {
     driver: "pg",
@@ -238,6 +301,50 @@ const shapes: Shape[] = [
     what: "dropped mid-query, or the next query on a terminated Client",
     error: error("Connection terminated unexpectedly", {}),
     sqlState: undefined,
+    transience: "unknown",
+    inDoubt: true,
+  },
+  {
+    driver: "pg",
+    what: "write on a standby, or on a primary demoted by a failover",
+    error: standby.readOnly,
+    sqlState: "25006",
+    transience: "not-applied",
+    inDoubt: false,
+  },
+  {
+    driver: "pg",
+    what: "connecting to a standby that takes no connections (hot_standby = off)",
+    error: standby.notAccepting,
+    sqlState: "57P03",
+    transience: "not-applied",
+    inDoubt: false,
+  },
+  {
+    driver: "pg",
+    what: "a standby's query cancelled by a recovery conflict",
+    error: standby.conflict,
+    sqlState: "40001",
+    transience: "not-applied",
+    inDoubt: false,
+  },
+  // A FATAL: the connection is gone (and discarded); a standby cannot have applied a write, but "terminating
+  // connection" on a primary can follow a commit, and the words are the same.
+  {
+    driver: "pg",
+    what: "a standby's session ended by a recovery conflict",
+    error: standby.conflictTerminated,
+    sqlState: "40001",
+    transience: "unknown",
+    inDoubt: true,
+  },
+  // "terminating connection" makes it "unknown", as on a primary, where those words can follow a commit; the
+  // connection is discarded (57P…), and a retry finds the database gone (3D000) and stops.
+  {
+    driver: "pg",
+    what: "a standby's session in a database the primary dropped",
+    error: standby.databaseDropped,
+    sqlState: "57P04",
     transience: "unknown",
     inDoubt: true,
   },
@@ -786,6 +893,18 @@ describe("real driver errors", () => {
     ["Bun's terminated update", "update", bun.terminated, /may have taken effect and was not retried/],
     ["Bun's dropped update", "update", bun.closed, /may have taken effect and was not retried/],
     ["pg's missing table on a write", "write", shapes[0]?.error, /\(SQLSTATE 42P01\)\. Run createTableSql/],
+    [
+      "pg's write on a read-only server",
+      "update",
+      standby.readOnly,
+      /\(SQLSTATE 25006\)\. Connected to a read-only server: a standby, or a primary demoted by a failover; point the connection at the primary/,
+    ],
+    [
+      "pg's connection to a standby without hot standby",
+      "read",
+      standby.notAccepting,
+      /\(SQLSTATE 57P03\)\. The server is starting up/,
+    ],
   ] as const)("%s gets its hint", (_label, operation, driverError, message) => {
     // The runtime driver says an operation is in doubt when a try failed in a way that may have applied.
     const wrapped = explainFailure(

@@ -48,6 +48,18 @@ describe("explainFailure", () => {
       undefined,
       "The server stopped waiting for a lock (its lock_timeout) and rolled the statement back; another transaction holds the row",
     ],
+    [
+      "25006",
+      "write",
+      undefined,
+      "Connected to a read-only server: a standby, or a primary demoted by a failover; point the connection at the primary",
+    ],
+    [
+      "57P03",
+      "read",
+      undefined,
+      "The server is starting up, shutting down, or a standby not accepting connections; if a failover is under way, point the connection at the new primary",
+    ],
     [undefined, "read", undefined, "Check the connection string, and that the client is connected and not ended"],
   ] as const)("%s in %s: %s", (code, operation, statement, hint) => {
     const cause = driverError(code);

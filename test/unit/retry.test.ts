@@ -93,15 +93,15 @@ describe("retrying", () => {
 });
 
 describe("retryPolicy", () => {
-  it("fills in 3 tries, 50 ms doubling up to 1 s", () => {
-    expect(retryPolicy(undefined)).toStrictEqual({ attempts: 3, baseDelayMs: 50, maxDelayMs: 1000 });
-    expect(retryPolicy({ attempts: 1 })).toStrictEqual({ attempts: 1, baseDelayMs: 50, maxDelayMs: 1000 });
+  it("fills in 6 tries, 100 ms doubling up to 1 s", () => {
+    expect(retryPolicy(undefined)).toStrictEqual({ attempts: 6, baseDelayMs: 100, maxDelayMs: 1000 });
+    expect(retryPolicy({ attempts: 1 })).toStrictEqual({ attempts: 1, baseDelayMs: 100, maxDelayMs: 1000 });
     expect(retryPolicy(false)).toStrictEqual({ attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
   });
 
   it("allows delays of 0 ms: retries at once", () => {
-    expect(retryPolicy({ baseDelayMs: 0 })).toStrictEqual({ attempts: 3, baseDelayMs: 0, maxDelayMs: 1000 });
-    expect(retryPolicy({ maxDelayMs: 0 })).toStrictEqual({ attempts: 3, baseDelayMs: 50, maxDelayMs: 0 });
+    expect(retryPolicy({ baseDelayMs: 0 })).toStrictEqual({ attempts: 6, baseDelayMs: 0, maxDelayMs: 1000 });
+    expect(retryPolicy({ maxDelayMs: 0 })).toStrictEqual({ attempts: 6, baseDelayMs: 100, maxDelayMs: 0 });
     expect(retryPolicy({ attempts: 10, baseDelayMs: 0, maxDelayMs: 0 })).toStrictEqual({
       attempts: 10,
       baseDelayMs: 0,

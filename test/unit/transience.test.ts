@@ -19,6 +19,8 @@ describe("transience", () => {
     "57P01",
     "57P02",
     "57P03",
+    // A read-only server (a standby, or a demoted primary) refused the write.
+    "25006",
     "40001",
     "40P01",
     "53300",
