@@ -6,6 +6,7 @@ import type { KeyContext } from "./codec.ts";
 import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
 import type { RunOptions, RuntimeDriver } from "./driver/runtime-driver.ts";
 import type { Operation } from "./errors.ts";
+import type { Trace } from "./observe.ts";
 import { skippableMs } from "./expiry.ts";
 import type { Statements } from "./statements.ts";
 
@@ -20,6 +21,8 @@ export interface Found {
 // Statements that must not apply twice are retried only after failures that prove they did not run.
 const ONCE: RunOptions = { missing: "create", onlyIfNotApplied: true };
 const RETRIED: RunOptions = { missing: "create" };
+// 2 MB of the table per statement: no statement holds the rows of the whole table, or runs for long.
+const PRUNE_BLOCKS = 256;
 
 /** The statements of one storage, run through its driver. */
 export class Rows {
@@ -73,6 +76,25 @@ export class Rows {
   async merge(at: KeyContext, patch: string): Promise<string | null> {
     const [row] = await this.#run("update", at, this.#statements.merge, this.#withTtl([at.key, patch]), ONCE);
     return row === undefined ? null : textOf(row, "value");
+  }
+
+  /**
+   * Deletes the expired rows, `PRUNE_BLOCKS` blocks of the table per
+   * statement; answers how many.
+   *
+   * @param quotedTable the table, quoted, which the statement sizes up
+   */
+  async prune(quotedTable: string, trace: Trace | undefined): Promise<number> {
+    let deleted = 0;
+    for (let block = 0; ; block += PRUNE_BLOCKS) {
+      const params = [block, PRUNE_BLOCKS, quotedTable];
+      const [row] = await this.#driver.run("prune", undefined, this.#statements.prune, params, {
+        missing: "empty",
+        trace,
+      });
+      deleted += Number(row?.deleted ?? 0);
+      if (row?.more !== true) return deleted;
+    }
   }
 
   /** Deletes the row of a key. */

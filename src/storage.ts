@@ -1,37 +1,20 @@
-import { KeyContext, TAGS_DATES, decode, isMergeable } from "./codec.ts";
-import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./compare-and-set.ts";
+import { KeyContext, TAGS_DATES } from "./codec.ts";
 import { textOf, type Row } from "./driver/clients.ts";
 import { RuntimeDriver } from "./driver/runtime-driver.ts";
-import { PostgresStorageError, StorageOptionError, inOperation, type Operation } from "./errors.ts";
+import { StorageOptionError, inOperation, type Operation } from "./errors.ts";
 import { timeToLive } from "./expiry.ts";
-import { keyContext, normalizeKeyBuilder, prefixUpperBound, type KeyBuilder } from "./keys.ts";
+import { keyContext, normalizeKeyBuilder, type KeyBuilder } from "./keys.ts";
 import type { PostgresStorageOptions } from "./options.ts";
 import { retryPolicy } from "./retry.ts";
 import { observerOf, type Observer, type Trace } from "./observe.ts";
 import { Rows } from "./rows.ts";
+import { scanRows } from "./scan.ts";
 import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
-import {
-  checkPatch,
-  decodeFromRead,
-  decodePlain,
-  encodePatch,
-  encodeValue,
-  mergeFields,
-  notAnObject,
-  sealed,
-  setsAField,
-  unsealed,
-  valueRules,
-  type ValueRules,
-} from "./values.ts";
+import { decodeFromRead, decodePlain, encodeValue, sealed, unsealed, valueRules, type ValueRules } from "./values.ts";
+import { applyPatch } from "./patch.ts";
 import { applyWriteBack, checkOnConflict, renew, type WriteBackScope } from "./write-back.ts";
 import { WriteBacks } from "./write-backs.ts";
-
-const KEY_PAGE_SIZE = 1000;
-const ENTRY_PAGE_SIZE = 100;
-const PRUNE_BLOCKS = 256;
-const UNREADABLE_JSON = "22P05";
 
 /**
  * grammY session storage in PostgreSQL: implements grammY's `StorageAdapter`
@@ -178,84 +161,29 @@ export class PostgresStorage<T = unknown> {
    * that sets no field writes nothing and creates no row. The fields keep
    * their order, as `{ ...stored, ...patch }` would.
    *
-   * The stored value is taken exactly as `read()` would return it: with a
-   * schema, a value that fails it is handled by `onInvalid` (`"throw"`
-   * rejects and writes nothing, `"discard"` merges into nothing, a repair
-   * function's result is merged into).
-   *
-   * Without a schema, this is one statement that merges inside the database.
-   * With one (or a codec that is not JSON, such as superjson or encryption), the
-   * stored value goes through it (and
-   * the merged value must pass it, unless `validateOnWrite` is false), which
-   * cannot happen inside PostgreSQL: the merge happens here and is written only
-   * if the stored value is still the one it merged into (a compare-and-set,
-   * tried again when another writer came first): one statement when this
-   * storage has just read the value (as grammY's session does), two otherwise.
-   *
-   * A handler's session written back after an `update()` of its key keeps
-   * the update: the write-back applies only what the handler changed.
+   * The stored value is taken exactly as `read()` would return it (schema
+   * and `onInvalid` included). Without a schema, under a codec that writes
+   * objects as JSON objects, this is one statement that merges inside the
+   * database; otherwise the merge happens here and is stored with a
+   * compare-and-set, tried again when another writer came first (one
+   * statement after this storage's own read, two otherwise). A session
+   * written back after an `update()` of its key keeps the update. The rules:
+   * docs/updates.md.
    *
    * @returns the merged value, as a read would return it
    * @throws StorageValidationError when the stored value or the merged one fails the schema (nothing is written)
-   * @throws PostgresStorageError when the patch is not a plain object, the stored value is not an object, or
-   * (without a schema) the codec cannot merge in the database; with `inDoubt` set when the connection broke after
-   * the statement was sent (it may have taken effect)
+   * @throws StorageOptionError when the patch is not a plain object
+   * @throws PostgresStorageError when the stored value is not an object, or the statement fails (with `inDoubt`
+   * set when it may have taken effect)
    */
   async update(key: string, patch: Partial<T>): Promise<T> {
     const trace = this.#observer?.start("update", key);
     try {
-      const at = keyContext(this.#keys, key, trace);
-      checkPatch(patch);
-      const merged = !setsAField(patch)
-        ? await this.#currentFields(at)
-        : this.#rules.schema === undefined && isMergeable(this.#rules.codec)
-          ? await this.#mergeInDatabase(at, patch)
-          : await this.#mergeChecked(at, patch);
+      const merged = await applyPatch(this.#writeBack, keyContext(this.#keys, key, trace), patch);
       trace?.end();
       return merged;
     } catch (error) {
       throw this.#in(error, "update", key, trace);
-    }
-  }
-
-  /** `update()` of a patch that sets nothing: the stored object, or `{}` if the schema allows it; writes nothing. */
-  async #currentFields(at: KeyContext): Promise<T> {
-    const { stored } = await this.#rows.read("update", at);
-    const current = stored === null ? undefined : await decodeFromRead(this.#rules, at, stored);
-    if (current !== undefined) return mergeFields<T>(at, current, {});
-    return (await encodeValue(this.#rules, at, {} as T)).value;
-  }
-
-  async #mergeInDatabase(at: KeyContext, patch: Partial<T>): Promise<T> {
-    let merged: string | null;
-    try {
-      merged = await this.#rows.merge(at, await encodePatch(this.#rules, at, patch));
-    } catch (error) {
-      // PostgreSQL's JSON functions cannot read U+0000 in a string (22P05; the statement did not run): merge here.
-      if (error instanceof PostgresStorageError && error.code === UNREADABLE_JSON) return this.#mergeChecked(at, patch);
-      throw error;
-    }
-    if (merged === null) throw notAnObject(at);
-    this.#backs.saw(at.key, merged);
-    return (await decode(this.#rules.codec, merged, at)) as T;
-  }
-
-  async #mergeChecked(at: KeyContext, patch: Partial<T>): Promise<T> {
-    // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
-    let known = this.#backs.latest(at.key);
-    for (let attempt = 1; ; attempt += 1) {
-      known ??= (await this.#rows.read("update", at)).stored;
-      const previous = known === null ? undefined : await decodeFromRead(this.#rules, at, known);
-      const next = await encodeValue(this.#rules, at, mergeFields<T>(at, previous ?? {}, patch));
-      const stored = await sealed(this.#rules, at, next.plain);
-      if (await this.#rows.replaceIf("update", at, stored, known)) {
-        this.#backs.saw(at.key, stored);
-        return next.value;
-      }
-      if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("update", at);
-      // Another writer came first: merge into what it left, after a pause that spreads out contenders.
-      known = undefined;
-      await pauseBeforeRetry(attempt);
     }
   }
 
@@ -326,14 +254,7 @@ export class PostgresStorage<T = unknown> {
   async prune(): Promise<number> {
     const trace = this.#observer?.start("prune");
     try {
-      let deleted = 0;
-      for (let block = 0; ; block += PRUNE_BLOCKS) {
-        const params = [block, PRUNE_BLOCKS, this.#quotedTable];
-        const run = { missing: "empty", trace } as const;
-        const [row] = await this.#driver.run("prune", undefined, this.#statements.prune, params, run);
-        deleted += Number(row?.deleted ?? 0);
-        if (row?.more !== true) break;
-      }
+      const deleted = await this.#rows.prune(this.#quotedTable, trace);
       trace?.end();
       return deleted;
     } catch (error) {
@@ -360,42 +281,13 @@ export class PostgresStorage<T = unknown> {
     const trace = this.#observer?.start("readAll");
     let failure: unknown;
     try {
-      yield* this.#pages(withValues, trace);
+      yield* scanRows(this.#driver, this.#statements, this.#keys, withValues, trace);
     } catch (error) {
-      failure = error;
-      throw error;
+      failure = this.#in(error, "readAll");
+      throw failure;
     } finally {
       // Also when the caller stops early (break): the scan ends there.
       trace?.end(failure);
-    }
-  }
-
-  async *#pages(
-    withValues: boolean,
-    trace: Trace | undefined,
-  ): AsyncGenerator<[key: string, row: Row], void, undefined> {
-    const parse = this.#keys.parse;
-    if (parse === undefined) {
-      throw this.#in(
-        new StorageOptionError("keyBuilder", "readAll* needs keyBuilder.parse(storedKey); add it, or use prefixKeys()"),
-        "readAll",
-      );
-    }
-    const lower = this.#keys.prefix ?? "";
-    const upper = lower === "" ? undefined : prefixUpperBound(lower);
-    const pageSize = withValues ? ENTRY_PAGE_SIZE : KEY_PAGE_SIZE;
-    let cursor = lower;
-    for (let first = true; ; first = false) {
-      const text = this.#statements.page({ values: withValues, first, bounded: upper !== undefined });
-      const params = upper === undefined ? [cursor, pageSize] : [cursor, upper, pageSize];
-      const rows = await this.#driver.run("readAll", undefined, text, params, { missing: "empty", trace });
-      for (const row of rows) {
-        const key = parse.call(this.#keys, textOf(row, "key"));
-        if (key !== undefined) yield [key, row];
-      }
-      const last = rows[rows.length - 1];
-      if (last === undefined || rows.length < pageSize) return;
-      cursor = textOf(last, "key");
     }
   }
 

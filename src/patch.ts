@@ -1,0 +1,83 @@
+/**
+ * `update()`: a patch merged into the stored object, inside the database when
+ * the codec allows it (one statement), otherwise here with a compare-and-set.
+ */
+import { decode, isMergeable, type KeyContext } from "./codec.ts";
+import { MAX_SET_ATTEMPTS, attemptsLost, pauseBeforeRetry } from "./compare-and-set.ts";
+import { PostgresStorageError } from "./errors.ts";
+import type { Rows } from "./rows.ts";
+import {
+  checkPatch,
+  decodeFromRead,
+  encodePatch,
+  encodeValue,
+  mergeFields,
+  notAnObject,
+  sealed,
+  setsAField,
+  type ValueRules,
+} from "./values.ts";
+import type { WriteBacks } from "./write-backs.ts";
+
+// PostgreSQL's JSON functions cannot read U+0000 in a string; the statement then did not run.
+const UNREADABLE_JSON = "22P05";
+
+/** What an update needs of its storage. */
+export interface PatchScope<T> {
+  readonly rows: Rows;
+  readonly rules: ValueRules<T>;
+  readonly backs: WriteBacks;
+}
+
+/**
+ * Merges `patch` into the object stored under a key, as `update()` promises.
+ *
+ * @returns the merged value, as a read would return it
+ */
+export async function applyPatch<T>(scope: PatchScope<T>, at: KeyContext, patch: Partial<T>): Promise<T> {
+  checkPatch(patch);
+  if (!setsAField(patch)) return currentFields(scope, at);
+  return scope.rules.schema === undefined && isMergeable(scope.rules.codec)
+    ? mergeInDatabase(scope, at, patch)
+    : mergeChecked(scope, at, patch);
+}
+
+/** A patch that sets nothing: the stored object, or `{}` if the schema allows it; writes nothing. */
+async function currentFields<T>({ rows, rules }: PatchScope<T>, at: KeyContext): Promise<T> {
+  const { stored } = await rows.read("update", at);
+  const current = stored === null ? undefined : await decodeFromRead(rules, at, stored);
+  if (current !== undefined) return mergeFields<T>(at, current, {});
+  return (await encodeValue(rules, at, {} as T)).value;
+}
+
+async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: Partial<T>): Promise<T> {
+  let merged: string | null;
+  try {
+    merged = await scope.rows.merge(at, await encodePatch(scope.rules, at, patch));
+  } catch (error) {
+    if (error instanceof PostgresStorageError && error.code === UNREADABLE_JSON) return mergeChecked(scope, at, patch);
+    throw error;
+  }
+  if (merged === null) throw notAnObject(at);
+  scope.backs.saw(at.key, merged);
+  return (await decode(scope.rules.codec, merged, at)) as T;
+}
+
+/** Merges here and stores the result only if the row still holds what it merged into; again when another writer came first. */
+async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyContext, patch: Partial<T>): Promise<T> {
+  // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
+  let known = backs.latest(at.key);
+  for (let attempt = 1; ; attempt += 1) {
+    known ??= (await rows.read("update", at)).stored;
+    const previous = known === null ? undefined : await decodeFromRead(rules, at, known);
+    const next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
+    const stored = await sealed(rules, at, next.plain);
+    if (await rows.replaceIf("update", at, stored, known)) {
+      backs.saw(at.key, stored);
+      return next.value;
+    }
+    if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("update", at);
+    known = undefined;
+    await pauseBeforeRetry(attempt);
+  }
+}
