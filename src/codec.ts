@@ -42,7 +42,10 @@ export interface Codec {
  * as `null`, a function not at all), naming where in the value it is and the
  * codec that keeps it, instead of storing something else than was written.
  * A property whose value is `undefined` is allowed: JSON leaves it out, and it
- * reads back as missing, which is what bots mean by it.
+ * reads back as missing, which is what bots mean by it. So is `-0`, the one
+ * value stored as another: JSON writes it as `0` (and `Math.round(-0.4)` is
+ * `-0`, so refusing it would refuse ordinary arithmetic), and it reads back as
+ * `0`, which equals it under `===`.
  *
  * The text is written by the same walk that checks the value, which reads each
  * property once: a getter that answers differently each time is stored as it

@@ -190,8 +190,14 @@ describe("strictJson", () => {
     expect(strictJson.parse(text)).toEqual(value);
   });
 
-  it("stores -0 as 0, as JSON does", () => {
-    expect(strictJson.stringify({ n: -0 })).toBe('{"n":0}');
+  it("stores -0 as 0, as JSON does: the one value it accepts and changes, documented", () => {
+    // Math.round(-0.4) is -0: refusing it would refuse ordinary arithmetic. 0 === -0, so the change is rarely seen.
+    expect(Object.is(Math.round(-0.4), -0)).toBe(true);
+    expect(strictJson.stringify({ n: Math.round(-0.4) })).toBe('{"n":0}');
+    expect(strictJson.stringify([-0])).toBe("[0]");
+    expect(strictJson.stringify(-0)).toBe("0");
+    expect(Object.is((strictJson.parse(strictJson.stringify({ n: -0 }) as string) as { n: number }).n, 0)).toBe(true);
+    expect(jsonWithDates.stringify({ n: -0 })).toBe('{"n":0}');
   });
 
   it("reads each property once: a getter that answers differently is stored as it answered the check (issue 20)", () => {
