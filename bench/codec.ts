@@ -11,7 +11,7 @@ export interface CodecTimings {
   readonly bytes: number;
   /** `JSON.stringify(value, refuseLossy)`, the default codec before the walk. */
   readonly previous: number;
-  /** `strictJson.stringify(value)`: the walk, then `JSON.stringify(value)`. */
+  /** `strictJson.stringify(value)`: the walk, which checks the value and writes its JSON text in one pass. */
   readonly current: number;
   /** `JSON.stringify(value)`, which refuses nothing: the floor. */
   readonly plain: number;

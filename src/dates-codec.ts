@@ -1,4 +1,4 @@
-import { DATE_TAG, TAGS_DATES, checkJsonSafe, type Codec } from "./codec.ts";
+import { DATE_TAG, TAGS_DATES, toStrictJson, type Codec } from "./codec.ts";
 
 function isTagged(value: unknown): value is Record<typeof DATE_TAG, unknown> {
   return (
@@ -8,13 +8,6 @@ function isTagged(value: unknown): value is Record<typeof DATE_TAG, unknown> {
     Object.keys(value).length === 1 &&
     DATE_TAG in value
   );
-}
-
-/** Stores each `Date` (all valid: the walk has checked) as `{"$date": "<ISO 8601>"}`. */
-function tagDates(this: Record<string, unknown>, key: string, replaced: unknown): unknown {
-  // JSON.stringify has already called Date#toJSON; the holder still has the Date.
-  const original = this[key];
-  return original instanceof Date ? { [DATE_TAG]: original.toISOString() } : replaced;
 }
 
 /**
@@ -30,8 +23,8 @@ export const jsonWithDates: Codec = {
   // A computed key escapes the object literal's excess property check: the mark is internal, not part of Codec.
   ...{ [TAGS_DATES]: true },
   stringify(value) {
-    // A value without Dates needs no replacer, which would cost JSON.stringify its fast path.
-    return checkJsonSafe(value, true) ? JSON.stringify(value, tagDates) : JSON.stringify(value);
+    // The default codec's walk, which writes each Date as {"$date": …} as it goes.
+    return toStrictJson(value, true) as string;
   },
   parse(text) {
     return JSON.parse(text, (_key, value: unknown) =>

@@ -28,15 +28,23 @@ export type KeyBuilderOption = KeyBuilder | ((key: string) => string);
  * A key builder that stores `key` as `${prefix}${separator}${key}`, so that
  * several bots or several session fragments can share one table.
  *
- * The prefix may not contain the separator: with `prefixKeys("shop")`
- * and `prefixKeys("shop:eu")` in one table, `"eu:42"` under the first and
- * `"42"` under the second would be one row. Prefixes without the separator
- * never meet, as long as every storage in the table uses the same separator
- * and has a prefix of its own.
+ * Every storage in the table must use the same separator and a prefix of its
+ * own, and the separator may occur in `prefix + separator` only at its start
+ * and at its end. So the prefix may not contain the separator after its first
+ * character: with `prefixKeys("shop")` and `prefixKeys("shop:eu")` in one
+ * table, `"eu:42"` under the first and `"42"` under the second would be one
+ * row. Nor may it end with how a separator that overlaps itself begins: with
+ * the separator `"--"`, `prefixKeys("bot-", "--")` with key `"1"` and
+ * `prefixKeys("bot", "--")` with key `"-1"` would both be `"bot---1"`.
+ * Prefixes that keep this rule never meet: no two of them build one stored
+ * key, and none parses another's. It refuses exactly the prefixes that would
+ * meet another it accepts. (A one-character separator cannot overlap itself,
+ * so for it the rule is "not in the prefix but as its first character".)
  *
  * @param prefix the namespace, for example the bot's name or id
  * @param separator placed between prefix and key; defaults to `":"`
- * @throws StorageOptionError when either is empty or the prefix contains the separator
+ * @throws StorageOptionError when either is empty, or the separator occurs in
+ *   `prefix + separator` anywhere but at its start and its end
  */
 export function prefixKeys(prefix: string, separator = ":"): KeyBuilder {
   for (const [name, value] of [
@@ -46,20 +54,58 @@ export function prefixKeys(prefix: string, separator = ":"): KeyBuilder {
     if (typeof value !== "string" || value === "")
       throw new StorageOptionError(name, "prefixKeys(prefix, separator) takes two non-empty strings");
   }
-  if (prefix.includes(separator)) {
-    const suggestion = JSON.stringify(prefix.split(separator).join(separator === "-" ? "_" : "-"));
-    throw new StorageOptionError(
-      "prefix",
-      `prefixKeys: the prefix ${JSON.stringify(prefix)} contains the separator ${JSON.stringify(separator)}, so its keys could be ` +
-        `another prefix's keys; use a prefix without it, such as ${suggestion}`,
-    );
-  }
   const start = prefix + separator;
+  // Two prefixes p and p + x (x non-empty) build one stored key p + s + k = p + x + s + k' exactly when s + k =
+  // x + s + k', that is when the separator occurs in p + x + s at the end of p. So no two prefixes meet when each
+  // has the separator in prefix + separator only at its end and at its start (where no shorter, non-empty prefix
+  // ends). And one that has it at `at` in between meets the prefix of its first `at` characters, which passes.
+  const at = start.indexOf(separator, 1);
+  if (at < prefix.length) throw new StorageOptionError("prefix", overlapMessage(prefix, separator, at));
   return {
     prefix: start,
     build: (key) => start + key,
     parse: (storedKey) => (storedKey.startsWith(start) ? storedKey.slice(start.length) : undefined),
   };
+}
+
+/** Whether `prefixKeys(prefix, separator)` accepts the pair. */
+const keepsApart = (prefix: string, separator: string) => (prefix + separator).indexOf(separator, 1) === prefix.length;
+
+/**
+ * Why `prefixKeys` refuses `prefix`, whose `prefix + separator` has the
+ * separator at `at` too, with an example of two keys that would meet and a
+ * prefix (and a separator) that it would accept instead.
+ */
+function overlapMessage(prefix: string, separator: string, at: number): string {
+  const [p, s] = [JSON.stringify(prefix), JSON.stringify(separator)];
+  // The prefix with the separator's occurrences replaced, or its characters from `at` on, or all its characters.
+  const spare = ["-", "_", ".", "0"].find((char) => !separator.includes(char));
+  const replaced = (from: number) =>
+    spare === undefined
+      ? ""
+      : prefix.slice(0, from) +
+        Array.from(prefix.slice(from), (char) => (separator.includes(char) ? spare : char)).join("");
+  const candidates = [spare === undefined ? "" : prefix.split(separator).join(spare), replaced(at), replaced(0)];
+  const better = candidates.find((candidate) => candidate !== "" && keepsApart(candidate, separator));
+  const otherSeparator = [":", "/", "|", "#"].find((char) => !prefix.includes(char));
+  if (at + separator.length <= prefix.length) {
+    return (
+      `prefixKeys: the prefix ${p} contains the separator ${s}, so its keys could be another prefix's keys; ` +
+      `use a prefix without it${better === undefined ? "" : `, such as ${JSON.stringify(better)}`}`
+    );
+  }
+  // The prefix ends with the start of a separator that overlaps itself: the shorter prefix before that start,
+  // with a key that begins with the rest, builds the same stored key.
+  const tail = prefix.slice(at);
+  const shorter = prefix.slice(0, at);
+  const key = (tail + separator).slice(separator.length) + "1";
+  return (
+    `prefixKeys: the prefix ${p} ends with ${JSON.stringify(tail)}, which is how the separator ${s} begins, so its keys ` +
+    `could be another prefix's keys: ${p} with key "1" and ${JSON.stringify(shorter)} with key ${JSON.stringify(key)} ` +
+    `are both stored as ${JSON.stringify(prefix + separator + "1")}; use a prefix that does not end so` +
+    `${better === undefined ? "" : `, such as ${JSON.stringify(better)}`}` +
+    `${otherSeparator === undefined ? "" : `, or a one-character separator such as ${JSON.stringify(otherSeparator)}`}`
+  );
 }
 
 /**

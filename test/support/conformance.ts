@@ -213,6 +213,27 @@ export function conformanceSuite(kind: ClientKind): void {
         expect(stored.map((row) => row.key)).toStrictEqual(["bot-a:42", "bot-b/42"]);
         expect(await collect(a.readAllEntries())).toStrictEqual([["42", "from a"]]);
       });
+      it("keeps prefixes apart with a separator that overlaps itself, and refuses those it cannot (issue 20)", async () => {
+        const name = table("overlap_prefix");
+        // The issue's pair: "bot" with "-1001234567" and "bot-" with "1001234567" were both "bot---1001234567".
+        expect(() => prefixKeys("bot-", "--")).toThrow(/ends with "-", which is how the separator "--" begins/);
+        const prefixes = ["bot", "bot_", "bot-x", "-", "b"];
+        const stores = prefixes.map((prefix) =>
+          storage<string>({ tableName: name, keyBuilder: prefixKeys(prefix, "--") }),
+        );
+        const keys = ["-1001234567", "1001234567", "-", "--", "x--1", "_--1"];
+        for (const [i, store] of stores.entries())
+          for (const key of keys) await store.write(key, `${prefixes[i]} ${key}`);
+        const stored = await open.admin(`SELECT key FROM "${name}"`);
+        expect(stored).toHaveLength(prefixes.length * keys.length);
+        for (const [i, store] of stores.entries()) {
+          for (const key of keys) expect(await store.read(key)).toBe(`${prefixes[i]} ${key}`);
+          expect((await collect(store.readAllKeys())).sort()).toStrictEqual([...keys].sort());
+        }
+        await stores[0]?.delete("-1001234567");
+        expect(await stores[1]?.read("1001234567")).toBe("bot_ 1001234567");
+        expect(await stores[0]?.has("-1001234567")).toBe(false);
+      });
       it("scopes non-ASCII prefixes", async () => {
         const name = table("unicode_prefix");
         const a = storage({ tableName: name, keyBuilder: prefixKeys("ü") });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   KeyContext,
   checkCodec,
-  checkJsonSafe,
+  toStrictJson,
   decode,
   encode,
   isMergeable,
@@ -187,13 +187,16 @@ describe("decode", () => {
   });
 });
 
-describe("checkJsonSafe", () => {
-  it("answers whether the value holds a Date, which only jsonWithDates allows", () => {
-    expect(checkJsonSafe({ a: [1, { b: new Date(0) }] }, true)).toBe(true);
-    expect(checkJsonSafe(new Date(0), true)).toBe(true);
-    expect(checkJsonSafe({ a: [1, { b: "2024-01-01" }] }, true)).toBe(false);
-    expect(checkJsonSafe({ a: 1 })).toBe(false);
-    for (const value of ["text", 1, true, null, undefined]) expect(checkJsonSafe(value, true)).toBe(false);
+describe("toStrictJson", () => {
+  it("writes Dates in jsonWithDates' form only when asked to", () => {
+    expect(toStrictJson({ a: [1, { b: new Date(0) }] }, true)).toBe(
+      '{"a":[1,{"b":{"$date":"1970-01-01T00:00:00.000Z"}}]}',
+    );
+    expect(toStrictJson(new Date(0), true)).toBe('{"$date":"1970-01-01T00:00:00.000Z"}');
+    expect(() => toStrictJson(new Date(0))).toThrow(/^value is a Date/);
+    expect(toStrictJson({ a: [1, { b: "2024-01-01" }] }, true)).toBe('{"a":[1,{"b":"2024-01-01"}]}');
+    for (const value of ["text", 1, true, null]) expect(toStrictJson(value, true)).toBe(JSON.stringify(value));
+    expect(toStrictJson(undefined)).toBeUndefined();
   });
 });
 

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { strictJson } from "../../src/codec.js";
 import { jsonWithDates } from "../../src/index.js";
@@ -189,8 +190,123 @@ describe("strictJson", () => {
     expect(strictJson.parse(text)).toEqual(value);
   });
 
-  it("stores -0 as 0, as JSON does", () => {
-    expect(strictJson.stringify({ n: -0 })).toBe('{"n":0}');
+  it("stores -0 as 0, as JSON does: the one value it accepts and changes, documented", () => {
+    // Math.round(-0.4) is -0: refusing it would refuse ordinary arithmetic. 0 === -0, so the change is rarely seen.
+    expect(Object.is(Math.round(-0.4), -0)).toBe(true);
+    expect(strictJson.stringify({ n: Math.round(-0.4) })).toBe('{"n":0}');
+    expect(strictJson.stringify([-0])).toBe("[0]");
+    expect(strictJson.stringify(-0)).toBe("0");
+    expect(Object.is((strictJson.parse(strictJson.stringify({ n: -0 }) as string) as { n: number }).n, 0)).toBe(true);
+    expect(jsonWithDates.stringify({ n: -0 })).toBe('{"n":0}');
+  });
+
+  it("reads each property once: a getter that answers differently is stored as it answered the check (issue 20)", () => {
+    let calls = 0;
+    const value = {
+      get step() {
+        calls += 1;
+        // The first answer passes the check; a second read would store a Map as {}.
+        return calls === 1 ? "checked" : new Map([["never", "checked"]]);
+      },
+      list: [1, 2],
+    };
+    expect(strictJson.stringify(value)).toBe('{"step":"checked","list":[1,2]}');
+    expect(calls).toBe(1);
+  });
+
+  it("reads each property once: a refusal stands, and what a second read would answer never slips through", () => {
+    let calls = 0;
+    const value = {
+      get balance() {
+        calls += 1;
+        // Refused at the first read; the old walk checked the first answer and stored the second.
+        return calls === 1 ? 10n : 10;
+      },
+    };
+    expect(stringifyRefusal(strictJson, value)).toMatch(/^value\.balance is a BigInt/);
+    expect(calls).toBe(1);
+    for (const codec of [strictJson, jsonWithDates]) {
+      let reads = 0;
+      const flipping = {
+        get nested() {
+          reads += 1;
+          return reads === 1 ? { ok: true } : { ok: new Set() };
+        },
+      };
+      expect(codec.stringify(flipping)).toBe('{"nested":{"ok":true}}');
+      expect(reads).toBe(1);
+    }
+  });
+
+  it("reads each property and element of a proxy once, toJSON included", () => {
+    const reads = new Map<PropertyKey, number>();
+    const counted = <T extends object>(label: string, target: T): T =>
+      new Proxy(target, {
+        get(object, key, receiver) {
+          reads.set(`${label}.${String(key)}`, (reads.get(`${label}.${String(key)}`) ?? 0) + 1);
+          return Reflect.get(object, key, receiver);
+        },
+      });
+    const value = counted("value", { a: "x", toJSON: "not a method", list: counted("list", [1, "y", { z: null }]) });
+    const text = strictJson.stringify(value);
+    expect(text).toBe(JSON.stringify({ a: "x", toJSON: "not a method", list: [1, "y", { z: null }] }));
+    const keys = ["value.a", "value.toJSON", "value.list", "list.0", "list.1", "list.2", "list.length", "list.toJSON"];
+    for (const key of keys) expect(reads.get(key), key).toBe(1);
+    expect([...reads.values()].every((count) => count === 1)).toBe(true);
+  });
+
+  it("writes exactly JSON.stringify's text for every value it accepts", () => {
+    const values = fc.oneof(
+      fc.jsonValue({ maxDepth: 4 }),
+      fc.object({
+        maxDepth: 3,
+        values: [fc.string({ unit: "binary" }), fc.double({ noNaN: true }), fc.constant(undefined)],
+      }),
+    );
+    fc.assert(
+      fc.property(values, (value) => {
+        let text: unknown;
+        try {
+          text = strictJson.stringify(value);
+        } catch {
+          return;
+        }
+        expect(text).toBe(JSON.stringify(value));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("writes a number as JSON does: String(n) is JSON's text for every finite number", () => {
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
+        expect(String(n)).toBe(JSON.stringify(n));
+        expect(strictJson.stringify([n])).toBe(JSON.stringify([n]));
+      }),
+      { numRuns: 10000 },
+    );
+  });
+
+  it("escapes strings as JSON does: quotes, backslashes, controls, lone surrogates, pairs kept", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: "binary" }),
+        fc.string({
+          unit: fc.constantFrom('"', "\\", "\n", "\u0000", "\u001f", "\ud800", "\udfff", "😀", "a", "\u007f", "\u2028"),
+        }),
+        (a, b) => {
+          const value = { [a + b]: b + a, list: [b] };
+          expect(strictJson.stringify(value)).toBe(JSON.stringify(value));
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("writes long strings as JSON does", () => {
+    for (const text of ["a".repeat(600), `${"a".repeat(600)}"\n\ud800😀`, "😀".repeat(300)]) {
+      expect(strictJson.stringify({ [text]: [text] })).toBe(JSON.stringify({ [text]: [text] }));
+    }
   });
 
   it("leaves undefined as the whole value to the storage, which says to delete the session", () => {
