@@ -20,6 +20,8 @@ export default defineConfig({
       "test/connections.test.ts",
       "test/error-fields.test.ts",
       "test/observe.test.ts",
+      "test/mutation-probe.test.ts",
+      "test/timeouts.test.ts",
       "test/unit/**/*.test.ts",
     ],
   },

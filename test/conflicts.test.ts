@@ -97,6 +97,17 @@ describe("write-back conflicts: what onConflict and writeBacks decide", () => {
     expect((await conflict({ onConflict: () => undefined }, theirs)).stored).toBe(JSON.stringify(theirs));
   });
 
+  it("a function is called only for a conflict: a merge of different fields does not ask it", async () => {
+    let calls = 0;
+    const onConflict = () => {
+      calls += 1;
+      return undefined;
+    };
+    const { stored } = await conflict({ onConflict }, { s: "x", a: 1, b: 2 });
+    expect(calls).toBe(0);
+    expect(stored).toBe('{"s":"o","a":1,"c":3,"b":2}');
+  });
+
   it('the row deleted meanwhile: by default stored again whole; "theirs" leaves it deleted', async () => {
     expect((await conflict({})).stored).toBe('{"s":"o","a":1,"c":3}');
     expect((await conflict({ onConflict: "theirs" })).stored).toBeUndefined();

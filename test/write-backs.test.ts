@@ -5,7 +5,7 @@ import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
 import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
-import { PostgresStorage, StorageValidationError, encryptedCodec } from "../src/index.js";
+import { PostgresStorage, StorageValidationError, encryptedCodec, type StorageEvent } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { rewindExpiries, sleep, useFixture } from "./support/fixture.js";
 
@@ -479,6 +479,64 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     await store.write("k", 1);
     expect(writes(c.statements)).toBe(2);
     expect((await expiry()) - before).toBeGreaterThanOrEqual(500);
+  });
+
+  it("statements of a write-back: an update() of this storage is merged onto at once; a change already made costs no write", async () => {
+    const name = await table("wb_statements");
+    const c = counted();
+    const events: StorageEvent[] = [];
+    const store = new PostgresStorage<Record<string, number>>({
+      client: c.client,
+      tableName: name,
+      onEvent: (event) => events.push(event),
+    });
+    const other = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    await store.write("k", { a: 1 });
+    // An update() in the handler: the write-back merges onto what it left, in one statement.
+    const session = (await store.read("k")) as Record<string, number>;
+    await store.update("k", { b: 2 });
+    session.a = 3;
+    let before = c.statements.length;
+    await store.write("k", session);
+    expect(c.statements.length - before).toBe(1);
+    expect(await stored(name)).toBe('{"a":3,"b":2}');
+    // Another writer already made the same change: after the failed set and the read, nothing is left to write.
+    const again = (await store.read("k")) as Record<string, number>;
+    await other.write("k", { a: 4, b: 2 });
+    again.a = 4;
+    before = c.statements.length;
+    await store.write("k", again);
+    expect(c.statements.slice(before).map((text) => text.split(" ")[0])).toStrictEqual(["UPDATE", "SELECT"]);
+    const writes = events.filter((event) => event.kind === "operation" && event.operation === "write");
+    expect(writes.map((event) => (event.kind === "operation" ? event.write : undefined))).toStrictEqual([
+      "replaced",
+      "merged",
+      "kept theirs",
+    ]);
+  });
+
+  it("after a renewal, the same session written back unchanged again sends nothing", async () => {
+    const name = await table("wb_renewed");
+    const c = counted();
+    const events: StorageEvent[] = [];
+    const store = new PostgresStorage<{ v: number }>({
+      client: c.client,
+      tableName: name,
+      millisecondsToLive: 60_000,
+      onEvent: (event) => events.push(event),
+    });
+    await store.write("k", { v: 1 });
+    await rewindExpiries(db.admin, name, 40_000); // 20 s of 60 left: renewal due
+    const session = (await store.read("k")) as { v: number };
+    await store.write("k", session);
+    const before = c.statements.length;
+    await store.write("k", session);
+    expect(c.statements.length).toBe(before);
+    expect(events.flatMap((event) => (event.kind === "operation" && event.write ? [event.write] : []))).toStrictEqual([
+      "replaced",
+      "renewed",
+      "unchanged",
+    ]);
   });
 
   it("judges a row's remaining life when the write-back is decided, after a slow schema, not when it started", async () => {
