@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
@@ -246,7 +247,7 @@ export function writeReport(results: Results, out: string): string {
   };
   const markdown = `# Benchmarks
 
-Measured by \`npm run bench${results.quick ? " -- --quick" : ""}\` on ${new Date().toISOString().slice(0, 10)}, in ${results.seconds.toFixed(0)} s. Every
+Measured by \`npm run bench${results.quick ? " -- --quick" : ""}\` on ${new Date().toISOString().slice(0, 10)}${measuredCommit()}, in ${results.seconds.toFixed(0)} s. Every
 adapter ran in one process, on one database, in interleaved rounds, so that
 machine noise hit every side alike. Latencies are in milliseconds (${samples} samples per
 operation and adapter, in ${latencyRounds} rounds). "Bare" is a \`pool.query\` of the very statement this library
@@ -555,6 +556,17 @@ ${compressionSection(results.compression, results.database)}`;
   writeFileSync(join(out, "BENCHMARKS.md"), markdown);
   writeFileSync(join(out, out === "." ? join("bench", "latency.svg") : "latency.svg"), chart(results, pgAdapters));
   return markdown;
+}
+
+/** " at commit abc1234" (with "+ changes" when the tree has uncommitted ones), or nothing outside a git checkout. */
+function measuredCommit(): string {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: root, encoding: "utf8" }).trim();
+    return ` at commit ${commit}${dirty === "" ? "" : " with changes to src/"}`;
+  } catch {
+    return "";
+  }
 }
 
 /** How many of the changes made were kept, with the share. */
