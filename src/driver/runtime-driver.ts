@@ -4,10 +4,11 @@
  * the connection keeps them, retries of transient failures, and the driver's
  * errors explained.
  */
-import { explainFailure, sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
+import { sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
+import { explainFailure } from "../failure.ts";
 import type { Trace } from "../observe.ts";
 import { mayHaveApplied, retryAfter, retrying, transience, type RetryPolicy, type Transience } from "../retry.ts";
-import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
+import { quotedSchemaOf } from "../table.ts";
 import {
   rowsOf,
   toDriver,
@@ -18,20 +19,16 @@ import {
   type Row,
   type Statement,
 } from "./clients.ts";
+import { TableCreation } from "./table-creation.ts";
 
 // SQLSTATEs the driver acts on.
 const UNDEFINED_TABLE = "42P01";
-const INVALID_SCHEMA_NAME = "3F000";
 // A pooler that hands each transaction another server connection loses
 // prepared statements: there the statement "does not exist", or another
 // client's of the same name "already exists". Either way it did not run.
 const PREPARED_STATEMENT_LOST = new Set(["26000", "42P05"]);
 // Clients behind such a pooler, so that a storage created later on one (one per request, say) starts unprepared.
 const LOST_PREPARATIONS = new WeakSet<object>();
-// Concurrent CREATE ... IF NOT EXISTS in separate sessions can still collide
-// on the catalogs (the table, its row type, its schema); by the time these
-// are raised the other creator has won.
-const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
 // A read-only server (a standby, or a primary demoted by a failover) refused a write: the next statement on that
 // connection would reach the same server, so it is discarded, and the retry takes a new one.
 const READ_ONLY = "25006";
@@ -86,13 +83,7 @@ export class RuntimeDriver {
   readonly #tableName: string;
   readonly #quotedTable: string;
   #prepare: boolean;
-  #creating: Promise<void> | undefined;
-  /**
-   * How many creations of the table this driver has finished. A statement sent
-   * before the last one finished may still answer "no such table" after it (an
-   * answer can arrive late), and needs no creation of its own.
-   */
-  #creations = 0;
+  readonly #creation: TableCreation;
 
   /**
    * Recognises the client; sends nothing.
@@ -107,6 +98,9 @@ export class RuntimeDriver {
     this.#retry = options.retry;
     this.#tableName = options.tableName;
     this.#quotedTable = options.quotedTable;
+    this.#creation = new TableCreation(options.quotedTable, (ddl, error) =>
+      this.#explain({ operation: "create table", statement: ddl }, error),
+    );
   }
 
   /**
@@ -154,7 +148,7 @@ export class RuntimeDriver {
    */
   async createTable(): Promise<void> {
     try {
-      await retrying(() => this.#withConnection((connection) => this.#createOn(connection)), this.#retry, {
+      await retrying(() => this.#withConnection((connection) => this.#creation.on(connection)), this.#retry, {
         onlyIfNotApplied: false,
         classify,
       });
@@ -175,11 +169,12 @@ export class RuntimeDriver {
     // CREATE TABLE runs may follow it on its connection as Parse/Describe/Flush without a Sync, and PgBouncer in
     // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
     // never settle. Such statements wait for the creation.
-    if (this.#creating !== undefined && !(acquired instanceof Promise)) await this.#creating.catch(() => {});
+    const creating = this.#creation.inFlight;
+    if (creating !== undefined && !(acquired instanceof Promise)) await creating.catch(() => {});
     const connection =
       acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
     let broken: unknown;
-    const creationsBefore = this.#creations;
+    const creationsBefore = this.#creation.finished;
     try {
       try {
         return await this.#query(connection, statement, params, options.trace);
@@ -189,14 +184,14 @@ export class RuntimeDriver {
         if (!this.#createTable) throw error;
       }
       // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first.
-      if (this.#creations !== creationsBefore) {
+      if (this.#creation.finished !== creationsBefore) {
         try {
           return await this.#query(connection, statement, params, options.trace);
         } catch (error) {
           if (sqlState(error) !== UNDEFINED_TABLE) throw error; // dropped since: create it again
         }
       }
-      await this.#createOn(connection, options.trace);
+      await this.#creation.on(connection, options.trace);
       return await this.#query(connection, statement, params, options.trace);
     } catch (error) {
       if (breaksConnection(error)) broken = error;
@@ -263,55 +258,6 @@ export class RuntimeDriver {
   #lostPreparations(): void {
     this.#prepare = false;
     LOST_PREPARATIONS.add(this.#client);
-  }
-
-  /** Creates the table on `connection`, or waits for the creation this driver already has in flight. */
-  #createOn(connection: Connection, trace?: Trace): Promise<void> {
-    if (trace !== undefined && this.#creating === undefined) trace.createdTable = true;
-    this.#creating ??= this.#createNow(connection, trace)
-      .then(() => {
-        this.#creations += 1;
-      })
-      .finally(() => {
-        this.#creating = undefined;
-      });
-    return this.#creating;
-  }
-
-  async #createNow(connection: Connection, trace?: Trace): Promise<void> {
-    const schema = quotedSchemaOf(this.#quotedTable);
-    if (
-      (await this.#create(connection, tableDdl(this.#quotedTable), schema !== undefined, trace)) ===
-        INVALID_SCHEMA_NAME &&
-      schema !== undefined
-    ) {
-      await this.#create(connection, schemaDdl(schema), false, trace);
-      await this.#create(connection, tableDdl(this.#quotedTable), false, trace);
-    }
-  }
-
-  /**
-   * Runs one DDL statement; losing a creation race counts as success.
-   * Answers 3F000 instead of throwing it when the schema may be created first.
-   */
-  async #create(
-    connection: Connection,
-    ddl: string,
-    schemaMayBeMissing: boolean,
-    trace?: Trace,
-  ): Promise<string | undefined> {
-    const startedAt = performance.now();
-    try {
-      await connection.query({ text: ddl, name: "" }, [], false);
-      trace?.statement(ddl, startedAt, false);
-      return undefined;
-    } catch (error) {
-      trace?.statement(ddl, startedAt, false, error);
-      const code = sqlState(error);
-      if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return undefined;
-      if (code === INVALID_SCHEMA_NAME && schemaMayBeMissing) return code;
-      throw this.#explain({ operation: "create table", statement: ddl }, error);
-    }
   }
 
   #explain(

@@ -1,6 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { PostgresStorage, PostgresStorageError, type PostgresClient } from "../../src/index.ts";
-import { explainFailure, sqlState } from "../../src/errors.ts";
+import { sqlState } from "../../src/errors.ts";
+import { explainFailure } from "../../src/failure.ts";
 import { mayHaveApplied, transience, type Transience } from "../../src/retry.ts";
 
 /**

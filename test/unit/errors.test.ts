@@ -5,10 +5,10 @@ import {
   StorageOptionError,
   StorageValidationError,
   describe as describeError,
-  explainFailure,
   showKey,
   sqlState,
 } from "../../src/errors.js";
+import { explainFailure } from "../../src/failure.js";
 
 // The error classes and the helpers that turn a driver's error into words, without a database.
 describe("error classes", () => {

@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  ClientStateError,
-  PostgresStorageError,
-  StorageValidationError,
-  explainFailure,
-  type FailureContext,
-} from "../../src/errors.js";
+import { ClientStateError, PostgresStorageError, StorageValidationError } from "../../src/errors.js";
+import { explainFailure, type FailureContext } from "../../src/failure.js";
 
 // What an error says to do, for each SQLSTATE the storage explains, without a database.
 const table: Omit<FailureContext, "operation"> = {

@@ -1,0 +1,126 @@
+/**
+ * A driver's failure explained: an error that keeps the SQLSTATE and the
+ * driver's own error, names the operation, and says what to do about it.
+ */
+import {
+  ClientStateError,
+  PostgresStorageError,
+  clientGaveUp,
+  describe,
+  inOperation,
+  showKey,
+  sqlState,
+  type GaveUp,
+  type Operation,
+} from "./errors.ts";
+
+/** Where an operation ran: what the storage knows when a statement fails. */
+export interface FailureContext {
+  readonly operation: Operation;
+  /** The grammY key, when the operation had one. */
+  readonly key?: string | undefined;
+  /** The table name as the user gave it. */
+  readonly tableName: string;
+  /** The same, quoted for SQL. */
+  readonly table: string;
+  /** The table's schema, quoted, when the name has one. */
+  readonly schema?: string | undefined;
+  /**
+   * The statement that failed, when the operation runs more than one: creating
+   * a table in a missing schema runs `CREATE SCHEMA` before `CREATE TABLE`.
+   */
+  readonly statement?: string | undefined;
+  /** Whether a try may have taken effect (see {@link PostgresStorageError.inDoubt}). */
+  readonly inDoubt?: boolean | undefined;
+}
+
+/**
+ * Explains a driver's error as a PostgresStorageError that keeps its SQLSTATE
+ * and the original as `cause`, names the operation, and says what to do about
+ * it. An error that is already ours gets the operation's details it lacks.
+ */
+export function explainFailure(context: FailureContext, error: unknown): PostgresStorageError {
+  const { operation, key, tableName, table, inDoubt = false } = context;
+  if (error instanceof PostgresStorageError) return inOperation(error, operation, key, tableName);
+  const code = sqlState(error);
+  const target = key === undefined ? `table ${table}` : `key ${showKey(key)} in table ${table}`;
+  // A ClientStateError's message says what to do.
+  const hint = error instanceof ClientStateError ? "" : hintFor(code, context, clientGaveUp(error));
+  return new PostgresStorageError(
+    `${operation} of ${target} failed: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
+    { code, cause: error, operation, key, table: tableName, inDoubt },
+  );
+}
+
+const READ_THE_KEY = "read the key to see";
+
+/** What to do about a failure: its cause's advice, and whether the write may have taken effect. */
+function hintFor(code: string | undefined, context: FailureContext, gaveUp: GaveUp | undefined): string {
+  const { operation, inDoubt = false } = context;
+  if (gaveUp === "timeout") {
+    const stopped = "The client stopped waiting for the answer (a client-side timeout, such as pg's query_timeout)";
+    return inDoubt
+      ? `${stopped}, but the statement may still commit on the server: it may have taken effect and was not retried; ${READ_THE_KEY}. The server's statement_timeout would cancel it and roll it back instead`
+      : `${stopped}, and it was not retried; the server's statement_timeout cancels a statement on the server instead`;
+  }
+  if (gaveUp === "abort") {
+    const aborted = "It was aborted (an AbortSignal, or a cancelled query)";
+    return inDoubt
+      ? `${aborted} after it may have reached the server, which runs it to the end: it may have taken effect and was not retried; ${READ_THE_KEY}`
+      : `${aborted}, and it was not retried`;
+  }
+  // update() is retried only when it certainly did not apply.
+  const mayHave = `may have taken effect${operation === "update" ? " and was not retried" : ""}; ${READ_THE_KEY}`;
+  if (code === undefined) {
+    // No answer from the server: a connection lost, or a driver's error that cannot say whether it was sent.
+    return inDoubt
+      ? `No answer came from the server, so it ${mayHave}`
+      : "Check the connection string, and that the client is connected and not ended";
+  }
+  const advice = adviceFor(code, context);
+  // The server answered this try with a SQLSTATE; the doubt comes from a connection lost with it (57P01…) or an earlier try.
+  const doubt = inDoubt ? `It ${mayHave}` : "";
+  return advice && doubt ? `${advice}. ${doubt}` : advice || doubt;
+}
+
+/** What a SQLSTATE asks of the user, if anything. */
+function adviceFor(
+  code: string,
+  { operation, tableName, table, schema = "public", statement }: FailureContext,
+): string {
+  const migrations = `createTableSql(${JSON.stringify(tableName)})`;
+  switch (code) {
+    case "42P01":
+      return `Run ${migrations} in your migrations, or storage.createTable()`;
+    case "42501":
+      if (operation !== "create table") return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
+      // Only run when the table's CREATE TABLE found no such schema: the role may not create schemas.
+      if (statement?.startsWith("CREATE SCHEMA")) {
+        return (
+          `Schema ${schema} does not exist and this role may not create schemas: create it first ` +
+          `(CREATE SCHEMA ${schema}; GRANT USAGE, CREATE ON SCHEMA ${schema} to this role), ` +
+          `or GRANT CREATE ON DATABASE to this role, or run ${migrations} as the owner and pass createTable: false`
+        );
+      }
+      return `GRANT CREATE ON SCHEMA ${schema} to this role, or run ${migrations} as the owner and pass createTable: false`;
+    case "42P10":
+    case "42703":
+      return `The table differs from ${migrations}`;
+    case "22P02":
+      return "The codec's output must be JSON";
+    case "22P05":
+      return "update() merges as jsonb, which cannot hold U+0000; use write()";
+    case "57014":
+      return (
+        "The server cancelled the statement (its statement_timeout, or a cancel request) and rolled it back; " +
+        "a row lock held by another transaction, or a busy server, can keep a statement waiting that long"
+      );
+    case "55P03":
+      return "The server stopped waiting for a lock (its lock_timeout) and rolled the statement back; another transaction holds the row";
+    case "25006":
+      return "Connected to a read-only server: a standby, or a primary demoted by a failover; point the connection at the primary";
+    case "57P03":
+      return "The server is starting up, shutting down, or a standby not accepting connections; if a failover is under way, point the connection at the new primary";
+  }
+  return "";
+}
