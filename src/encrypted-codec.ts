@@ -11,8 +11,12 @@ export interface EncryptedCodecOptions {
    *
    * To rotate, pass `[newSecret, oldSecret]`: new values are written with the
    * first secret, and each stored value is read with whichever secret it was
-   * written with (still bound to its key). Once every session has been written
-   * again, or has expired, drop the old secret.
+   * written with (still bound to its key). A session written back unchanged is
+   * not written (sessions are compared before encryption), so one that is only
+   * read keeps its old encryption: before dropping the old secret, write every
+   * row again (`for await (const [key, value] of storage.readAllEntries())
+   * await storage.write(key, value)`: values `readAll*` yields are written as
+   * plain writes), or wait until they have all expired.
    */
   secret: string | readonly string[];
   /**

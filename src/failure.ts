@@ -109,7 +109,7 @@ function adviceFor(
     case "22P02":
       return "The codec's output must be JSON";
     case "22P05":
-      return "update() merges as jsonb, which cannot hold U+0000; use write()";
+      return "PostgreSQL's JSON functions cannot read U+0000 in a string; update() merges such values in JavaScript, and write() stores them";
     case "57014":
       return (
         "The server cancelled the statement (its statement_timeout, or a cancel request) and rolled it back; " +

@@ -166,15 +166,17 @@ export class Trace {
     this.#table = table;
     this.#operation = operation;
     this.#key = key;
-    this.#span = options.tracer?.startSpan(`${operation} ${table}`, {
-      kind: CLIENT,
-      attributes: {
-        "db.system.name": "postgresql",
-        "db.operation.name": operation,
-        "db.collection.name": table,
-        ...(key === undefined ? {} : { "db.grammy.key": key }),
-      },
-    });
+    this.#span = quietly(() =>
+      options.tracer?.startSpan(`${operation} ${table}`, {
+        kind: CLIENT,
+        attributes: {
+          "db.system.name": "postgresql",
+          "db.operation.name": operation,
+          "db.collection.name": table,
+          ...(key === undefined ? {} : { "db.grammy.key": key }),
+        },
+      }),
+    );
   }
 
   /** Records a statement that was sent at `startedAt` and has now answered, or failed with `error`. */
@@ -216,27 +218,42 @@ export class Trace {
       ...(this.unprepared ? { unprepared: true } : {}),
     };
     const span = this.#span;
-    if (span !== undefined) {
-      span.setAttribute("db.grammy.statements", event.statements);
-      span.setAttribute("db.grammy.retries", event.retries);
-      if (event.write !== undefined) span.setAttribute("db.grammy.write", event.write);
-      if (event.createdTable === true) span.setAttribute("db.grammy.created_table", true);
-      if (code !== undefined) span.setAttribute("db.response.status_code", code);
-      if (failed) {
-        span.setAttribute("error.type", event.error ?? "error");
-        if (ours?.inDoubt) span.setAttribute("db.grammy.in_doubt", true);
-        span.setStatus({ code: ERROR, message: error instanceof Error ? error.message : String(error) });
-      }
-      span.end();
-    }
+    if (span !== undefined) quietly(() => endSpan(span, event, code, failed, ours, error));
     this.#emit(event);
   }
 
   #emit(event: StorageEvent): void {
-    try {
-      this.#options.onEvent?.(event);
-    } catch {
-      // A logger that fails must not fail the bot's update.
-    }
+    quietly(() => this.#options.onEvent?.(event));
   }
+}
+
+/** Runs a hook of the user's; what it throws must not fail the bot's update (or make a write look failed). */
+function quietly<R>(hook: () => R): R | undefined {
+  try {
+    return hook();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Puts what the operation came to on its span, and ends it. */
+function endSpan(
+  span: SpanLike,
+  event: OperationEvent,
+  code: string | undefined,
+  failed: boolean,
+  ours: PostgresStorageError | undefined,
+  error: unknown,
+): void {
+  span.setAttribute("db.grammy.statements", event.statements);
+  span.setAttribute("db.grammy.retries", event.retries);
+  if (event.write !== undefined) span.setAttribute("db.grammy.write", event.write);
+  if (event.createdTable === true) span.setAttribute("db.grammy.created_table", true);
+  if (code !== undefined) span.setAttribute("db.response.status_code", code);
+  if (failed) {
+    span.setAttribute("error.type", event.error ?? "error");
+    if (ours?.inDoubt) span.setAttribute("db.grammy.in_doubt", true);
+    span.setStatus({ code: ERROR, message: error instanceof Error ? error.message : String(error) });
+  }
+  span.end();
 }

@@ -36,6 +36,12 @@ export interface Statements {
   readonly insertIfAbsent: Statement;
   /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row when it did. */
   readonly replaceIf: Statement;
+  /**
+   * The same as {@link replaceIf} of the text expected, expired or not (a row
+   * that expired while its handler ran, and that prune() has not deleted yet,
+   * lives on): renews the row's expiry → a row when it did.
+   */
+  readonly renewIf: Statement;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */
   page(options: PageQuery): Statement;
   /**
@@ -62,14 +68,15 @@ const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at 
 // The stored object's fields in their order, each patched one with the patch's value, then the patch's new fields
 // in theirs: as JSON text with no spaces, which to_json() escapes as JSON.stringify does.
 const MERGED =
-  `(SELECT ('{' || string_agg(to_json(f.key)::text || ':' || f.value::text, ',' ORDER BY f.side, f.pos) || '}')::json ` +
+  `(SELECT ('{' || coalesce(string_agg(to_json(f.key)::text || ':' || f.value::text, ',' ORDER BY f.side, f.pos), '') || '}')::json ` +
   `FROM (SELECT s.key, COALESCE(p.value, s.value) AS value, 0 AS side, s.pos ` +
   `FROM json_each(t.value) WITH ORDINALITY AS s(key, value, pos) ` +
   `LEFT JOIN json_each(EXCLUDED.value) AS p(key, value) ON p.key = s.key ` +
   `UNION ALL SELECT p.key, p.value, 1, p.pos FROM json_each(EXCLUDED.value) WITH ORDINALITY AS p(key, value, pos) ` +
   `WHERE NOT EXISTS (SELECT FROM json_each(t.value) AS s(key, value) WHERE s.key = p.key)) AS f)`;
 // jsonWithDates stores a Date as this one-key object: a Date, not an object of fields to merge into.
-const TAGGED_DATE = `(SELECT array_agg(k) FROM json_object_keys(t.value) AS k) = ARRAY['$date']`;
+// (Only asked of objects: PostgreSQL does not promise to evaluate AND's operands in order.)
+const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT array_agg(k) FROM json_object_keys(t.value) AS k) = ARRAY['$date'] ELSE false END`;
 
 /**
  * The statements for one table name that is already validated and quoted.
@@ -89,6 +96,9 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
     `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
     `ON CONFLICT (key) DO UPDATE SET value = `;
   const rest = `, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`;
+  const replace =
+    `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
+    `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3}`;
   const texts = {
     read:
       `SELECT value::text AS value, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
@@ -101,9 +111,8 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
       `WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
       `RETURNING t.value::text AS value`,
     insertIfAbsent: `${upsert}EXCLUDED.value${rest} WHERE NOT ${live("t.")} RETURNING 1 AS done`,
-    replaceIf:
-      `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
-      `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3} AND ${live()} RETURNING 1 AS done`,
+    replaceIf: `${replace} AND ${live()} RETURNING 1 AS done`,
+    renewIf: `${replace} RETURNING 1 AS done`,
   };
   return {
     read: statement(texts.read),
@@ -113,6 +122,7 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
     merge: statement(texts.merge),
     insertIfAbsent: statement(texts.insertIfAbsent),
     replaceIf: statement(texts.replaceIf),
+    renewIf: statement(texts.renewIf),
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.

@@ -90,33 +90,52 @@ export async function applyWriteBack<T>(
 ): Promise<void> {
   const { rows, rules, backs } = scope;
   let theirs: Theirs | undefined;
-  // This storage changed the row itself since the read (an update() in the handler, say): merge onto what it
-  // left at once, rather than first sending a compare-and-set that would fail. A wrong guess only fails the set.
-  const latest = backs.latest(at.key);
-  if (latest !== undefined && latest !== base.stored) {
+  // The row as this storage left it, when that is not the object's base: this storage changed it since the read
+  // (an update() in the handler, say), or its last write of this object was a merge. Merge onto it at once rather
+  // than first sending a compare-and-set that would fail; it is only a guess, which every set checks.
+  const latest = backs.latest(at.key) ?? (base.merged ? base.stored : undefined);
+  if (latest !== undefined && (latest !== base.stored || base.merged)) {
     theirs = await decodeTheirs(rules, at, latest).catch(() => undefined); // a guess that fails to decode is no guess
   }
+  let guessed = theirs !== undefined;
   for (let attempt = 1; ; attempt += 1) {
     let target: Encoded<T> | undefined = ours;
+    let sent: string | undefined;
     if (theirs !== undefined) {
       target = await resolve(scope, at, base, ours, theirs);
       if (target === undefined || target.plain === theirs.plain) {
-        // Nothing of ours to apply: the row stays as the other writer left it.
-        backs.kept(value, at.key, theirs.stored);
-        if (at.trace !== undefined) at.trace.write = "kept theirs";
-        return;
+        // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
+        // of the same text renews its expiry too).
+        if (!guessed || theirs.stored === null || (await rows.replaceIf("write", at, theirs.stored, theirs.stored))) {
+          backs.kept(value, at.key, theirs.stored);
+          if (at.trace !== undefined) at.trace.write = "kept theirs";
+          return;
+        }
+        target = undefined;
       }
     }
-    const stored = await sealed(rules, at, target.plain);
-    const sentAt = backs.now();
-    if (await rows.replaceIf("write", at, stored, theirs === undefined ? base.stored : theirs.stored)) {
-      backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs });
-      if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
-      return;
+    if (target !== undefined) {
+      const stored = await sealed(rules, at, target.plain);
+      const sentAt = backs.now();
+      if (await rows.replaceIf("write", at, stored, theirs === undefined ? base.stored : theirs.stored)) {
+        const merged = target.plain !== ours.plain;
+        backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
+        if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
+        return;
+      }
+      sent = stored;
     }
     if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at);
     await pauseBeforeRetry(attempt);
-    theirs = await decodeTheirs(rules, at, (await rows.read("write", at)).stored);
+    const found = (await rows.read("write", at)).stored;
+    if (found !== null && found === sent) {
+      // A try whose answer was lost applied, and the retried set then found its own text: it is written.
+      backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil: -1, merged: target !== ours });
+      if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
+      return;
+    }
+    theirs = await decodeTheirs(rules, at, found);
+    guessed = false;
   }
 }
 
@@ -125,10 +144,13 @@ export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: B
   if (base.stored === null) return;
   const sentAt = scope.backs.now();
   // When the set fails, another writer wrote the row since (renewing it) or deleted it: nothing to apply either way.
-  if (await scope.rows.replaceIf("write", at, base.stored, base.stored)) {
+  // It renews a row that expired while the handler ran too, as long as prune() has not deleted it.
+  if (await scope.rows.renew(at, base.stored)) {
     scope.backs.wrote(value, { ...base, quietUntil: sentAt + scope.quietMs });
+    if (at.trace !== undefined) at.trace.write = "renewed";
+  } else if (at.trace !== undefined) {
+    at.trace.write = "unchanged";
   }
-  if (at.trace !== undefined) at.trace.write = "renewed";
 }
 
 async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Found["stored"]): Promise<Theirs> {
@@ -148,7 +170,12 @@ async function resolve<T>(
 ): Promise<Encoded<T> | undefined> {
   const { rules, onConflict } = scope;
   const plainCodec = rules.stack.plain;
-  const baseValue: Side = base.plain === null ? ABSENT : await decode(plainCodec, base.plain, at);
+  // The base as the handler saw it: through the schema (its defaults, transforms, repairs), as ours and theirs are.
+  const baseValue: Side =
+    base.plain === null
+      ? ABSENT
+      : ((await decodePlain(rules, at, base.plain).catch(() => decode(plainCodec, base.plain as string, at))) ??
+        ABSENT);
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
   const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, (field) =>
     encode(plainCodec, field, at),

@@ -26,6 +26,8 @@ export interface Base {
    * back unchanged needs no statement as far as the row's expiry goes.
    */
   readonly quietUntil: number;
+  /** Whether the row holds a merge of this session with another writer's change, not this session alone. */
+  readonly merged?: boolean | undefined;
 }
 
 /** What is known of one key. */
@@ -93,7 +95,7 @@ export class WriteBacks {
       state.ambiguous = false;
     }
     // A session too large to keep twice in memory is written back as a plain write.
-    state.base = (base.stored?.length ?? 0) > this.#maxGuessChars ? undefined : base;
+    state.base = (base.stored?.length ?? 0) + (base.plain?.length ?? 0) > this.#maxGuessChars ? undefined : base;
     state.readAt = now;
     state.touched = false;
     this.#saw(state, base.stored);
@@ -110,8 +112,11 @@ export class WriteBacks {
     const state = this.#keys.get(key);
     if (state === undefined || state.open === 0) return own;
     state.open -= 1;
+    const fallback = state.base;
+    // With no read open, the key's base serves nothing more: let its texts go.
+    if (state.open === 0) state.base = undefined;
     if (own !== undefined) return own;
-    return !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs ? state.base : undefined;
+    return !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs ? fallback : undefined;
   }
 
   /** After a write-back of `value` applied: a further write of the same object builds on what it wrote. */

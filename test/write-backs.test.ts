@@ -502,7 +502,7 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     expect(await stored(name)).toBe('{"a":3,"b":2}');
     // Another writer already made the same change: after the failed set and the read, nothing is left to write.
     const again = (await store.read("k")) as Record<string, number>;
-    await other.write("k", { a: 4, b: 2 });
+    await other.write("k", { a: 4, b: 5 });
     again.a = 4;
     before = c.statements.length;
     await store.write("k", again);
@@ -537,6 +537,61 @@ describe("write-backs: applied as the change from what was read; an acknowledged
       "renewed",
       "unchanged",
     ]);
+  });
+
+  it("the same object written twice after a merge keeps what the other writer changed", async () => {
+    const name = await table("wb_twice_after_merge");
+    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name });
+    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    await a.write("k", { a: 0, b: 0 });
+    const session = (await a.read("k")) as Record<string, number>;
+    await b.update("k", { b: 1 });
+    session.a = 1;
+    await a.write("k", session); // merged: { a: 1, b: 1 }
+    session.a = 2;
+    await a.write("k", session);
+    expect(await stored(name)).toBe('{"a":2,"b":1}');
+  });
+
+  it("merges against the session as the schema read it: a default the handler never touched is no change of its", async () => {
+    const name = await table("wb_schema_base");
+    const Session = z.object({ step: z.string(), lang: z.string().default("en") });
+    const [a, b] = [db.pool, isolate()].map(
+      (client) => new PostgresStorage({ client, tableName: name, schema: Session, onConflict: "throw" }),
+    ) as [PostgresStorage<z.infer<typeof Session>>, PostgresStorage<z.infer<typeof Session>>];
+    await db.admin(`INSERT INTO "${name}" (key, value) VALUES ('k', '{"step":"idle"}')`);
+    const seenByA = (await a.read("k")) as z.infer<typeof Session>;
+    const seenByB = (await b.read("k")) as z.infer<typeof Session>;
+    seenByB.lang = "de";
+    await b.write("k", seenByB);
+    seenByA.step = "name";
+    await a.write("k", seenByA); // no conflict: only B changed lang
+    expect(JSON.parse(String(await stored(name)))).toStrictEqual({ step: "name", lang: "de" });
+  });
+
+  it("a guess of the row is checked before a write-back concludes there is nothing to apply", async () => {
+    const name = await table("wb_checked_guess");
+    const store = new PostgresStorage<{ open: boolean }>({ client: db.pool, tableName: name });
+    await store.write("k", { open: false });
+    const first = (await store.read("k")) as { open: boolean };
+    const second = (await store.read("k")) as { open: boolean };
+    first.open = true;
+    await store.write("k", first);
+    await db.admin(`UPDATE "${name}" SET value = '{"open":false}'`); // another isolate closes it
+    second.open = true;
+    await store.write("k", second); // its own change, open: true, is applied
+    expect(await stored(name)).toBe('{"open":true}');
+  });
+
+  it("renews a row that expired while its handler ran, unchanged, as long as it is still there", async () => {
+    const name = await table("wb_renew_expired");
+    const store = new PostgresStorage<{ v: number }>({ client: db.pool, tableName: name, millisecondsToLive: 1_000 });
+    await store.write("k", { v: 1 });
+    await rewindExpiries(db.admin, name, 600); // 400 ms left when read: renewal due
+    const session = (await store.read("k")) as { v: number };
+    await rewindExpiries(db.admin, name, 1_000); // and expired while the handler ran
+    await store.write("k", session);
+    expect(await store.read("k")).toStrictEqual({ v: 1 });
   });
 
   it("judges a row's remaining life when the write-back is decided, after a slow schema, not when it started", async () => {

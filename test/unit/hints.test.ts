@@ -30,7 +30,12 @@ describe("explainFailure", () => {
     ["42P10", "write", undefined, 'The table differs from createTableSql("app.sessions")'],
     ["42703", "read", undefined, 'The table differs from createTableSql("app.sessions")'],
     ["22P02", "write", undefined, "The codec's output must be JSON"],
-    ["22P05", "update", undefined, "update() merges as jsonb, which cannot hold U+0000; use write()"],
+    [
+      "22P05",
+      "update",
+      undefined,
+      "PostgreSQL's JSON functions cannot read U+0000 in a string; update() merges such values in JavaScript, and write() stores them",
+    ],
     [
       "57014",
       "write",
