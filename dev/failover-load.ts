@@ -188,7 +188,10 @@ export function startLoad(options: LoadOptions): Load {
         } else if (roll < 0.5) {
           const marker = `w${id}`;
           const value = { last: marker, w: id };
-          await tracked(marker, "write", () => storage.write(key, value), [canonical(value)]);
+          // A new value replaces the row; after a read of this isolate that found none, it is grammY's initial()
+          // to this storage, and lands onto a row another isolate created meanwhile.
+          const results = [canonical(value), ...[...state.possible].map((s) => merged(s, value))];
+          await tracked(marker, "write", () => storage.write(key, value), results);
         } else if (roll < 0.62) {
           // A write-back: a read, then a write of what was read with a change, through the same isolate.
           const stale = options.staleRisk?.() ?? false;

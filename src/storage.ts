@@ -115,13 +115,10 @@ export class PostgresStorage<T = unknown> {
    * sees it unless another write, update or delete of the key came after it or
    * overlapped it (or the row expired).
    *
-   * A write-back (a write of a session this storage read: grammY's session
-   * writes every session back after its update) is applied as the change from
-   * what was read onto what the row holds now, so a change another process or
-   * an `update()` made meanwhile is kept (see `writeBacks` and `onConflict`):
-   * unchanged, it sends nothing (but renews a TTL that is half gone);
-   * changed, one statement that stores it if the row still holds what was
-   * read, and otherwise a merge field by field.
+   * A write-back (of a session this storage read, as grammY's session does)
+   * applies the change from what was read onto what the row holds now, keeping
+   * another writer's change (see `writeBacks`, `onConflict`, docs/updates.md):
+   * unchanged, it sends nothing (but renews a TTL that is half gone).
    *
    * @throws StorageValidationError when the value fails the schema (nothing is written)
    * @throws StorageConflictError when `onConflict` is `"throw"` and another writer changed a field this one changed
@@ -132,8 +129,10 @@ export class PostgresStorage<T = unknown> {
     try {
       const at = keyContext(this.#keys, key, trace);
       // Taken before encoding, so that a write refused there counts as the write-back of its read all the same.
-      const base = this.#backs.take(at.key, value);
+      let base = this.#backs.take(at.key, value);
       const ours = await encodeValue(this.#rules, at, value);
+      // A value no read returned builds on the key's read only unchanged, or after no row (grammY's initial()).
+      if (base?.fallback && base.stored !== null && ours.plain !== base.plain) base = undefined;
       if (base !== undefined && ours.plain === base.plain) {
         // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding).
         if (this.#backs.now() >= base.quietUntil) await renew(this.#writeBack, at, base, value);
