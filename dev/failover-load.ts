@@ -21,6 +21,11 @@ export interface Isolate {
   readonly name: string;
   readonly pool: pg.Pool;
   readonly storage: PostgresStorage<Value>;
+  /**
+   * A second storage on the same pool, for the lone reads and has(): a read in `storage` is the base of a
+   * write-back of that storage, and the lone reads here are written back by no one.
+   */
+  readonly reader: PostgresStorage<Value>;
 }
 
 /** What the load saw; violations are what must never happen. */
@@ -147,7 +152,7 @@ export function startLoad(options: LoadOptions): Load {
       const key = pick(ready);
       const state = keys.get(key) as KeyState;
       const isolateNo = Math.floor(random() * isolates.length);
-      const { storage } = isolates[isolateNo] as Isolate;
+      const { storage, reader } = isolates[isolateNo] as Isolate;
       const id = `${laneNo}.${(serial += 1)}`;
       const roll = random();
       const settle = (next: Iterable<string>) => {
@@ -173,12 +178,12 @@ export function startLoad(options: LoadOptions): Load {
         if (roll < 0.25) {
           writes = false;
           const stale = options.staleRisk?.() ?? false;
-          const seen = canonical(await storage.read(key));
+          const seen = canonical(await reader.read(key));
           observe(seen, stale || (options.staleRisk?.() ?? false), "read");
         } else if (roll < 0.3) {
           writes = false;
           const stale = options.staleRisk?.() ?? false;
-          const present = await storage.has(key);
+          const present = await reader.has(key);
           const fits = (s: string) => (s !== ABSENT) === present;
           if ([...state.possible].some(fits)) {
             if (!(stale || (options.staleRisk?.() ?? false))) settle([...state.possible].filter(fits));
@@ -188,8 +193,8 @@ export function startLoad(options: LoadOptions): Load {
         } else if (roll < 0.5) {
           const marker = `w${id}`;
           const value = { last: marker, w: id };
-          // A new value replaces the row; after a read of this isolate that found none, it is grammY's initial()
-          // to this storage, and lands onto a row another isolate created meanwhile.
+          // A new value replaces the row; after a write-back's read of this isolate that found none, it is grammY's
+          // initial() to this storage, and lands onto a row another isolate created meanwhile.
           const results = [canonical(value), ...[...state.possible].map((s) => merged(s, value))];
           await tracked(marker, "write", () => storage.write(key, value), results);
         } else if (roll < 0.62) {

@@ -97,6 +97,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
         name: `isolate${i}`,
         pool,
         storage: new PostgresStorage<Value>({ client: pool, tableName: table, retry: options.retry }),
+        reader: new PostgresStorage<Value>({ client: pool, tableName: table, retry: options.retry }),
       });
       if (options.ttlMs !== undefined) {
         ttlStorages.push(

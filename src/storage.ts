@@ -129,10 +129,8 @@ export class PostgresStorage<T = unknown> {
     try {
       const at = keyContext(this.#keys, key, trace);
       // Taken before encoding, so that a write refused there counts as the write-back of its read all the same.
-      let base = this.#backs.take(at.key, value);
+      const base = this.#backs.take(at.key, value);
       const ours = await encodeValue(this.#rules, at, value);
-      // A value no read returned builds on the key's read only unchanged, or after no row (grammY's initial()).
-      if (base?.fallback && base.stored !== null && ours.plain !== base.plain) base = undefined;
       if (base !== undefined && ours.plain === base.plain) {
         // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding).
         if (this.#backs.now() >= base.quietUntil) await renew(this.#writeBack, at, base, value);

@@ -28,8 +28,6 @@ export interface Base {
   readonly quietUntil: number;
   /** Whether the row holds a merge of this session with another writer's change, not this session alone. */
   readonly merged?: boolean | undefined;
-  /** Whether it is the key's last read rather than the read of the very object written (see {@link WriteBacks.take}). */
-  readonly fallback?: boolean | undefined;
 }
 
 /** What is known of one key. */
@@ -118,9 +116,7 @@ export class WriteBacks {
     // With no read open, the key's base serves nothing more: let its texts go.
     if (state.open === 0) state.base = undefined;
     if (own !== undefined) return own;
-    return fallback !== undefined && !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs
-      ? { ...fallback, fallback: true }
-      : undefined;
+    return !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs ? fallback : undefined;
   }
 
   /** After a write-back of `value` applied: a further write of the same object builds on what it wrote. */
