@@ -1,7 +1,7 @@
 import { Bot, session, type Context, type SessionFlavor, type StorageAdapter } from "grammy";
-import pg from "pg";
 import { botInfo, textMessage } from "../dev/telegram.js";
 import { factories, type Counter } from "./bots.js";
+import { countingPool } from "./counting-pool.js";
 import { rotate } from "./measure.js";
 
 /** Two isolates sharing sessions: what one adapter achieved in each round. */
@@ -30,18 +30,9 @@ export async function measureSharedSession(
   tables: (label: string) => string,
   settings: { rounds: number; milliseconds: number; chats: number },
 ): Promise<SharedSession[]> {
-  let statements = 0;
-  class CountingClient extends pg.Client {
-    constructor(config?: string | pg.ClientConfig) {
-      super(config);
-      const query = this.query.bind(this) as (...args: unknown[]) => unknown;
-      this.query = ((...args: unknown[]) => {
-        statements += 1;
-        return query(...args);
-      }) as pg.Client["query"];
-    }
-  }
-  const pools = [0, 1].map(() => new pg.Pool({ connectionString: url, max: 5, Client: CountingClient }));
+  const counting = [0, 1].map(() => countingPool(url, 5));
+  const pools = counting.map(({ pool }) => pool);
+  const sentSoFar = () => counting.reduce((sum, { statements }) => sum + statements.length, 0);
   try {
     const adapters: { name: string; storages: StorageAdapter<Counter>[]; table: string }[] = [];
     for (const [name, create] of factories) {
@@ -66,7 +57,7 @@ export async function measureSharedSession(
           });
           return bot;
         });
-        const before = statements;
+        const before = sentSoFar();
         let updates = 0;
         const start = performance.now();
         const deadline = start + settings.milliseconds;
@@ -81,7 +72,7 @@ export async function measureSharedSession(
           ),
         );
         const seconds = (performance.now() - start) / 1000;
-        const sent = statements - before;
+        const sent = sentSoFar() - before;
         let kept = 0;
         for (let c = 0; c < settings.chats; c += 1) {
           const stored = (await storages[0]?.read(String(firstChat + c))) as Shared | undefined;

@@ -1,4 +1,5 @@
 import { strictJson, type Codec, type LayeredCodec } from "./codec.ts";
+import { fromCanonicalBase64Url, toBase64Url } from "./base64url.ts";
 import { StorageOptionError } from "./errors.ts";
 
 /** Options of {@link compressedCodec}. */
@@ -23,7 +24,6 @@ export interface CompressedCodecOptions {
 const RESERVED = "gpsz";
 const VERSION = "gpsz1";
 const DEFAULT_THRESHOLD = 1024;
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 // The zlib format (RFC 1950): deflate with a 2-byte header and an Adler-32 of the content.
 const FORMAT = "deflate";
 const ADLER_BYTES = 4;
@@ -206,18 +206,3 @@ const readUint32 = (bytes: Uint8Array, at: number) =>
     ((bytes[at + 2] as number) << 8) |
     (bytes[at + 3] as number)) >>>
   0;
-
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** Decodes base64url without padding, or `undefined` when the text is not the one encoding of its bytes. */
-function fromCanonicalBase64Url(text: string): Uint8Array<ArrayBuffer> | undefined {
-  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
-  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
-  return toBase64Url(bytes) === text ? bytes : undefined;
-}
