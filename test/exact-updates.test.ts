@@ -242,7 +242,10 @@ describe("exact updates: a write-back never undoes a change made while its handl
 
     it("two isolates behind PgBouncer (transaction mode) lose nothing", async (context) => {
       if ("unavailable" in availability) {
-        if (process.env.REQUIRE_PGBOUNCER) throw new Error(availability.unavailable);
+        // CI requires PgBouncer on a PostgreSQL server; on PGlite there is no server for it to pool.
+        if (process.env.REQUIRE_PGBOUNCER === "1" && inject("backend") === "postgres") {
+          throw new Error(availability.unavailable);
+        }
         context.skip();
         return;
       }
