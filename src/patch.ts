@@ -34,7 +34,7 @@ export interface PatchScope<T> {
  *
  * @returns the merged value, as a read would return it
  */
-export async function applyPatch<T>(scope: PatchScope<T>, at: KeyContext, patch: Partial<T>): Promise<T> {
+export function applyPatch<T>(scope: PatchScope<T>, at: KeyContext, patch: Partial<T>): Promise<T> {
   checkPatch(patch);
   if (!setsAField(patch)) return currentFields(scope, at);
   return scope.rules.schema === undefined && isMergeable(scope.rules.codec)

@@ -97,6 +97,7 @@ const isFiniteNumber = (value: unknown) => Number.isFinite(value);
 // For every finite number, String(n) is JSON's text for it (both are Number::toString, and both write -0 as "0").
 
 /** Characters JSON escapes in a string: quote, backslash, controls, and (when lone) surrogates. */
+// deno-lint-ignore no-control-regex -- the control characters are what it looks for
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /**

@@ -79,7 +79,9 @@ describe("Bun's SQL errors as they are", () => {
         transience: "not-applied",
       });
       const counted = countStatements(refusing);
-      const error = await caught(new PostgresStorage({ client: counted.client, retry: { baseDelayMs: 1 } }).read("k"));
+      const error = await caught(
+        new PostgresStorage({ client: counted.client, retry: { attempts: 3, baseDelayMs: 1 } }).read("k"),
+      );
       expect(error).toBeInstanceOf(PostgresStorageError);
       expect((error as Error).message).toMatch(
         /^read of key "k" .* failed: Failed to connect\. Check the connection string/,
