@@ -39,6 +39,18 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("k", { replaced: true })).toBeUndefined();
   });
 
+  it("a write of this storage since the read (saw) ends the fallback; a read after a lapsed one starts afresh", () => {
+    let now = 0;
+    const backs = new WriteBacks({ now: () => now, fallbackMs: 1000 });
+    backs.read(base("k", "1"), 1);
+    backs.saw("k", "3");
+    expect(backs.take("k", 3)).toBeUndefined();
+    backs.read(base("j", "1"), 1);
+    now = 2000; // the first read is no longer open as far as the fallback goes
+    backs.read(base("j", "2"), 2);
+    expect(backs.take("j", 5)?.stored).toBe("2");
+  });
+
   it("an object written to another key than it was read from is no write-back", () => {
     const backs = new WriteBacks();
     const session = { v: 1 };
@@ -72,7 +84,10 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     backs.saw("b", "2");
     backs.saw("c", "3");
     expect(backs.latest("a")).toBeUndefined();
+    expect(backs.latest("b")).toBe("2");
     expect(backs.latest("c")).toBe("3");
+    backs.saw("c", "123"); // as long as the bound: kept
+    expect(backs.latest("c")).toBe("123");
     backs.saw("c", "1234");
     expect(backs.latest("c")).toBeUndefined();
     backs.read(base("c", "1234"), 1234);
