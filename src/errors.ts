@@ -1,7 +1,7 @@
 import type { StandardIssue } from "./schema.ts";
 
-/** The storage operations, as errors name them. */
-export type Operation = "read" | "write" | "update" | "delete" | "has" | "readAll" | "prune" | "create table";
+/** The storage operations, as errors name them: the method's name (`readAll` for the three `readAll*`). */
+export type Operation = "read" | "write" | "update" | "delete" | "has" | "readAll" | "prune" | "createTable";
 
 /** Where an error happened and what is known of its effect; every field is optional. */
 export interface ErrorDetails {
@@ -151,71 +151,26 @@ export class ClientStateError extends Error {
 }
 
 /**
- * Fills in the operation, key and table of an error of ours raised inside an
- * operation (a value the codec or schema refused, say), where they are not set yet.
+ * A statement that failed for good, as the driver hands it to the storage,
+ * which explains it (`failure.ts`) with the operation it belongs to.
  */
-export function inOperation<E>(error: E, operation: Operation, key: string | undefined, table: string): E {
-  if (error instanceof PostgresStorageError && error.operation === undefined) {
-    // The fields are read-only to users; this is the one place that completes them.
-    Object.assign(error, { operation, key: error.key ?? key, table });
+export class StatementFailure extends Error {
+  override readonly name = "StatementFailure";
+
+  /**
+   * @param cause the driver's error of the last try
+   * @param code its SQLSTATE, if it has one
+   * @param inDoubt whether any try may have taken effect
+   * @param statement the statement that failed, where the operation runs more than one (creating a table)
+   */
+  constructor(
+    override readonly cause: unknown,
+    readonly code: string | undefined,
+    readonly inDoubt: boolean,
+    readonly statement?: string,
+  ) {
+    super(describe(cause));
   }
-  return error;
-}
-
-/** How a client gave up on a statement it may have sent: it stopped waiting ("timeout"), or was told to stop ("abort"). */
-export type GaveUp = "timeout" | "abort";
-
-/**
- * Whether the client gave up on the statement rather than failing: pg's
- * `query_timeout` ("Query read timeout", pg's forks in Neon's driver and
- * `@vercel/postgres` too), a fetch aborted by `AbortSignal.timeout()`
- * (TimeoutError) or by another signal (AbortError, which Neon's `neon()`
- * wraps as `sourceError`), a cancelled query of Bun's SQL. Nothing of this
- * stops a statement already sent: the server runs it to the end. A timeout
- * the server enforces (`statement_timeout`, 57014) is no such thing: the
- * server cancels the statement and rolls it back.
- */
-export function clientGaveUp(error: unknown): GaveUp | undefined {
-  let found: GaveUp | undefined;
-  for (const node of errorChain(error)) {
-    const { name, message, code } = node as Record<string, unknown>;
-    if (name === "TimeoutError" || message === "Query read timeout") return "timeout";
-    if (name === "AbortError" || code === "ERR_POSTGRES_QUERY_CANCELLED") found = "abort";
-  }
-  return found;
-}
-
-/**
- * The error objects of a driver's error, itself first, then what it wraps:
- * `cause`, Neon's `sourceError`, the `error` of a WebSocket's ErrorEvent
- * (Neon's Pool and Client reject with one when the socket cannot open) and
- * AggregateError's `errors`, four links deep at most.
- */
-export function errorChain(error: unknown): object[] {
-  const chain: object[] = [];
-  const visit = (node: unknown, depth: number): void => {
-    if (typeof node !== "object" || node === null || depth > 4) return;
-    chain.push(node);
-    const { cause, sourceError, error: inner, errors } = node as Record<string, unknown>;
-    for (const next of [cause, sourceError, inner, ...(Array.isArray(errors) ? errors : [])]) visit(next, depth + 1);
-  };
-  visit(error, 0);
-  return chain;
-}
-
-// Five characters with a digit: Node's error codes (EPIPE, EPERM…) are letters only.
-const SQLSTATE = /^(?=.*\d)[0-9A-Z]{5}$/;
-
-/**
- * The SQLSTATE a driver attached to its error, if it attached one: in `code`,
- * or, where `code` is the driver's own (Bun's `ERR_POSTGRES_SERVER_ERROR`), in
- * `errno` as a string (Node's errno is a number, such as -111).
- */
-export function sqlState(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null) return undefined;
-  const { code, errno } = error as { code?: unknown; errno?: unknown };
-  for (const state of [code, errno]) if (typeof state === "string" && SQLSTATE.test(state)) return state;
-  return undefined;
 }
 
 /** A key as error messages show it: quoted, and cut short when long. */

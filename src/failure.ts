@@ -1,16 +1,16 @@
 /**
- * A driver's failure explained: an error that keeps the SQLSTATE and the
- * driver's own error, names the operation, and says what to do about it.
+ * The one place where an operation's failure gets its context: a driver's
+ * failure explained (an error that keeps the SQLSTATE and the driver's own
+ * error, names the operation, and says what to do about it), and an error of
+ * ours raised inside an operation completed with the operation, key and table.
  */
+import { clientGaveUp, sqlState, type GaveUp } from "./driver/error-reading.ts";
 import {
   ClientStateError,
   PostgresStorageError,
-  clientGaveUp,
+  StatementFailure,
   describe,
-  inOperation,
   showKey,
-  sqlState,
-  type GaveUp,
   type Operation,
 } from "./errors.ts";
 
@@ -26,12 +26,27 @@ export interface FailureContext {
   /** The table's schema, quoted, when the name has one. */
   readonly schema?: string | undefined;
   /**
-   * The statement that failed, when the operation runs more than one: creating
-   * a table in a missing schema runs `CREATE SCHEMA` before `CREATE TABLE`.
+   * The DDL statement that failed, when creating the table failed (lazily in a
+   * write, or in `createTable()`): creating a table in a missing schema runs
+   * `CREATE SCHEMA` before `CREATE TABLE`.
    */
   readonly statement?: string | undefined;
   /** Whether a try may have taken effect (see {@link PostgresStorageError.inDoubt}). */
   readonly inDoubt?: boolean | undefined;
+}
+
+/**
+ * An operation's failure, with the operation's context: a statement's failure
+ * explained ({@link explainFailure}; only a write's is ever in doubt), an
+ * error of ours completed with the operation's details it lacks. Anything
+ * else (a programming error, say) passes unchanged.
+ */
+export function inOperation(context: FailureContext, failure: unknown): unknown {
+  if (failure instanceof StatementFailure) {
+    const inDoubt = failure.inDoubt && writes(context.operation);
+    return explainFailure({ ...context, inDoubt, statement: failure.statement }, failure.cause);
+  }
+  return failure instanceof PostgresStorageError ? completed(failure, context) : failure;
 }
 
 /**
@@ -40,16 +55,29 @@ export interface FailureContext {
  * it. An error that is already ours gets the operation's details it lacks.
  */
 export function explainFailure(context: FailureContext, error: unknown): PostgresStorageError {
+  if (error instanceof PostgresStorageError) return completed(error, context);
   const { operation, key, tableName, table, inDoubt = false } = context;
-  if (error instanceof PostgresStorageError) return inOperation(error, operation, key, tableName);
   const code = sqlState(error);
+  const creating = context.statement !== undefined && operation !== "createTable";
   const target = key === undefined ? `table ${table}` : `key ${showKey(key)} in table ${table}`;
   // A ClientStateError's message says what to do.
   const hint = error instanceof ClientStateError ? "" : hintFor(code, context, clientGaveUp(error));
   return new PostgresStorageError(
-    `${operation} of ${target} failed: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
+    `${operation} of ${target} failed${creating ? " creating the table" : ""}: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
     { code, cause: error, operation, key, table: tableName, inDoubt },
   );
+}
+
+/** Whether an operation changes what is stored, so that a failure of it may leave a change behind. */
+const writes = (operation: Operation) => operation !== "read" && operation !== "has" && operation !== "readAll";
+
+/** An error of ours raised inside an operation (a value the codec or schema refused, say), with the operation's details it lacks. */
+function completed(error: PostgresStorageError, { operation, key, tableName }: FailureContext): PostgresStorageError {
+  if (error.operation === undefined) {
+    // The fields are read-only to users; this is the one place that completes them.
+    Object.assign(error, { operation, key: error.key ?? key, table: tableName });
+  }
+  return error;
 }
 
 const READ_THE_KEY = "read the key to see";
@@ -93,7 +121,8 @@ function adviceFor(
     case "42P01":
       return `Run ${migrations} in your migrations, or storage.createTable()`;
     case "42501":
-      if (operation !== "create table") return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
+      if (operation !== "createTable" && statement === undefined)
+        return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} to this role`;
       // Only run when the table's CREATE TABLE found no such schema: the role may not create schemas.
       if (statement?.startsWith("CREATE SCHEMA")) {
         return (

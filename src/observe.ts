@@ -4,7 +4,8 @@
  * operation on an OpenTelemetry-compatible tracer (the `tracer` option).
  * Nothing here runs unless one of them is given.
  */
-import { PostgresStorageError, sqlState, type Operation } from "./errors.ts";
+import { sqlState } from "./driver/error-reading.ts";
+import { PostgresStorageError, type Operation } from "./errors.ts";
 
 /** How a `write()` was applied; see docs/updates.md. */
 export type WriteOutcome =
@@ -25,7 +26,7 @@ export type WriteOutcome =
 export interface OperationEvent {
   /** Always `"operation"`. */
   readonly kind: "operation";
-  /** The operation: `"read"`, `"write"`, `"update"`, `"delete"`, `"has"`, `"readAll"`, `"prune"`, `"create table"`. */
+  /** The operation: `"read"`, `"write"`, `"update"`, `"delete"`, `"has"`, `"readAll"`, `"prune"`, `"createTable"`. */
   readonly operation: Operation;
   /** The table name as given. */
   readonly table: string;

@@ -3,8 +3,8 @@
  * the codec allows it (one statement), otherwise here with a compare-and-set.
  */
 import { decode, isMergeable, type KeyContext } from "./codec.ts";
-import { MAX_SET_ATTEMPTS, attemptsLost, pauseBeforeRetry } from "./compare-and-set.ts";
-import { PostgresStorageError } from "./errors.ts";
+import { MAX_SET_ATTEMPTS, attemptsLost, pauseBeforeRetry } from "./retry.ts";
+import { StatementFailure } from "./errors.ts";
 import type { Rows } from "./rows.ts";
 import {
   checkPatch,
@@ -44,7 +44,7 @@ export function applyPatch<T>(scope: PatchScope<T>, at: KeyContext, patch: Parti
 
 /** A patch that sets nothing: the stored object, or `{}` if the schema allows it; writes nothing. */
 async function currentFields<T>({ rows, rules }: PatchScope<T>, at: KeyContext): Promise<T> {
-  const { stored } = await rows.read("update", at);
+  const { stored } = await rows.read(at);
   const current = stored === null ? undefined : await decodeFromRead(rules, at, stored);
   if (current !== undefined) return mergeFields<T>(at, current, {});
   return (await encodeValue(rules, at, {} as T)).value;
@@ -55,7 +55,7 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
   try {
     merged = await scope.rows.merge(at, await encodePatch(scope.rules, at, patch));
   } catch (error) {
-    if (error instanceof PostgresStorageError && error.code === UNREADABLE_JSON) return mergeChecked(scope, at, patch);
+    if (error instanceof StatementFailure && error.code === UNREADABLE_JSON) return mergeChecked(scope, at, patch);
     throw error;
   }
   if (merged === null) throw notAnObject(at);
@@ -68,11 +68,11 @@ async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyCon
   // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
   let known = backs.latest(at.key);
   for (let attempt = 1; ; attempt += 1) {
-    known ??= (await rows.read("update", at)).stored;
+    known ??= (await rows.read(at)).stored;
     const previous = known === null ? undefined : await decodeFromRead(rules, at, known);
     const next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
     const stored = await sealed(rules, at, next.plain);
-    if (await rows.replaceIf("update", at, stored, known)) {
+    if (await rows.replaceIf(at, stored, known, true)) {
       backs.saw(at.key, stored);
       return next.value;
     }

@@ -5,7 +5,6 @@
 import type { KeyContext } from "./codec.ts";
 import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
 import type { RunOptions, RuntimeDriver } from "./driver/runtime-driver.ts";
-import type { Operation } from "./errors.ts";
 import type { Trace } from "./observe.ts";
 import { skippableMs } from "./expiry.ts";
 import type { Statements } from "./statements.ts";
@@ -42,8 +41,8 @@ export class Rows {
   }
 
   /** Reads the live row of a key. */
-  async read(operation: Operation, at: KeyContext): Promise<Found> {
-    const [row] = await this.#run(operation, at, this.#statements.read, [at.key], { missing: "empty" });
+  async read(at: KeyContext): Promise<Found> {
+    const [row] = await this.#run(at, this.#statements.read, [at.key], { missing: "empty" });
     if (row === undefined) return { stored: null, quietMs: Number.POSITIVE_INFINITY };
     const msLeft = row.msleft == null ? null : Number(row.msleft);
     return { stored: textOf(row, "value"), quietMs: skippableMs(this.#ttl, msLeft) };
@@ -51,36 +50,36 @@ export class Rows {
 
   /** Stores a text under a key, whatever the row held: last writer wins. */
   async write(at: KeyContext, stored: string): Promise<void> {
-    await this.#run("write", at, this.#statements.write, this.#withTtl([at.key, stored]), { missing: "create" });
+    await this.#run(at, this.#statements.write, this.#withTtl([at.key, stored]), { missing: "create" });
   }
 
   /**
    * Stores `stored` only if the row holds `expected` (`null`: only if there is
-   * no live row), in one statement; answers whether it did. An `update()`'s set
-   * is sent once: after a lost answer it may have applied, and a patch must not
-   * apply twice. A write-back's set is retried like a plain write: if the lost
-   * one applied, the retry finds the row holding the write-back's own value,
-   * and the merge that follows has nothing left to apply.
+   * no live row), in one statement; answers whether it did. With `once`, the
+   * set is sent once: after a lost answer it may have applied, and an
+   * `update()`'s patch must not apply twice. Without, it is retried like a
+   * plain write: if a write-back's lost set applied, the retry finds the row
+   * holding the write-back's own value, and the merge that follows has nothing left to apply.
    */
-  async replaceIf(operation: Operation, at: KeyContext, stored: string, expected: string | null): Promise<boolean> {
+  async replaceIf(at: KeyContext, stored: string, expected: string | null, once: boolean): Promise<boolean> {
     const params = this.#withTtl([at.key, stored]);
-    const options = operation === "update" ? ONCE : RETRIED;
+    const options = once ? ONCE : RETRIED;
     const rows =
       expected === null
-        ? await this.#run(operation, at, this.#statements.insertIfAbsent, params, options)
-        : await this.#run(operation, at, this.#statements.replaceIf, [...params, expected], options);
+        ? await this.#run(at, this.#statements.insertIfAbsent, params, options)
+        : await this.#run(at, this.#statements.replaceIf, [...params, expected], options);
     return rows.length > 0;
   }
 
   /** Renews the expiry of a row that still holds `stored`, expired or not; answers whether it did. */
   async renew(at: KeyContext, stored: string): Promise<boolean> {
     const params = [...this.#withTtl([at.key, stored]), stored];
-    return (await this.#run("write", at, this.#statements.renewIf, params, RETRIED)).length > 0;
+    return (await this.#run(at, this.#statements.renewIf, params, RETRIED)).length > 0;
   }
 
   /** Merges a patch's JSON text into the stored object in the database; answers the merged text, or `null` when the stored value is no object. */
   async merge(at: KeyContext, patch: string): Promise<string | null> {
-    const [row] = await this.#run("update", at, this.#statements.merge, this.#withTtl([at.key, patch]), ONCE);
+    const [row] = await this.#run(at, this.#statements.merge, this.#withTtl([at.key, patch]), ONCE);
     return row === undefined ? null : textOf(row, "value");
   }
 
@@ -94,7 +93,7 @@ export class Rows {
     let deleted = 0;
     for (let block = 0; ; block += PRUNE_BLOCKS) {
       const params = [block, PRUNE_BLOCKS, quotedTable];
-      const [row] = await this.#driver.run("prune", undefined, this.#statements.prune, params, {
+      const [row] = await this.#driver.run(this.#statements.prune, params, {
         missing: "empty",
         trace,
       });
@@ -105,23 +104,17 @@ export class Rows {
 
   /** Deletes the row of a key. */
   async delete(at: KeyContext): Promise<void> {
-    await this.#run("delete", at, this.#statements.delete, [at.key], { missing: "empty" });
+    await this.#run(at, this.#statements.delete, [at.key], { missing: "empty" });
   }
 
   /** Whether a live row exists under a key. */
   async has(at: KeyContext): Promise<boolean> {
-    return (await this.#run("has", at, this.#statements.has, [at.key], { missing: "empty" })).length > 0;
+    return (await this.#run(at, this.#statements.has, [at.key], { missing: "empty" })).length > 0;
   }
 
-  #run(
-    operation: Operation,
-    at: KeyContext,
-    statement: Statement,
-    params: QueryParameter[],
-    options: RunOptions,
-  ): Promise<Row[]> {
+  #run(at: KeyContext, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     const trace = at.trace;
-    return this.#driver.run(operation, at.grammyKey, statement, params, trace ? { ...options, trace } : options);
+    return this.#driver.run(statement, params, trace ? { ...options, trace } : options);
   }
 
   /** The parameters of a write, with the TTL when there is one. */

@@ -1,7 +1,8 @@
 import { KeyContext, TAGS_DATES } from "./codec.ts";
 import { textOf, type Row } from "./driver/clients.ts";
 import { RuntimeDriver } from "./driver/runtime-driver.ts";
-import { StorageOptionError, inOperation, type Operation } from "./errors.ts";
+import { StorageOptionError, type Operation } from "./errors.ts";
+import { inOperation } from "./failure.ts";
 import { timeToLive } from "./expiry.ts";
 import { keyContext, normalizeKeyBuilder, type KeyBuilder } from "./keys.ts";
 import type { PostgresStorageOptions } from "./options.ts";
@@ -10,7 +11,7 @@ import { observerOf, type Observer, type Trace } from "./observe.ts";
 import { Rows } from "./rows.ts";
 import { scanRows } from "./scan.ts";
 import { statementsFor, type Statements } from "./statements.ts";
-import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
+import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf } from "./table.ts";
 import { decodeFromRead, decodePlain, encodeValue, sealed, unsealed, valueRules, type ValueRules } from "./values.ts";
 import { applyPatch } from "./patch.ts";
 import { applyWriteBack, checkOnConflict, renew, type WriteBackScope } from "./write-back.ts";
@@ -66,7 +67,6 @@ export class PostgresStorage<T = unknown> {
       prepare: options.prepare ?? true,
       createTable: options.createTable ?? true,
       retry: retryPolicy(options.retry),
-      tableName: this.tableName,
       quotedTable: this.#quotedTable,
     });
     this.#rows = new Rows(this.#driver, this.#statements, ttl);
@@ -97,7 +97,7 @@ export class PostgresStorage<T = unknown> {
     try {
       const at = keyContext(this.#keys, key, trace);
       const sentAt = this.#backs.now();
-      const { stored, quietMs } = await this.#rows.read("read", at);
+      const { stored, quietMs } = await this.#rows.read(at);
       const plain = stored === null ? null : await unsealed(this.#rules, at, stored);
       const value = plain === null ? undefined : await decodePlain(this.#rules, at, plain);
       this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs }, value);
@@ -265,12 +265,12 @@ export class PostgresStorage<T = unknown> {
    * `createTable: true`; useful at deploy time when it is `false`.
    */
   async createTable(): Promise<void> {
-    const trace = this.#observer?.start("create table");
+    const trace = this.#observer?.start("createTable");
     try {
       await this.#driver.createTable();
       trace?.end();
     } catch (error) {
-      throw this.#in(error, "create table", undefined, trace);
+      throw this.#in(error, "createTable", undefined, trace);
     }
   }
 
@@ -290,7 +290,16 @@ export class PostgresStorage<T = unknown> {
 
   /** An error of an operation, with the operation, key and table it happened in; it ends the operation's trace. */
   #in(error: unknown, operation: Operation, key?: unknown, trace?: Trace): unknown {
-    const failure = inOperation(error, operation, typeof key === "string" ? key : undefined, this.tableName);
+    const failure = inOperation(
+      {
+        operation,
+        key: typeof key === "string" ? key : undefined,
+        tableName: this.tableName,
+        table: this.#quotedTable,
+        schema: quotedSchemaOf(this.#quotedTable),
+      },
+      error,
+    );
     trace?.end(failure);
     return failure;
   }

@@ -6,7 +6,7 @@
  */
 import { decode, encode, type KeyContext } from "./codec.ts";
 import { StorageConflictError, StorageOptionError } from "./errors.ts";
-import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./compare-and-set.ts";
+import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./retry.ts";
 import type { Found, Rows } from "./rows.ts";
 import { ABSENT, mergeChange, type Side } from "./three-way-merge.ts";
 import { decodePlain, encodeValue, schemaIssues, sealed, unsealed, type Encoded, type ValueRules } from "./values.ts";
@@ -106,7 +106,7 @@ export async function applyWriteBack<T>(
       if (target === undefined || target.plain === theirs.plain) {
         // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
         // of the same text renews its expiry too).
-        if (!guessed || theirs.stored === null || (await rows.replaceIf("write", at, theirs.stored, theirs.stored))) {
+        if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
           backs.kept(value, at.key, theirs.stored);
           if (at.trace !== undefined) at.trace.write = "kept theirs";
           return;
@@ -117,7 +117,7 @@ export async function applyWriteBack<T>(
     if (target !== undefined) {
       const stored = await sealed(rules, at, target.plain);
       const sentAt = backs.now();
-      if (await rows.replaceIf("write", at, stored, theirs === undefined ? base.stored : theirs.stored)) {
+      if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false)) {
         const merged = target.plain !== ours.plain;
         backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
         if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
@@ -127,7 +127,7 @@ export async function applyWriteBack<T>(
     }
     if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at);
     await pauseBeforeRetry(attempt);
-    const found = (await rows.read("write", at)).stored;
+    const found = (await rows.read(at)).stored;
     if (found !== null && found === sent) {
       // A try whose answer was lost applied, and the retried set then found its own text: it is written.
       backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil: -1, merged: target !== ours });

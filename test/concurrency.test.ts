@@ -105,8 +105,8 @@ describe("separate processes creating one table at once", () => {
       const storage = new PostgresStorage<number>({ client, tableName: table("ddl_refused"), retry: false });
       await expect(storage.write("k", 1)).rejects.toMatchObject({
         code: "42501",
-        operation: "create table",
-        key: undefined,
+        operation: "write",
+        key: "k",
       });
     } finally {
       await pool.end();

@@ -29,12 +29,15 @@ function privilegeCases(
     const schema = uniqueTable("noschema");
     try {
       const storage = new PostgresStorage<number>({ client: asRole(), tableName: `${schema}.sessions`, retry: false });
-      for (const attempt of [() => storage.write("k", 1), () => storage.createTable()]) {
+      const attempts: [string, () => Promise<unknown>][] = [
+        ['write of key "k" in table', () => storage.write("k", 1)],
+        ["createTable of table", () => storage.createTable()],
+      ];
+      for (const [said, attempt] of attempts) {
         const error = await refusal(attempt());
         expect(error.code).toBe("42501");
-        expect(error.message).toMatch(
-          new RegExp(`^create table of table "${schema}"\\."sessions" failed: permission denied for database`),
-        );
+        expect(error.message.startsWith(`${said} "${schema}"."sessions" failed`)).toBe(true);
+        expect(error.message).toMatch(/ failed( creating the table)?: permission denied for database/);
         expect(error.message).toContain(`Schema "${schema}" does not exist and this role may not create schemas`);
         expect(error.message).toContain(
           `CREATE SCHEMA "${schema}"; GRANT USAGE, CREATE ON SCHEMA "${schema}" to this role`,
@@ -60,9 +63,11 @@ function privilegeCases(
       const storage = new PostgresStorage<number>({ client: asRole(), tableName: `${schema}.sessions`, retry: false });
       const error = await refusal(storage.write("k", 1));
       expect(error.code).toBe("42501");
-      expect(error.message).toMatch(
-        new RegExp(`^create table of table "${schema}"\\."sessions" failed: permission denied for schema`),
-      );
+      expect(
+        error.message.startsWith(`write of key "k" in table "${schema}"."sessions" failed creating the table: `),
+      ).toBe(true);
+      expect(error.message).toContain("permission denied for schema");
+      expect(error.operation).toBe("write");
       expect(error.message).toContain(
         `GRANT CREATE ON SCHEMA "${schema}" to this role, or run createTableSql("${schema}.sessions") as the owner and pass createTable: false`,
       );

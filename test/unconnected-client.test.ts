@@ -43,7 +43,7 @@ describe("a pg-style Client in a state where it cannot run statements", () => {
           for await (const key of storage.readAllKeys()) return key;
         },
       ],
-      ["create table", () => storage.createTable()],
+      ["createTable", () => storage.createTable()],
     ];
     for (const [operation, run] of operations) {
       const { error, ms } = await rejection(run);

@@ -1,17 +1,15 @@
 /**
- * Runs the storage's statements on the user's client: one connection per try,
- * the table created when a write finds it missing, prepared statements while
- * the connection keeps them, retries of transient failures, and the driver's
- * errors explained.
+ * Runs the storage's statements on the user's client: one connection per
+ * try, the table created when a write finds it missing, and transient
+ * failures retried. What each client needs is in its kind's module
+ * (`kinds.ts`), creating the table in `table-creation.ts`, preparing in
+ * `preparing.ts`, reading errors in `error-reading.ts`.
  */
-import { sqlState, type Operation, type PostgresStorageError } from "../errors.ts";
-import { explainFailure } from "../failure.ts";
+import { StatementFailure } from "../errors.ts";
 import type { Trace } from "../observe.ts";
-import { mayHaveApplied, retryAfter, retrying, transience, type RetryPolicy, type Transience } from "../retry.ts";
-import { quotedSchemaOf } from "../table.ts";
+import { retryAfter, retrying, type RetryPolicy } from "../retry.ts";
 import {
   rowsOf,
-  toDriver,
   type Connection,
   type Driver,
   type PostgresClient,
@@ -19,32 +17,32 @@ import {
   type Row,
   type Statement,
 } from "./clients.ts";
-import { TableCreation } from "./table-creation.ts";
+import { breaksConnection, mayHaveApplied, sqlState, transience, type Transience } from "./error-reading.ts";
+import { toDriver } from "./kinds.ts";
+import { Preparing } from "./preparing.ts";
+import { FAILED_DDL, TableCreation } from "./table-creation.ts";
 
-// SQLSTATEs the driver acts on.
 const UNDEFINED_TABLE = "42P01";
-// A pooler that hands each transaction another server connection loses
-// prepared statements: there the statement "does not exist", or another
-// client's of the same name "already exists". Either way it did not run.
-const PREPARED_STATEMENT_LOST = new Set(["26000", "42P05"]);
-// Clients behind such a pooler, so that a storage created later on one (one per request, say) starts unprepared.
-const LOST_PREPARATIONS = new WeakSet<object>();
-// A read-only server (a standby, or a primary demoted by a failover) refused a write: the next statement on that
-// connection would reach the same server, so it is discarded, and the retry takes a new one.
-const READ_ONLY = "25006";
+
 // Errors of checking a connection out of a pool: no statement was sent, whatever the error says. A proxy that
 // accepts and then finds its server down closes the socket mid-handshake, which pg reports in the words of a
 // connection lost mid-query ("Connection terminated unexpectedly").
 const UNSENT = new WeakSet<object>();
-const unsent = (error: unknown): unknown => {
+const unsent = (error: unknown): Promise<never> => {
   if (typeof error === "object" && error !== null) UNSENT.add(error);
-  return error;
+  return Promise.reject(error);
 };
+const wasUnsent = (error: unknown) => typeof error === "object" && error !== null && UNSENT.has(error);
 /** {@link transience}, knowing that a failed checkout sent nothing. */
 const classify = (error: unknown): Transience => {
   const kind = transience(error);
-  return kind === "unknown" && typeof error === "object" && error !== null && UNSENT.has(error) ? "not-applied" : kind;
+  return kind === "unknown" && wasUnsent(error) ? "not-applied" : kind;
 };
+/** Whether a failed try may have taken effect: not when it failed before its statement was sent. */
+const mayHaveTakenEffect = (error: unknown) => !wasUnsent(error) && mayHaveApplied(error);
+
+/** The DDL statement a failure came from, when creating the table failed. */
+const ddlOf = (error: unknown) => (typeof error === "object" && error !== null ? FAILED_DDL.get(error) : undefined);
 
 /** What the runtime driver needs to know of the storage. */
 export interface RuntimeDriverOptions {
@@ -54,9 +52,7 @@ export interface RuntimeDriverOptions {
   /** Create the table when a write finds it missing (the storage's `createTable` option). */
   readonly createTable: boolean;
   readonly retry: RetryPolicy;
-  /** The table name as given, for messages. */
-  readonly tableName: string;
-  /** The same, quoted. */
+  /** The table, quoted. */
   readonly quotedTable: string;
 }
 
@@ -72,17 +68,14 @@ export interface RunOptions {
 
 /**
  * The storage's way to the database, whatever client it was given: runs a
- * statement and answers its rows, or throws a PostgresStorageError that says
- * which operation failed, why, and what to do.
+ * statement and answers its rows, or throws a {@link StatementFailure} for
+ * the storage to explain.
  */
 export class RuntimeDriver {
   readonly #driver: Driver;
-  readonly #client: object;
   readonly #createTable: boolean;
   readonly #retry: RetryPolicy;
-  readonly #tableName: string;
-  readonly #quotedTable: string;
-  #prepare: boolean;
+  readonly #preparing: Preparing;
   readonly #creation: TableCreation;
 
   /**
@@ -92,30 +85,18 @@ export class RuntimeDriver {
    */
   constructor(options: RuntimeDriverOptions) {
     this.#driver = toDriver(options.client);
-    this.#client = options.client;
-    this.#prepare = options.prepare && this.#driver.prepares && !LOST_PREPARATIONS.has(this.#client);
+    this.#preparing = new Preparing(options.client, options.prepare && this.#driver.prepares);
     this.#createTable = options.createTable;
     this.#retry = options.retry;
-    this.#tableName = options.tableName;
-    this.#quotedTable = options.quotedTable;
-    this.#creation = new TableCreation(options.quotedTable, (ddl, error) =>
-      this.#explain({ operation: "create table", statement: ddl }, error),
-    );
+    this.#creation = new TableCreation(options.quotedTable);
   }
 
   /**
-   * Runs a statement of `operation`, retrying transient failures as the
-   * policy and `options` allow.
+   * Runs a statement, retrying transient failures as the policy and `options` allow.
    *
-   * @throws PostgresStorageError when it fails for good
+   * @throws StatementFailure when it fails for good
    */
-  async run(
-    operation: Operation,
-    key: string | undefined,
-    statement: Statement,
-    params: QueryParameter[],
-    options: RunOptions,
-  ): Promise<Row[]> {
+  async run(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     try {
       return await this.#attempt(statement, params, options);
     } catch (first) {
@@ -136,7 +117,7 @@ export class RuntimeDriver {
           classify,
         });
       } catch (last) {
-        throw this.#explain({ operation, key, inDoubt: inDoubt && writes(operation) }, last);
+        throw new StatementFailure(last, sqlState(last), inDoubt, ddlOf(last));
       }
     }
   }
@@ -144,7 +125,7 @@ export class RuntimeDriver {
   /**
    * Creates the table (and its schema) if it does not exist, with retries.
    *
-   * @throws PostgresStorageError when it cannot
+   * @throws StatementFailure when it cannot
    */
   async createTable(): Promise<void> {
     try {
@@ -153,46 +134,18 @@ export class RuntimeDriver {
         classify,
       });
     } catch (error) {
-      throw this.#explain({ operation: "create table" }, error);
+      throw new StatementFailure(error, sqlState(error), false, ddlOf(error));
     }
   }
 
-  /**
-   * One try on one connection, from the first statement through creating a
-   * missing table to the statement again: a pool's connection is checked out
-   * once, and kept unless an error broke it.
-   */
+  /** One try: a connection (a pool's checked out once, and kept unless an error broke it), and the statement on it. */
   async #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     // Written out rather than through #withConnection: every statement passes here, and a closure per call shows.
-    const acquired = this.#driver.acquire();
-    // A client that is not checked out per operation (postgres.js, Bun) pipelines: a statement sent while the
-    // CREATE TABLE runs may follow it on its connection as Parse/Describe/Flush without a Sync, and PgBouncer in
-    // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
-    // never settle. Such statements wait for the creation.
-    const creating = this.#creation.inFlight;
-    if (creating !== undefined && !(acquired instanceof Promise)) await creating.catch(() => {});
-    const connection =
-      acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
+    const acquired = this.#acquire();
+    const connection = acquired instanceof Promise ? await acquired : acquired;
     let broken: unknown;
-    const creationsBefore = this.#creation.finished;
     try {
-      try {
-        return await this.#query(connection, statement, params, options.trace);
-      } catch (error) {
-        if (sqlState(error) !== UNDEFINED_TABLE) throw error;
-        if (options.missing === "empty") return [];
-        if (!this.#createTable) throw error;
-      }
-      // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first.
-      if (this.#creation.finished !== creationsBefore) {
-        try {
-          return await this.#query(connection, statement, params, options.trace);
-        } catch (error) {
-          if (sqlState(error) !== UNDEFINED_TABLE) throw error; // dropped since: create it again
-        }
-      }
-      await this.#creation.on(connection, options.trace);
-      return await this.#query(connection, statement, params, options.trace);
+      return await this.#onConnection(connection, statement, params, options);
     } catch (error) {
       if (breaksConnection(error)) broken = error;
       throw error;
@@ -203,9 +156,7 @@ export class RuntimeDriver {
 
   /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
   async #withConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
-    const acquired = this.#driver.acquire();
-    const connection =
-      acquired instanceof Promise ? await acquired.catch((error: unknown) => Promise.reject(unsent(error))) : acquired;
+    const connection = await this.#acquire();
     let broken: unknown;
     try {
       return await work(connection);
@@ -217,78 +168,86 @@ export class RuntimeDriver {
     }
   }
 
+  /** A connection: checked out of a pool (whose failure to hand one out sent nothing), or the client's one. */
+  #acquire(): Connection | Promise<Connection> {
+    const acquired = this.#driver.acquire();
+    if (acquired instanceof Promise) return acquired.catch(unsent);
+    // A client that is not checked out per operation (postgres.js, Bun) pipelines: a statement sent while the
+    // CREATE TABLE runs may follow it on its connection as Parse/Describe/Flush without a Sync, and PgBouncer in
+    // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
+    // never settle. Such statements wait for the creation.
+    const creating = this.#creation.inFlight;
+    return creating === undefined
+      ? acquired
+      : creating.then(
+          () => acquired,
+          () => acquired,
+        );
+  }
+
+  /**
+   * The statement on one connection; when it finds no table, the table
+   * created (once per driver at a time, see TableCreation) and the statement again.
+   */
+  async #onConnection(
+    connection: Connection,
+    statement: Statement,
+    params: QueryParameter[],
+    { missing, trace }: RunOptions,
+  ): Promise<Row[]> {
+    const creationsBefore = this.#creation.finished;
+    let stale = false;
+    let created = false;
+    for (;;) {
+      try {
+        return await this.#query(connection, statement, params, trace);
+      } catch (error) {
+        if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+        if (missing === "empty") return [];
+        if (!this.#createTable || created) throw error;
+      }
+      // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first
+      // (failing again, the table was dropped since, and is created again).
+      if (!stale && this.#creation.finished !== creationsBefore) {
+        stale = true;
+        continue;
+      }
+      await this.#creation.on(connection, trace);
+      created = true;
+    }
+  }
+
   /** Runs a statement, prepared while this driver prepares; the first that finds its preparation lost ends that. */
   async #query(connection: Connection, statement: Statement, params: QueryParameter[], trace?: Trace): Promise<Row[]> {
-    if (trace !== undefined) return this.#traced(connection, statement, params, trace);
-    if (!this.#prepare) return rowsOf(await connection.query(statement, params, false));
+    const prepared = this.#preparing.on;
     try {
-      return rowsOf(await connection.query(statement, params, true));
+      return rowsOf(await send(connection, statement, params, prepared, trace));
     } catch (error) {
-      if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
-      this.#lostPreparations();
-      return rowsOf(await connection.query(statement, params, false));
+      if (!prepared || !this.#preparing.lost(error)) throw error;
+      if (trace !== undefined) trace.unprepared = true;
+      return rowsOf(await send(connection, statement, params, false, trace));
     }
-  }
-
-  /** {@link #query} of an observed storage: each statement sent is recorded in the trace. Kept apart from the hot path. */
-  async #traced(connection: Connection, statement: Statement, params: QueryParameter[], trace: Trace): Promise<Row[]> {
-    const send = async (prepared: boolean) => {
-      const startedAt = performance.now();
-      try {
-        const rows = rowsOf(await connection.query(statement, params, prepared));
-        trace.statement(statement.text, startedAt, prepared);
-        return rows;
-      } catch (error) {
-        trace.statement(statement.text, startedAt, prepared, error);
-        throw error;
-      }
-    };
-    if (!this.#prepare) return send(false);
-    try {
-      return await send(true);
-    } catch (error) {
-      if (!PREPARED_STATEMENT_LOST.has(sqlState(error) ?? "")) throw error;
-      this.#lostPreparations();
-      trace.unprepared = true;
-      return send(false);
-    }
-  }
-
-  /** Stops preparing, on this client for every storage: a pooler behind it loses prepared statements. */
-  #lostPreparations(): void {
-    this.#prepare = false;
-    LOST_PREPARATIONS.add(this.#client);
-  }
-
-  #explain(
-    at: { operation: Operation; key?: string | undefined; statement?: string; inDoubt?: boolean },
-    error: unknown,
-  ): PostgresStorageError {
-    return explainFailure(
-      { ...at, tableName: this.#tableName, table: this.#quotedTable, schema: quotedSchemaOf(this.#quotedTable) },
-      error,
-    );
   }
 }
 
-/** Whether a failed try may have taken effect: not when it failed before its statement was sent. */
-const mayHaveTakenEffect = (error: unknown) =>
-  !(typeof error === "object" && error !== null && UNSENT.has(error)) && mayHaveApplied(error);
-
-/** Whether an operation changes what is stored, so that a failure of it may leave a change behind. */
-const writes = (operation: Operation) => operation !== "read" && operation !== "has" && operation !== "readAll";
-
-/**
- * Whether an error leaves its connection unfit for the next statement: one the
- * server did not answer with a SQLSTATE (a lost socket, say, or pg's
- * `query_timeout`, after which the statement still runs on that connection),
- * the server's own goodbye (class 08, 57P01…, any FATAL such as a standby's
- * "terminating connection due to conflict with recovery", 40001), or a
- * read-only server (25006), which the next statement on that connection would reach again.
- */
-export function breaksConnection(error: unknown): boolean {
-  const code = sqlState(error);
-  if (code === undefined || code.startsWith("08") || code.startsWith("57P") || code === READ_ONLY) return true;
-  const { severity } = error as { severity?: unknown };
-  return severity === "FATAL" || severity === "PANIC";
+/** Sends a statement; an observed storage's statements are each recorded in its trace. */
+function send(
+  connection: Connection,
+  statement: Statement,
+  params: QueryParameter[],
+  prepared: boolean,
+  trace: Trace | undefined,
+): PromiseLike<unknown> {
+  if (trace === undefined) return connection.query(statement, params, prepared);
+  const startedAt = performance.now();
+  return connection.query(statement, params, prepared).then(
+    (result) => {
+      trace.statement(statement.text, startedAt, prepared);
+      return result;
+    },
+    (error: unknown) => {
+      trace.statement(statement.text, startedAt, prepared, error);
+      throw error;
+    },
+  );
 }

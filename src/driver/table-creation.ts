@@ -3,10 +3,10 @@
  * connection that found it missing, its schema first when that is missing
  * too, and any number of processes creating it at once all succeeding.
  */
-import { sqlState } from "../errors.ts";
 import type { Trace } from "../observe.ts";
 import { quotedSchemaOf, schemaDdl, tableDdl } from "../table.ts";
 import type { Connection } from "./clients.ts";
+import { sqlState } from "./error-reading.ts";
 
 const INVALID_SCHEMA_NAME = "3F000";
 // Concurrent CREATE ... IF NOT EXISTS in separate sessions can still collide
@@ -14,10 +14,12 @@ const INVALID_SCHEMA_NAME = "3F000";
 // are raised the other creator has won.
 const CREATED_CONCURRENTLY = new Set(["42P07", "42P06", "42710", "23505"]);
 
+/** The DDL statement each failed creation's error came from: the hint differs for `CREATE SCHEMA`. */
+export const FAILED_DDL = new WeakMap<object, string>();
+
 /** Creates one table, one creation at a time. */
 export class TableCreation {
   readonly #quotedTable: string;
-  readonly #failed: (ddl: string, error: unknown) => Error;
   /** The creation in flight, if any. */
   #creating: Promise<void> | undefined;
   /**
@@ -27,13 +29,9 @@ export class TableCreation {
    */
   #finished = 0;
 
-  /**
-   * @param quotedTable the table, quoted
-   * @param failed the error to throw for a DDL statement that failed otherwise than by losing a race
-   */
-  constructor(quotedTable: string, failed: (ddl: string, error: unknown) => Error) {
+  /** @param quotedTable the table, quoted */
+  constructor(quotedTable: string) {
     this.#quotedTable = quotedTable;
-    this.#failed = failed;
   }
 
   /** The creation in flight, if any: a pipelining client's statements wait for it. */
@@ -88,7 +86,8 @@ export class TableCreation {
       const code = sqlState(error);
       if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return undefined;
       if (code === INVALID_SCHEMA_NAME && schemaMayBeMissing) return code;
-      throw this.#failed(ddl, error);
+      if (typeof error === "object" && error !== null) FAILED_DDL.set(error, ddl);
+      throw error;
     }
   }
 }

@@ -1,8 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { PostgresStorage, PostgresStorageError, type PostgresClient } from "../../src/index.ts";
-import { sqlState } from "../../src/errors.ts";
 import { explainFailure } from "../../src/failure.ts";
-import { mayHaveApplied, transience, type Transience } from "../../src/retry.ts";
+import { mayHaveApplied, sqlState, transience, type Transience } from "../../src/driver/error-reading.ts";
 
 /**
  * Errors as each driver really raises them, copied field by field (all own

@@ -6,8 +6,8 @@ import {
   StorageValidationError,
   describe as describeError,
   showKey,
-  sqlState,
 } from "../../src/errors.js";
+import { sqlState } from "../../src/driver/error-reading.js";
 import { explainFailure } from "../../src/failure.js";
 
 // The error classes and the helpers that turn a driver's error into words, without a database.

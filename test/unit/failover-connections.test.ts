@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { PostgresStorageError } from "../../src/errors.js";
-import { breaksConnection, RuntimeDriver } from "../../src/driver/runtime-driver.js";
+import { PostgresStorageError, StatementFailure } from "../../src/errors.js";
+import { RuntimeDriver } from "../../src/driver/runtime-driver.js";
+import { breaksConnection } from "../../src/driver/error-reading.js";
 import type { PostgresClient } from "../../src/driver/clients.js";
+import { inOperation } from "../../src/failure.js";
 
 // Which connections a failover leaves unfit, and what a failed checkout means, without a database.
 const pgError = (message: string, fields: Record<string, unknown>) => Object.assign(new Error(message), fields);
@@ -51,16 +53,18 @@ const driverOn = (client: PostgresClient) =>
     prepare: true,
     createTable: false,
     retry: { attempts: 3, baseDelayMs: 0, maxDelayMs: 0 },
-    tableName: "sessions",
     quotedTable: '"sessions"',
   });
+/** The driver's failure as the storage's update() reports it. */
+const explained = (failure: unknown) =>
+  inOperation({ operation: "update", key: "k", tableName: "sessions", table: '"sessions"' }, failure);
 const statement = { text: "UPDATE sessions SET value = value", name: "gps_test" };
 
 describe("after a failover", () => {
   it("a connection that reached a read-only server is discarded, and the retry runs on a new one", async () => {
     // connect, 25006 on it, connect, success
     const { pool, released } = scriptedPool([() => ({}), readOnly, () => ({})]);
-    const rows = await driverOn(pool).run("update", "k", statement, [], {
+    const rows = await driverOn(pool).run(statement, [], {
       missing: "empty",
       onlyIfNotApplied: true,
     });
@@ -73,15 +77,15 @@ describe("after a failover", () => {
 
   it("an update whose connection could not even be checked out is retried, since nothing was sent", async () => {
     const { pool } = scriptedPool([lostMidHandshake, lostMidHandshake, () => ({})]);
-    const rows = await driverOn(pool).run("update", "k", statement, [], { missing: "empty", onlyIfNotApplied: true });
+    const rows = await driverOn(pool).run(statement, [], { missing: "empty", onlyIfNotApplied: true });
     expect(rows).toStrictEqual([{ ok: 1 }]);
   });
 
   it("a checkout that keeps failing is reported as not in doubt", async () => {
     const { pool } = scriptedPool([lostMidHandshake, lostMidHandshake, lostMidHandshake]);
     const error = await driverOn(pool)
-      .run("update", "k", statement, [], { missing: "empty", onlyIfNotApplied: true })
-      .catch((e: unknown) => e);
+      .run(statement, [], { missing: "empty", onlyIfNotApplied: true })
+      .catch(explained);
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as PostgresStorageError).inDoubt).toBe(false);
   });
@@ -89,8 +93,8 @@ describe("after a failover", () => {
   it("the same words after the statement was sent are in doubt, and update() is not retried", async () => {
     const { pool } = scriptedPool([() => ({}), lostMidHandshake]);
     const error = await driverOn(pool)
-      .run("update", "k", statement, [], { missing: "empty", onlyIfNotApplied: true })
-      .catch((e: unknown) => e);
+      .run(statement, [], { missing: "empty", onlyIfNotApplied: true })
+      .catch(explained);
     expect((error as PostgresStorageError).inDoubt).toBe(true);
     expect((error as Error).message).toMatch(/may have taken effect and was not retried/);
   });
@@ -98,9 +102,10 @@ describe("after a failover", () => {
   it("a checkout refused for good (a wrong password, say) is not retried", async () => {
     const { pool } = scriptedPool([() => pgError("password authentication failed", { code: "28P01" })]);
     const error = await driverOn(pool)
-      .run("read", "k", statement, [], { missing: "empty" })
+      .run(statement, [], { missing: "empty" })
       .catch((e: unknown) => e);
-    expect((error as PostgresStorageError).code).toBe("28P01");
+    expect(error).toBeInstanceOf(StatementFailure);
+    expect((error as StatementFailure).code).toBe("28P01");
   });
 });
 

@@ -17,13 +17,13 @@ describe("explainFailure", () => {
     ["42501", "write", undefined, 'GRANT SELECT, INSERT, UPDATE, DELETE ON "app"."sessions" to this role'],
     [
       "42501",
-      "create table",
+      "createTable",
       'CREATE TABLE IF NOT EXISTS "app"."sessions" (…)',
       'GRANT CREATE ON SCHEMA "app" to this role, or run createTableSql("app.sessions") as the owner and pass createTable: false',
     ],
     [
       "42501",
-      "create table",
+      "createTable",
       'CREATE SCHEMA IF NOT EXISTS "app"',
       'Schema "app" does not exist and this role may not create schemas: create it first (CREATE SCHEMA "app"; GRANT USAGE, CREATE ON SCHEMA "app" to this role), or GRANT CREATE ON DATABASE to this role',
     ],
@@ -88,7 +88,7 @@ describe("explainFailure", () => {
   });
 
   it("without a schema, grants CREATE on public", () => {
-    const error = explainFailure({ operation: "create table", tableName: "s", table: '"s"' }, driverError("42501"));
+    const error = explainFailure({ operation: "createTable", tableName: "s", table: '"s"' }, driverError("42501"));
     expect(error.message).toContain("GRANT CREATE ON SCHEMA public to this role");
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ClientStateError, clientGaveUp, errorChain } from "../../src/errors.js";
-import { mayHaveApplied, transience } from "../../src/retry.js";
+import { ClientStateError } from "../../src/errors.js";
+import { clientGaveUp, errorChain, mayHaveApplied, transience } from "../../src/driver/error-reading.js";
 
 // How sure a failure is not to have taken effect, on made-up errors at the edges of each rule (real drivers' errors
 // are in error-shapes.test.ts).

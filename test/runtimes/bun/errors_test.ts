@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countStatements } from "../../../dev/counting.ts";
 import { startFaultProxy, type FaultProxy } from "../../../dev/fault-proxy.ts";
 import { PostgresStorage, PostgresStorageError } from "../../../src/index.ts";
-import { sqlState } from "../../../src/errors.ts";
-import { mayHaveApplied, transience } from "../../../src/retry.ts";
+import { mayHaveApplied, sqlState, transience } from "../../../src/driver/error-reading.ts";
 import { databaseUrl, uniqueTable } from "../../support/clients.ts";
 import { SQL, type BunSql } from "./bun-sql.ts";
 

@@ -1,0 +1,144 @@
+/**
+ * pg-style Pools and Clients: `pg` (also through Hyperdrive), Neon's Pool and
+ * Client, and `@vercel/postgres`'s (pg 8.x forks, all of them). They prepare
+ * named statements. A Pool hands out one connection per try, checked out and
+ * given back here: a Pool's own `query()` discards its connection after any
+ * error, even "no such table", which would cost a reconnect per failed statement.
+ */
+import { ClientStateError } from "../errors.ts";
+import type { ClientKind, Connection, ErrorSigns, QueryClient, QueryParameter, Statement } from "./clients.ts";
+
+/** The slice of a pg-style client (pg, Neon and @vercel/postgres Clients and Pools) that prepares named statements. */
+interface NamingClient extends QueryClient {
+  query(config: { name: string; text: string; values: QueryParameter[] }): PromiseLike<{ rows: readonly unknown[] }>;
+  query(text: string, params: QueryParameter[]): PromiseLike<{ rows: readonly unknown[] } | readonly unknown[]>;
+}
+
+/** A connection checked out of a pg-style pool. */
+interface PooledClient extends NamingClient {
+  release(broken?: Error | boolean): void;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  removeListener(event: "error", listener: (error: Error) => void): unknown;
+}
+
+/** A pg-style pool, whose connections are checked out and given back. */
+interface PoolLike {
+  connect(): Promise<PooledClient>;
+}
+
+/**
+ * The state fields of pg's `Client`, the same in pg-native's and in the forks
+ * inside Neon's driver and `@vercel/postgres` (pg 8.x throughout); read only
+ * when they hold booleans, so another object with a `connect` method is left alone.
+ */
+interface ClientState {
+  readonly _connecting?: unknown;
+  readonly _connected?: unknown;
+  readonly _ending?: unknown;
+  readonly _queryable?: unknown;
+}
+
+const errors: ErrorSigns = {
+  // pg refuses a statement on a connection that broke before it, without sending it; a Pool's next connection may do.
+  notApplied: { messages: [/^Client has encountered a connection error and is not queryable$/] },
+  inDoubt: { messages: [/connection terminated/i] },
+  // Checked before a statement is queued.
+  closed: { messages: [/^Client was closed and is not queryable$/] },
+  // query_timeout.
+  timedOut: { messages: [/^Query read timeout$/] },
+};
+
+const isPgStyle = (client: object): client is NamingClient =>
+  typeof (client as Partial<NamingClient>).query === "function" &&
+  typeof (client as Partial<PoolLike>).connect === "function";
+
+/** A pg-style Pool: it counts its connections. */
+export const pgPool: ClientKind = {
+  driverFor(client) {
+    if (!isPgStyle(client) || !("idleCount" in client && "totalCount" in client)) return undefined;
+    const pool = client as unknown as PoolLike;
+    return {
+      prepares: true,
+      acquire: () => pool.connect().then(checkedOut),
+    };
+  },
+  errors,
+};
+
+/** A pg-style Client: one connection, which the user connects and ends. */
+export const pgClient: ClientKind = {
+  driverFor(client) {
+    if (!isPgStyle(client)) return undefined;
+    const connection: Connection = {
+      query(statement, params, prepared) {
+        const problem = clientStateProblem(client);
+        return problem === undefined
+          ? namedQuery(client, statement, params, prepared)
+          : Promise.reject(new ClientStateError(problem));
+      },
+      release() {},
+    };
+    return { prepares: true, acquire: () => connection };
+  },
+  errors,
+};
+
+const checkedOut = (client: PooledClient): Connection => new PooledConnection(client);
+
+/** A connection checked out of a pg-style Pool. */
+class PooledConnection implements Connection {
+  readonly #client: PooledClient;
+  #lost: Error | undefined;
+  // A checked-out client's errors are its holder's to handle (the pool listens only to idle ones): unheard, a
+  // connection lost meanwhile would crash the process.
+  readonly #onError = (error: Error) => {
+    this.#lost = error;
+  };
+
+  constructor(client: PooledClient) {
+    this.#client = client;
+    client.on("error", this.#onError);
+  }
+
+  query(statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {
+    return namedQuery(this.#client, statement, params, prepared);
+  }
+
+  release(broken?: unknown): void {
+    this.#client.removeListener("error", this.#onError);
+    this.#client.release(this.#lost ?? (broken instanceof Error ? broken : broken !== undefined));
+  }
+}
+
+function namedQuery(
+  client: NamingClient,
+  statement: Statement,
+  params: QueryParameter[],
+  prepared: boolean,
+): PromiseLike<unknown> {
+  return prepared
+    ? client.query({ name: statement.name, text: statement.text, values: params })
+    : client.query(statement.text, params);
+}
+
+/**
+ * Why a pg-style Client cannot run a statement now, if it cannot. pg itself
+ * rejects statements on an ended or broken Client, without saying that a
+ * Client never reconnects; but it queues a statement on a Client that was
+ * never connected until `connect()` is called, so the operation would wait
+ * forever (and Node, with nothing else pending, exit with code 0 mid-update).
+ * A Client whose `connect()` is under way is fine: pg sends the statement once connected.
+ */
+function clientStateProblem(client: object): string | undefined {
+  const state = client as ClientState;
+  if (state._ending === true) {
+    return "the Client was ended (client.end()) and cannot run statements again: connect a new one, or pass a Pool";
+  }
+  if (state._queryable === false) {
+    return "the Client lost its connection, and a Client never reconnects: connect a new one, or pass a Pool, which replaces lost connections";
+  }
+  if (state._connected === false && state._connecting === false) {
+    return "the Client is not connected, and would wait forever: call await client.connect() first, or pass a Pool";
+  }
+  return undefined;
+}
