@@ -28,9 +28,9 @@ const UNDEFINED_TABLE = "42P01";
 // accepts and then finds its server down closes the socket mid-handshake, which pg reports in the words of a
 // connection lost mid-query ("Connection terminated unexpectedly").
 const UNSENT = new WeakSet<object>();
-const unsent = (error: unknown): Promise<never> => {
+const unsent = (error: unknown): unknown => {
   if (typeof error === "object" && error !== null) UNSENT.add(error);
-  return Promise.reject(error);
+  return error;
 };
 const wasUnsent = (error: unknown) => typeof error === "object" && error !== null && UNSENT.has(error);
 /** {@link transience}, knowing that a failed checkout sent nothing. */
@@ -142,7 +142,16 @@ export class RuntimeDriver {
   async #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     // Written out rather than through #withConnection: every statement passes here, and a closure per call shows.
     const acquired = this.#acquire();
-    const connection = acquired instanceof Promise ? await acquired : acquired;
+    let connection: Connection;
+    if (acquired instanceof Promise) {
+      try {
+        connection = await acquired;
+      } catch (error) {
+        throw unsent(error);
+      }
+    } else {
+      connection = acquired;
+    }
     let broken: unknown;
     try {
       return await this.#onConnection(connection, statement, params, options);
@@ -156,7 +165,7 @@ export class RuntimeDriver {
 
   /** Runs `work` on a connection of the client, and gives it back (to be discarded when an error broke it). */
   async #withConnection<R>(work: (connection: Connection) => Promise<R>): Promise<R> {
-    const connection = await this.#acquire();
+    const connection = await Promise.resolve(this.#acquire()).catch((error: unknown) => Promise.reject(unsent(error)));
     let broken: unknown;
     try {
       return await work(connection);
@@ -168,10 +177,10 @@ export class RuntimeDriver {
     }
   }
 
-  /** A connection: checked out of a pool (whose failure to hand one out sent nothing), or the client's one. */
+  /** A connection: checked out of a pool (a promise, whose rejection sent nothing), or the client's one. */
   #acquire(): Connection | Promise<Connection> {
     const acquired = this.#driver.acquire();
-    if (acquired instanceof Promise) return acquired.catch(unsent);
+    if (acquired instanceof Promise) return acquired;
     // A client that is not checked out per operation (postgres.js, Bun) pipelines: a statement sent while the
     // CREATE TABLE runs may follow it on its connection as Parse/Describe/Flush without a Sync, and PgBouncer in
     // transaction mode hands the server back at the CREATE's ReadyForQuery and drops that answer, so the call would
