@@ -66,13 +66,11 @@ export interface PageQuery {
 const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at > now())`;
 
 // The stored object's fields (k, v) in their order (o), each patched one with the patch's value, then the patch's
-// new fields in theirs: as JSON text with no spaces, which to_json() escapes as JSON.stringify does.
+// new fields in theirs (NULLs sort last): as JSON text with no spaces, which to_json() escapes as JSON.stringify does.
 const MERGED =
-  `(SELECT ('{' || coalesce(string_agg(to_json(k)::text || ':' || v::text, ',' ORDER BY side, o), '') || '}')::json ` +
-  `FROM (SELECT s.k, coalesce(p.v, s.v) v, 0 side, s.o FROM json_each(t.value) WITH ORDINALITY s(k, v, o) ` +
-  `LEFT JOIN json_each(EXCLUDED.value) p(k, v) ON p.k = s.k ` +
-  `UNION ALL SELECT k, v, 1, o FROM json_each(EXCLUDED.value) WITH ORDINALITY p(k, v, o) ` +
-  `WHERE NOT EXISTS (SELECT FROM json_each(t.value) s(k) WHERE s.k = p.k)) f)`;
+  `(SELECT ('{' || coalesce(string_agg(to_json(coalesce(s.k, p.k))::text || ':' || coalesce(p.v, s.v)::text, ',' ` +
+  `ORDER BY s.o, p.o), '') || '}')::json FROM json_each(t.value) WITH ORDINALITY s(k, v, o) ` +
+  `FULL JOIN json_each(EXCLUDED.value) WITH ORDINALITY p(k, v, o) ON s.k = p.k)`;
 // jsonWithDates stores a Date as this one-key object: a Date, not an object of fields to merge into.
 // (Only asked of objects: PostgreSQL does not promise to evaluate AND's operands in order.)
 const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT array_agg(k) FROM json_object_keys(t.value) k) = ARRAY['$date'] ELSE false END`;
