@@ -61,6 +61,7 @@ export interface PageQuery {
   readonly bounded: boolean;
 }
 
+// A cast keeps its column's name: `value::text` comes back as `value`.
 // Expiry is judged on the database's clock, not the function's: serverless
 // instances drift.
 const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at > now())`;
@@ -90,7 +91,7 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
   };
   const expires = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
   const byKey = `FROM ${table} WHERE key = $1`;
-  const done = " RETURNING 1 AS done";
+  const done = " RETURNING 1";
   const upsert = (set: string, tail: string) =>
     statement(
       `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
@@ -101,7 +102,7 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
     `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3}`;
   return {
     read: statement(
-      `SELECT value::text AS value, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
+      `SELECT value::text, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
         `AS msleft ${byKey} AND ${live()}`,
     ),
     has: statement(`SELECT 1 ${byKey} AND ${live()}`),
@@ -110,7 +111,7 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
     merge: upsert(
       `CASE WHEN ${live("t.")} THEN ${MERGED} ELSE EXCLUDED.value END`,
       ` WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
-        `RETURNING t.value::text AS value`,
+        `RETURNING t.value::text`,
     ),
     insertIfAbsent: upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}${done}`),
     replaceIf: statement(`${replace} AND ${live()}${done}`),
@@ -119,7 +120,7 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.
       return statement(
-        `SELECT key${values ? ", value::text AS value" : ""} FROM ${table} WHERE key ${first ? ">=" : ">"} $1 COLLATE "C"` +
+        `SELECT key${values ? ", value::text" : ""} FROM ${table} WHERE key ${first ? ">=" : ">"} $1 COLLATE "C"` +
           `${bounded ? ` AND key < $2 COLLATE "C"` : ""} AND ${live()} ORDER BY key COLLATE "C" LIMIT $${bounded ? 3 : 2}::int`,
       );
     },
