@@ -4,8 +4,8 @@
  * (encryption, compression). The storage compares and merges sessions on the
  * plain text: an unchanged session is then recognised without encrypting it.
  */
-import { StorageOptionError, describe, showKey, PostgresStorageError } from "./errors.ts";
-import type { Codec, KeyContext } from "./codec.ts";
+import { StorageOptionError } from "./errors.ts";
+import { cannotDecode, cannotEncode, type Codec, type KeyContext } from "./codec.ts";
 
 /** A codec that wraps another's text. */
 type Layer = Codec & Required<Pick<Codec, "wrap" | "unwrap">>;
@@ -41,15 +41,11 @@ export function stackOf(codec: Codec): CodecStack {
 /** The stored text for a plain text: each layer wraps it, innermost first. */
 export async function seal(stack: CodecStack, plain: string, at: KeyContext): Promise<string> {
   let text = plain;
-  for (let i = stack.layers.length - 1; i >= 0; i -= 1) {
-    const layer = stack.layers[i] as Layer;
+  for (const layer of stack.layers.slice().reverse()) {
     try {
       text = await layer.wrap(text, at);
     } catch (error) {
-      throw new PostgresStorageError(
-        `nothing was written: the value for key ${showKey(at.grammyKey)} cannot be encoded (${describe(error)})`,
-        { cause: error },
-      );
+      throw cannotEncode(at, error);
     }
   }
   return text;
@@ -62,11 +58,7 @@ export async function unseal(stack: CodecStack, stored: string, at: KeyContext):
     try {
       text = await layer.unwrap(text, at);
     } catch (error) {
-      throw new PostgresStorageError(
-        `the stored value for key ${showKey(at.grammyKey)} cannot be decoded (${describe(error)}); ` +
-          `written with another codec or secret? The row is unchanged`,
-        { cause: error },
-      );
+      throw cannotDecode(at, error);
     }
   }
   return text;

@@ -131,12 +131,26 @@ export function isMergeable(codec: Codec): boolean {
   return codec === JSON || codec.mergeable === true;
 }
 
+/** The error of a value that a codec (or a layer of it) cannot encode: nothing was written. */
+export const cannotEncode = (at: KeyContext, error: unknown, hint = ""): PostgresStorageError =>
+  new PostgresStorageError(
+    `nothing was written: the value for key ${showKey(at.grammyKey)} cannot be encoded (${describe(error)})${hint}`,
+    { cause: error },
+  );
+
+/** The error of a stored text that a codec (or a layer of it) cannot decode: the row is unchanged. */
+export const cannotDecode = (at: KeyContext, error: unknown): PostgresStorageError =>
+  new PostgresStorageError(
+    `the stored value for key ${showKey(at.grammyKey)} cannot be decoded (${describe(error)}); ` +
+      "written with another codec or secret? The row is unchanged",
+    { cause: error },
+  );
+
 /**
  * Encodes a value before anything is sent, so a value that cannot be stored
  * is refused while the stored one is still intact.
  */
 export async function encode(codec: Codec, value: unknown, context: KeyContext): Promise<string> {
-  const key = context.grammyKey;
   let text: unknown;
   try {
     // The built-in codecs answer at once: no promise to wait for on every write.
@@ -144,17 +158,16 @@ export async function encode(codec: Codec, value: unknown, context: KeyContext):
     text = typeof encoded === "string" ? encoded : await encoded;
   } catch (error) {
     // The library's codecs name the path and the codec to use themselves; plain JSON's own errors name neither.
-    throw new PostgresStorageError(
-      `nothing was written: the value for key ${showKey(key)} cannot be encoded (${describe(error)})` +
-        (codec === JSON ? "; superjson and devalue store more types than JSON (BigInt, Map, cycles)" : ""),
-      { cause: error },
+    throw cannotEncode(
+      context,
+      error,
+      codec === JSON ? "; superjson and devalue store more types than JSON (BigInt, Map, cycles)" : "",
     );
   }
   if (typeof text !== "string") {
     throw new PostgresStorageError(
-      `nothing was written: the codec turned the value for key ${showKey(key)} into ` +
-        `${text === null ? "null" : typeof text}, not a string` +
-        (text === undefined ? " (to remove a session, delete it)" : ""),
+      `nothing was written: the codec turned the value for key ${showKey(context.grammyKey)} into ` +
+        `${text === null ? "null" : typeof text}, not a string${text === undefined ? " (to remove a session, delete it)" : ""}`,
     );
   }
   return text;
@@ -166,10 +179,6 @@ export async function decode(codec: Codec, text: string, context: KeyContext): P
     const decoded = codec.parse(text, context);
     return decoded instanceof Promise ? await decoded : decoded;
   } catch (error) {
-    throw new PostgresStorageError(
-      `the stored value for key ${showKey(context.grammyKey)} cannot be decoded (${describe(error)}); ` +
-        `written with another codec or secret? The row is unchanged`,
-      { cause: error },
-    );
+    throw cannotDecode(context, error);
   }
 }

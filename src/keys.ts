@@ -1,5 +1,5 @@
 import { KeyContext } from "./codec.ts";
-import { PostgresStorageError, StorageOptionError, showKey } from "./errors.ts";
+import { StorageOptionError, showKey } from "./errors.ts";
 import type { Trace } from "./observe.ts";
 
 /**
@@ -146,8 +146,9 @@ const MAX_KEY_LENGTH = 512;
 /**
  * The key grammY gave and the key it is stored under, checked.
  *
- * @throws PostgresStorageError when the key is not a non-empty string, the
- * builder returns no string, or the stored key could not be stored faithfully
+ * @throws StorageOptionError (option `"key"`) when the key is not a non-empty
+ * string or the stored key could not be stored faithfully, or (option
+ * `"keyBuilder"`) when the builder returns no string
  */
 export function keyContext(keys: KeyBuilder, key: unknown, trace?: Trace): KeyContext {
   return new KeyContext(key as string, storedKey(keys, key), trace);
@@ -156,28 +157,30 @@ export function keyContext(keys: KeyBuilder, key: unknown, trace?: Trace): KeyCo
 /**
  * The key `key` is stored under, checked as {@link keyContext} does.
  *
- * @throws PostgresStorageError as {@link keyContext} does
+ * @throws StorageOptionError as {@link keyContext} does
  */
 export function storedKey(keys: KeyBuilder, key: unknown): string {
   if (typeof key !== "string" || key === "") {
-    throw new PostgresStorageError(
+    throw new StorageOptionError(
+      "key",
       `session keys must be strings, got ${key === "" ? "an empty one" : key === null ? "null" : typeof key}; check getSessionKey`,
     );
   }
   const stored: unknown = keys.build(key);
   if (typeof stored !== "string") {
-    throw new PostgresStorageError(`keyBuilder.build(${showKey(key)}) returned ${typeof stored}, not a string`);
+    throw new StorageOptionError(
+      "keyBuilder",
+      `keyBuilder.build(${showKey(key)}) returned ${typeof stored}, not a string`,
+    );
   }
-  // One quick test on the hot path; the precise reason only when it fails.
-  if (stored.length <= MAX_KEY_LENGTH && !/[\0\ud800-\udfff]/.test(stored)) return stored;
+  // One quick test on the hot path; the precise reason only when it fails (a surrogate pair passes).
   // Drivers would turn a lone surrogate into U+FFFD, so two keys could meet in one row.
+  if (stored.length <= MAX_KEY_LENGTH && !/[\0\ud800-\udfff]/.test(stored)) return stored;
   const problem = /\0/.test(stored)
     ? "contains U+0000"
     : /\p{Cs}/u.test(stored)
       ? "contains a lone surrogate"
-      : stored.length > MAX_KEY_LENGTH
-        ? `is longer than ${MAX_KEY_LENGTH} characters`
-        : "";
-  if (problem !== "") throw new PostgresStorageError(`key ${showKey(key)} is refused: stored, it ${problem}`);
+      : stored.length > MAX_KEY_LENGTH && `is longer than ${MAX_KEY_LENGTH} characters`;
+  if (problem) throw new StorageOptionError("key", `key ${showKey(key)} is refused: stored, it ${problem}`);
   return stored;
 }

@@ -110,151 +110,127 @@ export interface ObserveOptions {
   readonly logKeys?: boolean | undefined;
 }
 
-// OpenTelemetry's SpanKind.CLIENT and SpanStatusCode.ERROR, as numbers: nothing is imported.
-const CLIENT = 2;
-const ERROR = 2;
-
 /** Starts traces of operations, for a storage with `onEvent` or `tracer`. */
-export class Observer {
-  readonly #options: ObserveOptions;
-  readonly #table: string;
-
-  /**
-   * @param options the storage's observability options
-   * @param table the table name as given
-   */
-  constructor(options: ObserveOptions, table: string) {
-    this.#options = options;
-    this.#table = table;
-  }
-
-  /** The trace of an operation that starts now. */
-  start(operation: Operation, key?: string): Trace {
-    return new Trace(this.#options, this.#table, operation, this.#options.logKeys === true ? key : undefined);
-  }
-}
-
-/** An observer for the options, or `undefined` when they ask for nothing (then nothing is traced). */
-export function observerOf(options: ObserveOptions, table: string): Observer | undefined {
-  return options.onEvent === undefined && options.tracer === undefined ? undefined : new Observer(options, table);
+export interface Observer {
+  /** The trace of an operation that starts now; `key` is kept only with `logKeys: true`. */
+  start(operation: Operation, key?: string): Trace;
 }
 
 /** What is known of one operation while it runs; the driver counts into it. */
-export class Trace {
+export interface Trace {
   /** Statements sent so far. */
-  statements = 0;
+  statements: number;
   /** Tries after the first. */
-  retries = 0;
+  retries: number;
   /** How a write was applied. */
   write: WriteOutcome | undefined;
-  createdTable = false;
-  unprepared = false;
-  readonly #options: ObserveOptions;
-  readonly #table: string;
-  readonly #operation: Operation;
-  readonly #key: string | undefined;
-  readonly #startedAt = performance.now();
-  readonly #span: SpanLike | undefined;
-
-  /**
-   * @param options the storage's observability options
-   * @param table the table name as given
-   * @param operation the operation traced
-   * @param key the grammY key, when it may be shown
-   */
-  constructor(options: ObserveOptions, table: string, operation: Operation, key: string | undefined) {
-    this.#options = options;
-    this.#table = table;
-    this.#operation = operation;
-    this.#key = key;
-    this.#span = quietly(() =>
-      options.tracer?.startSpan(`${operation} ${table}`, {
-        kind: CLIENT,
-        attributes: {
-          "db.system.name": "postgresql",
-          "db.operation.name": operation,
-          "db.collection.name": table,
-          ...(key === undefined ? {} : { "db.grammy.key": key }),
-        },
-      }),
-    );
-  }
-
+  /** Whether this operation created the table. */
+  createdTable: boolean;
+  /** Whether this operation found prepared statements lost and ran unprepared. */
+  unprepared: boolean;
   /** Records a statement that was sent at `startedAt` and has now answered, or failed with `error`. */
-  statement(text: string, startedAt: number, prepared: boolean, error?: unknown): void {
-    this.statements += 1;
-    if (this.#options.onEvent === undefined) return;
-    const code = error === undefined ? undefined : sqlState(error);
-    this.#emit({
-      kind: "statement",
-      operation: this.#operation,
-      table: this.#table,
-      statement: text.slice(0, text.indexOf(" ")),
-      durationMs: performance.now() - startedAt,
-      prepared,
-      outcome: error === undefined ? "ok" : "error",
-      ...(code === undefined ? {} : { code }),
-    });
-  }
-
+  statement(text: string, startedAt: number, prepared: boolean, error?: unknown): void;
   /** Ends the operation: with `error` when it failed. */
-  end(error?: unknown): void {
-    const failed = error !== undefined;
-    const ours = error instanceof PostgresStorageError ? error : undefined;
-    const code = ours?.code ?? (failed ? sqlState(error) : undefined);
-    const event: OperationEvent = {
-      kind: "operation",
-      operation: this.#operation,
-      table: this.#table,
-      ...(this.#key === undefined ? {} : { key: this.#key }),
-      durationMs: performance.now() - this.#startedAt,
-      statements: this.statements,
-      retries: this.retries,
-      outcome: failed ? "error" : "ok",
-      ...(code === undefined ? {} : { code }),
-      ...(ours?.inDoubt ? { inDoubt: true } : {}),
-      ...(failed ? { error: error instanceof Error ? error.name : typeof error } : {}),
-      ...(this.write === undefined ? {} : { write: this.write }),
-      ...(this.createdTable ? { createdTable: true } : {}),
-      ...(this.unprepared ? { unprepared: true } : {}),
-    };
-    const span = this.#span;
-    if (span !== undefined) quietly(() => endSpan(span, event, code, failed, ours, error));
-    this.#emit(event);
-  }
-
-  #emit(event: StorageEvent): void {
-    quietly(() => this.#options.onEvent?.(event));
-  }
+  end(error?: unknown): void;
 }
 
-/** Runs a hook of the user's; what it throws must not fail the bot's update (or make a write look failed). */
+/** An observer for the options, or `undefined` when they ask for nothing (then nothing is traced). */
+export function observerOf({ onEvent, tracer, logKeys }: ObserveOptions, table: string): Observer | undefined {
+  if (onEvent === undefined && tracer === undefined) return undefined;
+  // What the user's hooks throw must not fail the bot's update (or make a write look failed).
+  const emit = (event: StorageEvent) => quietly(() => onEvent?.(event));
+  return {
+    start(operation, grammyKey) {
+      const key = logKeys === true ? grammyKey : undefined;
+      const startedAt = performance.now();
+      const base = { operation, table };
+      // OpenTelemetry's SpanKind.CLIENT is 2; nothing of it is imported.
+      const span = quietly(() =>
+        tracer?.startSpan(`${operation} ${table}`, {
+          kind: 2,
+          attributes: defined({
+            "db.system.name": "postgresql",
+            "db.operation.name": operation,
+            "db.collection.name": table,
+            "db.grammy.key": key,
+          }),
+        }),
+      );
+      const trace: Trace = {
+        statements: 0,
+        retries: 0,
+        write: undefined,
+        createdTable: false,
+        unprepared: false,
+        statement(text, sentAt, prepared, error) {
+          trace.statements += 1;
+          if (onEvent === undefined) return;
+          emit(
+            defined({
+              kind: "statement",
+              ...base,
+              statement: text.slice(0, text.indexOf(" ")),
+              durationMs: performance.now() - sentAt,
+              prepared,
+              outcome: error === undefined ? "ok" : "error",
+              code: error === undefined ? undefined : sqlState(error),
+            }),
+          );
+        },
+        end(error) {
+          const failed = error !== undefined;
+          const ours = error instanceof PostgresStorageError ? error : undefined;
+          const code = ours?.code ?? (failed ? sqlState(error) : undefined);
+          const event: OperationEvent = defined({
+            kind: "operation",
+            ...base,
+            key,
+            durationMs: performance.now() - startedAt,
+            statements: trace.statements,
+            retries: trace.retries,
+            outcome: failed ? "error" : "ok",
+            code,
+            inDoubt: ours?.inDoubt || undefined,
+            error: failed ? (error instanceof Error ? error.name : typeof error) : undefined,
+            write: trace.write,
+            createdTable: trace.createdTable || undefined,
+            unprepared: trace.unprepared || undefined,
+          });
+          if (span !== undefined) {
+            quietly(() => {
+              const attributes = defined({
+                "db.grammy.statements": event.statements,
+                "db.grammy.retries": event.retries,
+                "db.grammy.write": event.write,
+                "db.grammy.created_table": event.createdTable,
+                "db.response.status_code": code,
+                "error.type": event.error,
+                "db.grammy.in_doubt": event.inDoubt,
+              });
+              for (const [name, value] of Object.entries(attributes)) span.setAttribute(name, value);
+              // OpenTelemetry's SpanStatusCode.ERROR is 2.
+              if (failed) span.setStatus({ code: 2, message: error instanceof Error ? error.message : String(error) });
+              span.end();
+            });
+          }
+          emit(event);
+        },
+      };
+      return trace;
+    },
+  };
+}
+
+/** The object without its `undefined` properties, which events and spans leave out. */
+function defined<O extends object>(object: O): { [K in keyof O]: Exclude<O[K], undefined> } {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as never;
+}
+
+/** Runs a hook of the user's, swallowing what it throws. */
 function quietly<R>(hook: () => R): R | undefined {
   try {
     return hook();
   } catch {
     return undefined;
   }
-}
-
-/** Puts what the operation came to on its span, and ends it. */
-function endSpan(
-  span: SpanLike,
-  event: OperationEvent,
-  code: string | undefined,
-  failed: boolean,
-  ours: PostgresStorageError | undefined,
-  error: unknown,
-): void {
-  span.setAttribute("db.grammy.statements", event.statements);
-  span.setAttribute("db.grammy.retries", event.retries);
-  if (event.write !== undefined) span.setAttribute("db.grammy.write", event.write);
-  if (event.createdTable === true) span.setAttribute("db.grammy.created_table", true);
-  if (code !== undefined) span.setAttribute("db.response.status_code", code);
-  if (failed) {
-    span.setAttribute("error.type", event.error ?? "error");
-    if (ours?.inDoubt) span.setAttribute("db.grammy.in_doubt", true);
-    span.setStatus({ code: ERROR, message: error instanceof Error ? error.message : String(error) });
-  }
-  span.end();
 }

@@ -61,22 +61,20 @@ export interface PageQuery {
   readonly bounded: boolean;
 }
 
+// A cast keeps its column's name: `value::text` comes back as `value`.
 // Expiry is judged on the database's clock, not the function's: serverless
 // instances drift.
 const live = (alias = "") => `(${alias}expires_at IS NULL OR ${alias}expires_at > now())`;
 
-// The stored object's fields in their order, each patched one with the patch's value, then the patch's new fields
-// in theirs: as JSON text with no spaces, which to_json() escapes as JSON.stringify does.
+// The stored object's fields (k, v) in their order (o), each patched one with the patch's value, then the patch's
+// new fields in theirs (NULLs sort last): as JSON text with no spaces, which to_json() escapes as JSON.stringify does.
 const MERGED =
-  `(SELECT ('{' || coalesce(string_agg(to_json(f.key)::text || ':' || f.value::text, ',' ORDER BY f.side, f.pos), '') || '}')::json ` +
-  `FROM (SELECT s.key, COALESCE(p.value, s.value) AS value, 0 AS side, s.pos ` +
-  `FROM json_each(t.value) WITH ORDINALITY AS s(key, value, pos) ` +
-  `LEFT JOIN json_each(EXCLUDED.value) AS p(key, value) ON p.key = s.key ` +
-  `UNION ALL SELECT p.key, p.value, 1, p.pos FROM json_each(EXCLUDED.value) WITH ORDINALITY AS p(key, value, pos) ` +
-  `WHERE NOT EXISTS (SELECT FROM json_each(t.value) AS s(key, value) WHERE s.key = p.key)) AS f)`;
+  `(SELECT ('{' || coalesce(string_agg(to_json(coalesce(s.k, p.k))::text || ':' || coalesce(p.v, s.v)::text, ',' ` +
+  `ORDER BY s.o, p.o), '') || '}')::json FROM json_each(t.value) WITH ORDINALITY s(k, v, o) ` +
+  `FULL JOIN json_each(EXCLUDED.value) WITH ORDINALITY p(k, v, o) ON s.k = p.k)`;
 // jsonWithDates stores a Date as this one-key object: a Date, not an object of fields to merge into.
 // (Only asked of objects: PostgreSQL does not promise to evaluate AND's operands in order.)
-const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT array_agg(k) FROM json_object_keys(t.value) AS k) = ARRAY['$date'] ELSE false END`;
+const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT array_agg(k) FROM json_object_keys(t.value) k) = ARRAY['$date'] ELSE false END`;
 
 /**
  * The statements for one table name that is already validated and quoted.
@@ -92,46 +90,38 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
     return found;
   };
   const expires = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
-  const upsert =
-    `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
-    `ON CONFLICT (key) DO UPDATE SET value = `;
-  const rest = `, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`;
+  const byKey = `FROM ${table} WHERE key = $1`;
+  const done = " RETURNING 1";
+  const upsert = (set: string, tail: string) =>
+    statement(
+      `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
+        `ON CONFLICT (key) DO UPDATE SET value = ${set}, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at${tail}`,
+    );
   const replace =
     `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
     `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3}`;
-  const texts = {
-    read:
-      `SELECT value::text AS value, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
-      `AS msleft FROM ${table} WHERE key = $1 AND ${live()}`,
-    has: `SELECT 1 FROM ${table} WHERE key = $1 AND ${live()}`,
-    write: `${upsert}EXCLUDED.value${rest}`,
-    delete: `DELETE FROM ${table} WHERE key = $1`,
-    merge:
-      `${upsert}CASE WHEN ${live("t.")} THEN ${MERGED} ELSE EXCLUDED.value END${rest} ` +
-      `WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
-      `RETURNING t.value::text AS value`,
-    insertIfAbsent: `${upsert}EXCLUDED.value${rest} WHERE NOT ${live("t.")} RETURNING 1 AS done`,
-    replaceIf: `${replace} AND ${live()} RETURNING 1 AS done`,
-    renewIf: `${replace} RETURNING 1 AS done`,
-  };
   return {
-    read: statement(texts.read),
-    has: statement(texts.has),
-    write: statement(texts.write),
-    delete: statement(texts.delete),
-    merge: statement(texts.merge),
-    insertIfAbsent: statement(texts.insertIfAbsent),
-    replaceIf: statement(texts.replaceIf),
-    renewIf: statement(texts.renewIf),
+    read: statement(
+      `SELECT value::text, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
+        `AS msleft ${byKey} AND ${live()}`,
+    ),
+    has: statement(`SELECT 1 ${byKey} AND ${live()}`),
+    write: upsert("EXCLUDED.value", ""),
+    delete: statement(`DELETE ${byKey}`),
+    merge: upsert(
+      `CASE WHEN ${live("t.")} THEN ${MERGED} ELSE EXCLUDED.value END`,
+      ` WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
+        `RETURNING t.value::text`,
+    ),
+    insertIfAbsent: upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}${done}`),
+    replaceIf: statement(`${replace} AND ${live()}${done}`),
+    renewIf: statement(replace + done),
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.
-      const columns = values ? "key, value::text AS value" : "key";
-      const lower = `key ${first ? ">=" : ">"} $1 COLLATE "C"`;
-      const upper = bounded ? ` AND key < $2 COLLATE "C"` : "";
-      const limit = bounded ? "$3" : "$2";
       return statement(
-        `SELECT ${columns} FROM ${table} WHERE ${lower}${upper} AND ${live()} ORDER BY key COLLATE "C" LIMIT ${limit}::int`,
+        `SELECT key${values ? ", value::text" : ""} FROM ${table} WHERE key ${first ? ">=" : ">"} $1 COLLATE "C"` +
+          `${bounded ? ` AND key < $2 COLLATE "C"` : ""} AND ${live()} ORDER BY key COLLATE "C" LIMIT $${bounded ? 3 : 2}::int`,
       );
     },
     // A range of the table's blocks at a time, read as a sequential scan reads
@@ -147,16 +137,17 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
   };
 }
 
-/** A 53-bit hash of a statement's text, in base 36: names that differ whenever the texts do. */
+/**
+ * A 53-bit hash of a statement's text, in base 36: names that differ whenever the texts do. FNV-1a's 32 bits,
+ * then 21 of a second multiplicative hash (djb2 with xor), so that two texts meet only by a 1 in 2^53 chance.
+ */
 function hash(text: string): string {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
+  let a = 0x811c9dc5;
+  let b = 5381;
   for (let i = 0; i < text.length; i += 1) {
     const code = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ code, 2654435761);
-    h2 = Math.imul(h2 ^ code, 1597334677);
+    a = Math.imul(a ^ code, 0x01000193);
+    b = Math.imul(b, 33) ^ code;
   }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+  return ((a >>> 0) * 0x200000 + (b & 0x1fffff)).toString(36);
 }

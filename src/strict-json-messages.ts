@@ -53,10 +53,15 @@ export function explain(refusal: Refusal, dates: boolean): string {
   return `${show(path)} ${problem}`;
 }
 
+/** What an object is, as messages name it: `a Map`, `an Array`, `an object with a custom prototype`. */
+export const kindOf = (value: object): string => article(nameOf(Object.getPrototypeOf(value), tagOf(value)));
+
+const tagOf = (value: object) => Object.prototype.toString.call(value).slice(8, -1);
+
 /** What is wrong with an object whose prototype is not a plain object's (or a plain array's). */
 function unplain(value: object, dates: boolean): string {
   const proto: unknown = Object.getPrototypeOf(value);
-  const tag = Object.prototype.toString.call(value).slice(8, -1);
+  const tag = tagOf(value);
   const name = nameOf(proto, tag);
   if (Array.isArray(value))
     return `is ${article(name)} (an Array subclass), which JSON stores as an Array; store a plain array`;

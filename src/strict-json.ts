@@ -69,26 +69,12 @@ interface Walk {
  *   JSON.stringify answers), for the caller to explain
  */
 export function toStrictJson(value: unknown, dates = false): string | undefined {
-  let refusal: Refusal | undefined;
-  if (typeof value === "object") {
-    if (value === null) return "null";
-    const walk: Walk = { dates, ancestors: [], refusal: undefined };
-    const text = write(value, 0, walk);
-    if (text !== undefined) return text;
-    refusal = walk.refusal;
-  } else if (typeof value === "string") {
-    return quote(value);
-  } else if (typeof value === "boolean") {
-    return value ? "true" : "false";
-  } else if (isFiniteNumber(value)) {
-    return String(value);
-  } else if (value === undefined) {
-    // JSON.stringify answers undefined, and encode() says to delete the session instead.
-    return undefined;
-  } else {
-    refusal = refuse("whole", value);
-  }
-  throw new TypeError(explain(refusal as Refusal, dates));
+  // JSON.stringify answers undefined, and encode() says to delete the session instead.
+  if (value === undefined) return undefined;
+  const walk: Walk = { dates, ancestors: [], refusal: undefined };
+  const text = part(value, -1, walk);
+  if (text !== undefined) return text;
+  throw new TypeError(explain(walk.refusal ?? refuse("whole", value), dates));
 }
 
 // Number.isFinite is false for anything that is no number.
@@ -130,6 +116,19 @@ function within(walk: Walk, key: string | number): undefined {
 }
 
 /**
+ * The text of an element or property value at `depth`: JSON's for a string,
+ * boolean, finite number or `null`, the walk's for an object; `undefined` for
+ * anything else (the caller records why) or for an object that is refused
+ * (with the reason in `walk.refusal`).
+ */
+function part(value: unknown, depth: number, walk: Walk): string | undefined {
+  if (typeof value === "string") return quote(value);
+  if (typeof value === "object") return value === null ? "null" : write(value, depth + 1, walk);
+  if (typeof value === "boolean") return value ? "true" : "false";
+  return isFiniteNumber(value) ? String(value) : undefined;
+}
+
+/**
  * Writes one object or array at `depth` as JSON; answers `undefined` when it
  * cannot be stored, with the reason in `walk.refusal`.
  */
@@ -154,30 +153,17 @@ function write(value: object, depth: number, walk: Walk): string | undefined {
   if (typeof toJSON === "function") return stop(walk, refuse("toJSON", value));
   if (array) {
     const elements = value as unknown[];
+    // Read once, as each element is.
     const length = elements.length;
-    if (length === 0) return "[]";
     let text = "[";
     for (let i = 0; i < length; i += 1) {
-      if (i > 0) text += ",";
       const element = elements[i];
-      if (typeof element === "string") {
-        text += quote(element);
-      } else if (typeof element === "object") {
-        if (element === null) {
-          text += "null";
-        } else {
-          const inner = write(element, depth + 1, walk);
-          if (inner === undefined) return within(walk, i);
-          text += inner;
-        }
-      } else if (typeof element === "boolean") {
-        text += element ? "true" : "false";
-      } else if (isFiniteNumber(element)) {
-        text += String(element);
-      } else {
-        stop(walk, refuse(i in elements ? "element" : "hole", element));
+      const inner = part(element, depth, walk);
+      if (inner === undefined) {
+        walk.refusal ??= refuse(i in elements ? "element" : "hole", element);
         return within(walk, i);
       }
+      text += i > 0 ? `,${inner}` : inner;
     }
     return `${text}]`;
   }
@@ -190,25 +176,10 @@ function write(value: object, depth: number, walk: Walk): string | undefined {
   for (let k = 0; k < keys.length; k += 1) {
     const key = keys[k] as string;
     const property = key === "toJSON" ? toJSON : object[key];
-    let part: string;
-    if (typeof property === "string") {
-      part = quote(property);
-    } else if (typeof property === "object") {
-      if (property === null) {
-        part = "null";
-      } else {
-        const inner = write(property, depth + 1, walk);
-        if (inner === undefined) return within(walk, key);
-        part = inner;
-      }
-    } else if (typeof property === "boolean") {
-      part = property ? "true" : "false";
-    } else if (isFiniteNumber(property)) {
-      part = String(property);
-    } else if (property === undefined) {
-      continue;
-    } else {
-      stop(walk, refuse("property", property));
+    if (property === undefined) continue;
+    const inner = part(property, depth, walk);
+    if (inner === undefined) {
+      walk.refusal ??= refuse("property", property);
       return within(walk, key);
     }
     let name = quotedKeys.get(key);
@@ -219,7 +190,7 @@ function write(value: object, depth: number, walk: Walk): string | undefined {
         quotedKeys.set(key, name);
       }
     }
-    text += written === 0 ? name + part : `,${name}${part}`;
+    text += written === 0 ? name + inner : `,${name}${inner}`;
     written += 1;
   }
   // One key written, and that $date: it would read back as a Date.

@@ -17,36 +17,21 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
  * or a part is longer than 63 bytes or holds anything but letters, digits, `_` and `-`
  */
 export function quoteTableName(tableName: unknown, option = "tableName"): string {
-  if (typeof tableName !== "string" || tableName.length === 0) {
-    throw new StorageOptionError(
-      option,
-      `${option} must be a non-empty string like "sessions" or "app.sessions", got ${show(tableName)}`,
-    );
+  const refuse = (problem: string) => new StorageOptionError(option, `${option} ${show(tableName)} ${problem}`);
+  if (typeof tableName !== "string" || tableName === "") {
+    throw refuse('must be a non-empty string like "sessions" or "app.sessions"');
   }
   const parts = tableName.split(".");
-  if (parts.length > 2) {
-    throw new StorageOptionError(
-      option,
-      `${option} ${show(tableName)} has more than one dot; write "table" or "schema.table"`,
-    );
+  if (parts.length > 2) throw refuse('has more than one dot; write "table" or "schema.table"');
+  for (const part of parts) {
+    if (!IDENTIFIER.test(part)) {
+      throw refuse('is not allowed: use letters A-Z, digits, "_" and "-", starting with a letter or "_"');
+    }
+    if (part.length > MAX_IDENTIFIER_BYTES) {
+      throw refuse(`is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} characters of a name`);
+    }
   }
-  return parts.map((part) => quoteIdentifier(part, tableName, option)).join(".");
-}
-
-function quoteIdentifier(part: string, tableName: string, option: string): string {
-  if (!IDENTIFIER.test(part)) {
-    throw new StorageOptionError(
-      option,
-      `${option} ${show(tableName)} is not allowed: use letters A-Z, digits, "_" and "-", starting with a letter or "_"`,
-    );
-  }
-  if (part.length > MAX_IDENTIFIER_BYTES) {
-    throw new StorageOptionError(
-      option,
-      `${option} ${show(tableName)} is too long: PostgreSQL keeps only ${MAX_IDENTIFIER_BYTES} characters of a name`,
-    );
-  }
-  return `"${part}"`;
+  return `"${parts.join('"."')}"`;
 }
 
 /** The schema part of a quoted `"schema"."table"` name, if it has one. */
@@ -55,9 +40,8 @@ export function quotedSchemaOf(quotedTable: string): string | undefined {
   return dot === -1 ? undefined : quotedTable.slice(0, dot + 1);
 }
 
-function show(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
-}
+/** A refused name as messages show it. */
+const show = (value: unknown) => (typeof value === "string" ? JSON.stringify(value) : String(value));
 
 /**
  * The SQL that creates the session table, for migration tools (pass

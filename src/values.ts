@@ -1,4 +1,5 @@
 import { checkCodec, decode, encode, strictJson, type Codec, type KeyContext } from "./codec.ts";
+import { kindOf } from "./strict-json-messages.ts";
 import { seal, stackOf, unseal, type CodecStack } from "./codec-layers.ts";
 import { PostgresStorageError, StorageOptionError, StorageValidationError, showKey } from "./errors.ts";
 import type { PostgresStorageOptions } from "./options.ts";
@@ -71,13 +72,7 @@ export async function encodeValue<T>(rules: ValueRules<T>, at: KeyContext, value
   let checked = value;
   if (rules.schema !== undefined && rules.validateOnWrite) {
     const result = await runSchema(rules.schema, value);
-    if (result.issues !== undefined) {
-      throw new StorageValidationError(
-        `nothing was written: the value for key ${showKey(key)} fails the schema: ${formatIssues(result.issues)}`,
-        key,
-        result.issues,
-      );
-    }
+    if (result.issues !== undefined) throw invalid("nothing was written: the value", key, result.issues);
     checked = result.value;
   }
   return { value: checked, plain: await encode(rules.stack.plain, checked, at) };
@@ -108,25 +103,22 @@ export async function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain
   const key = at.grammyKey;
   if (onInvalid === "discard") return undefined;
   if (onInvalid === "throw") {
-    throw new StorageValidationError(
-      `the stored value for key ${showKey(key)} fails the schema: ${formatIssues(result.issues)}; ` +
-        `onInvalid can discard or repair such values`,
-      key,
-      result.issues,
-    );
+    throw invalid("the stored value", key, result.issues, "; onInvalid can discard or repair such values");
   }
   const repaired = await onInvalid({ key, value, issues: result.issues });
   if (repaired === undefined) return undefined;
   const again = await runSchema(rules.schema, repaired);
-  if (again.issues !== undefined) {
-    throw new StorageValidationError(
-      `onInvalid's repair of key ${showKey(key)} still fails the schema: ${formatIssues(again.issues)}`,
-      key,
-      again.issues,
-    );
-  }
+  if (again.issues !== undefined) throw invalid("onInvalid's repair of the value", key, again.issues);
   return again.value;
 }
+
+/** The error of a value that fails the schema: `what` it is, then under which key, the issues and `hint`. */
+const invalid = (what: string, key: string, issues: readonly StandardIssue[], hint = "") =>
+  new StorageValidationError(
+    `${what} for key ${showKey(key)} fails the schema: ${formatIssues(issues)}${hint}`,
+    key,
+    issues,
+  );
 
 /** Checks a value against the schema (when writes are checked); answers its issues, or `undefined` when it passes. */
 export async function schemaIssues<T>(
@@ -141,8 +133,9 @@ export async function schemaIssues<T>(
 export async function encodePatch<T>(rules: ValueRules<T>, at: KeyContext, patch: unknown): Promise<string> {
   const text = await encode(rules.codec, patch, at);
   if (!text.startsWith("{")) {
-    throw new PostgresStorageError(
-      `nothing was written: the codec marked mergeable encoded the patch for key ${showKey(at.grammyKey)} as something other than a JSON object; drop mergeable: true from it`,
+    throw new StorageOptionError(
+      "codec",
+      `nothing was written: the mergeable codec encoded the patch for key ${showKey(at.grammyKey)} as no JSON object; drop mergeable: true`,
     );
   }
   return text;
@@ -153,8 +146,8 @@ export function checkPatch(patch: unknown): void {
   if (!isFields(patch)) {
     throw new StorageOptionError(
       "patch",
-      `update() takes a plain object of fields, got ${describeValue(patch)}; ` +
-        "to store a Map or a class instance, write() the whole value with a codec that keeps it",
+      `update() takes a plain object of fields, got ${typeof patch === "object" && patch !== null ? kindOf(patch) : String(patch)}; ` +
+        "write() other values whole, with a codec that keeps them",
     );
   }
 }
@@ -164,15 +157,6 @@ export function isFields(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null) return false;
   const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
-}
-
-/** What a value is, for messages. */
-function describeValue(value: unknown): string {
-  if (Array.isArray(value)) return "an array";
-  if (typeof value !== "object" || value === null) return String(value);
-  const name: unknown = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor
-    ?.name;
-  return typeof name === "string" && name !== "" ? `a ${name}` : "an object with a custom prototype";
 }
 
 /** Whether an `update()` patch sets any field: fields set to `undefined` are left as they are. */

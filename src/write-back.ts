@@ -6,6 +6,7 @@
  */
 import { decode, encode, type KeyContext } from "./codec.ts";
 import { StorageConflictError, StorageOptionError } from "./errors.ts";
+import type { WriteOutcome } from "./observe.ts";
 import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./retry.ts";
 import type { Found, Rows } from "./rows.ts";
 import { ABSENT, mergeChange, type Side } from "./three-way-merge.ts";
@@ -51,8 +52,7 @@ export type OnConflict<T> = "ours" | "theirs" | "throw" | ConflictResolver<T>;
  *
  * @throws StorageOptionError when it is none of the above
  */
-export function checkOnConflict<T>(option: OnConflict<T> | undefined): OnConflict<T> {
-  if (option === undefined) return "ours";
+export function checkOnConflict<T>(option: OnConflict<T> = "ours"): OnConflict<T> {
   if (option === "ours" || option === "theirs" || option === "throw" || typeof option === "function") return option;
   throw new StorageOptionError("onConflict", 'onConflict must be "ours", "theirs", "throw" or a function');
 }
@@ -108,7 +108,7 @@ export async function applyWriteBack<T>(
         // of the same text renews its expiry too).
         if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
           backs.kept(value, at.key, theirs.stored);
-          if (at.trace !== undefined) at.trace.write = "kept theirs";
+          outcome(at, "kept theirs");
           return;
         }
         target = undefined;
@@ -120,7 +120,7 @@ export async function applyWriteBack<T>(
       if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false)) {
         const merged = target.plain !== ours.plain;
         backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
-        if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
+        outcome(at, theirs === undefined ? "set" : "merged");
         return;
       }
       sent = stored;
@@ -131,7 +131,7 @@ export async function applyWriteBack<T>(
     if (found !== null && found === sent) {
       // A try whose answer was lost applied, and the retried set then found its own text: it is written.
       backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil: -1, merged: target !== ours });
-      if (at.trace !== undefined) at.trace.write = theirs === undefined ? "set" : "merged";
+      outcome(at, theirs === undefined ? "set" : "merged");
       return;
     }
     theirs = await decodeTheirs(rules, at, found);
@@ -147,10 +147,15 @@ export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: B
   // It renews a row that expired while the handler ran too, as long as prune() has not deleted it.
   if (await scope.rows.renew(at, base.stored)) {
     scope.backs.wrote(value, { ...base, quietUntil: sentAt + scope.quietMs });
-    if (at.trace !== undefined) at.trace.write = "renewed";
-  } else if (at.trace !== undefined) {
-    at.trace.write = "unchanged";
+    outcome(at, "renewed");
+  } else {
+    outcome(at, "unchanged");
   }
+}
+
+/** Records how the write was applied, when the storage is observed. */
+function outcome(at: KeyContext, write: WriteOutcome): void {
+  if (at.trace !== undefined) at.trace.write = write;
 }
 
 async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Found["stored"]): Promise<Theirs> {

@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { PostgresStorageError } from "../../src/errors.js";
 import { keyContext, normalizeKeyBuilder, prefixUpperBound, storedKey } from "../../src/keys.js";
 import { optionError } from "../support/refusals.js";
 
@@ -28,8 +27,10 @@ describe("storedKey", () => {
     ["null", null, /got null/],
     ["a number", 42, /got number/],
     ["undefined", undefined, /got undefined/],
-  ])("refuses %s", (_label, key, message) => {
-    expect(() => storedKey(plain, key)).toThrow(message);
+  ])("refuses %s as a bad argument: a StorageOptionError of option key", (_label, key, message) => {
+    const error = optionError(() => storedKey(plain, key));
+    expect(error.option).toBe("key");
+    expect(error.message).toMatch(message);
   });
 
   it("refuses what the builder makes of a key when it is not a string", () => {
@@ -39,6 +40,14 @@ describe("storedKey", () => {
         "k",
       ),
     ).toThrow('keyBuilder.build("k") returned number, not a string');
+    expect(
+      optionError(() =>
+        storedKey(
+          normalizeKeyBuilder(() => 5 as never),
+          "k",
+        ),
+      ).option,
+    ).toBe("keyBuilder");
   });
 
   it.each([
@@ -48,7 +57,7 @@ describe("storedKey", () => {
     ["513 characters", "k".repeat(513), "is longer than 512 characters"],
   ])("refuses a stored key with %s, which would not be stored as it is", (_label, key, problem) => {
     expect(() => storedKey(plain, key)).toThrow(`is refused: stored, it ${problem}`);
-    expect(() => storedKey(plain, key)).toThrow(PostgresStorageError);
+    expect(optionError(() => storedKey(plain, key)).option).toBe("key");
   });
 
   it("accepts 512 characters, and surrogate pairs (characters beyond U+FFFF)", () => {
