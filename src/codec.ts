@@ -174,10 +174,13 @@ export async function encode(codec: Codec, value: unknown, context: KeyContext):
 }
 
 /** Decodes stored text; a failure is an error, never a missing value. */
-export async function decode(codec: Codec, text: string, context: KeyContext): Promise<unknown> {
+export function decode(codec: Codec, text: string, context: KeyContext): unknown {
+  // Not async: a synchronous codec's value is answered as it is, without a promise per read.
   try {
     const decoded = codec.parse(text, context);
-    return decoded instanceof Promise ? await decoded : decoded;
+    return decoded instanceof Promise
+      ? decoded.catch((error: unknown) => Promise.reject(cannotDecode(context, error)))
+      : decoded;
   } catch (error) {
     throw cannotDecode(context, error);
   }

@@ -94,10 +94,20 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, st
 }
 
 /** Decodes and checks a plain text; `undefined` means "read it as missing". */
-export async function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain: string): Promise<T | undefined> {
+export function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain: string): Promise<T | undefined> | T {
+  // Without a schema, a synchronous codec's value is answered without a promise per read.
+  if (rules.schema === undefined) return decode(rules.stack.plain, plain, at) as T | Promise<T>;
+  return checkedPlain(rules, rules.schema, at, plain);
+}
+
+async function checkedPlain<T>(
+  rules: ValueRules<T>,
+  schema: StandardSchema<T>,
+  at: KeyContext,
+  plain: string,
+): Promise<T | undefined> {
   const value = await decode(rules.stack.plain, plain, at);
-  if (rules.schema === undefined) return value as T;
-  const result = await runSchema(rules.schema, value);
+  const result = await runSchema(schema, value);
   if (result.issues === undefined) return result.value;
   const { onInvalid } = rules;
   const key = at.grammyKey;
@@ -107,7 +117,7 @@ export async function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain
   }
   const repaired = await onInvalid({ key, value, issues: result.issues });
   if (repaired === undefined) return undefined;
-  const again = await runSchema(rules.schema, repaired);
+  const again = await runSchema(schema, repaired);
   if (again.issues !== undefined) throw invalid("onInvalid's repair of the value", key, again.issues);
   return again.value;
 }

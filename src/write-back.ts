@@ -179,8 +179,9 @@ async function resolve<T>(
   const baseValue: Side =
     base.plain === null
       ? ABSENT
-      : ((await decodePlain(rules, at, base.plain).catch(() => decode(plainCodec, base.plain as string, at))) ??
-        ABSENT);
+      : ((await Promise.resolve()
+          .then(() => decodePlain(rules, at, base.plain as string))
+          .catch(() => decode(plainCodec, base.plain as string, at))) ?? ABSENT);
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
   const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, (field) =>
     encode(plainCodec, field, at),

@@ -169,7 +169,7 @@ describe("decode", () => {
   });
 
   it("refuses text the codec cannot read as an error, never as a missing value", async () => {
-    const error = await rejection(decode(JSON, "not json", at));
+    const error = await rejection(Promise.resolve().then(() => decode(JSON, "not json", at)));
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect(error.message).toBe(
       `the stored value for key "42" cannot be decoded (Unexpected token 'o', "not json" is not valid JSON); ` +
@@ -181,7 +181,7 @@ describe("decode", () => {
   it("refuses a codec's rejected promise the same way", async () => {
     const failing = new Error("wrong secret");
     const codec: Codec = { stringify: JSON.stringify, parse: () => Promise.reject(failing) };
-    const error = await rejection(decode(codec, "x", at));
+    const error = await rejection(Promise.resolve().then(() => decode(codec, "x", at)));
     expect(error.message).toMatch(/^the stored value for key "42" cannot be decoded \(wrong secret\); written with/);
     expect(error.cause).toBe(failing);
   });
