@@ -68,7 +68,7 @@ export class PostgresStorageError extends Error {
  * database: fix the code that passes it. Database errors are never of this class.
  */
 export class StorageOptionError extends PostgresStorageError {
-  /** The option or argument refused: `"tableName"`, `"keyBuilder"`, `"retry"`, `"client"`, … */
+  /** The option or argument refused: `"tableName"`, `"keyBuilder"`, `"retry"`, `"client"`, `"codec"`, `"key"`, `"patch"`, … */
   readonly option: string;
 
   /**

@@ -7,14 +7,18 @@
  * read costs the garbage collector more than the read's own work (about 5 µs
  * of CPU a read, measured beside a Map), so the common small session avoids it.
  */
-import type { Base } from "./write-backs.ts";
+/** What of a base counts towards the bound: its texts. */
+export interface Texts {
+  readonly stored: string | null;
+  readonly plain: string | null;
+}
 
 /** The characters a base keeps: its stored text, and its plain text where that differs. */
-const charsOf = (base: Base) =>
+const charsOf = (base: Texts) =>
   (base.plain?.length ?? 0) + (base.stored === base.plain ? 0 : (base.stored?.length ?? 0));
 
 /** Bases by session object. */
-export class ObjectBases {
+export class ObjectBases<Base extends Texts> {
   readonly #held = new Map<object, Base>();
   readonly #weak = new WeakMap<object, Base>();
   readonly #maxObjects: number;

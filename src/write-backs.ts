@@ -67,7 +67,7 @@ export interface WriteBacksOptions {
  * without a base replaces the value, as any direct `write()` does.
  */
 export class WriteBacks {
-  readonly #byObject: ObjectBases;
+  readonly #byObject: ObjectBases<Base>;
   readonly #keys = new Map<string, KeyState>();
   readonly #maxKeys: number;
   readonly #maxGuessChars: number;

@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ObjectBases } from "../../src/object-bases.ts";
-import type { Base } from "../../src/write-backs.ts";
+import { ObjectBases, type Texts } from "../../src/object-bases.ts";
 
-const base = (stored: string | null, plain = stored): Base => ({ key: "k", stored, plain, quietUntil: Infinity });
+const base = (stored: string | null, plain = stored): Texts => ({ stored, plain });
 
 describe("ObjectBases: the base of each session object a read returned", () => {
   it("finds an object's base until it is replaced or deleted", () => {
-    const bases = new ObjectBases(10, 1000);
+    const bases = new ObjectBases<Texts>(10, 1000);
     const session = { v: 1 };
     bases.set(session, base('{"v":1}'));
     expect(bases.get(session)?.stored).toBe('{"v":1}');
@@ -18,7 +17,7 @@ describe("ObjectBases: the base of each session object a read returned", () => {
   });
 
   it("holds at most maxObjects objects, forgetting the oldest first", () => {
-    const bases = new ObjectBases(3, 1000);
+    const bases = new ObjectBases<Texts>(3, 1000);
     const sessions = [{}, {}, {}, {}];
     for (const [i, session] of sessions.entries()) bases.set(session, base(String(i)));
     expect(sessions.map((session) => bases.get(session)?.stored)).toStrictEqual([undefined, "1", "2", "3"]);
@@ -29,7 +28,7 @@ describe("ObjectBases: the base of each session object a read returned", () => {
   });
 
   it("holds at most maxChars characters of the bases' texts, counting a text shared by stored and plain once", () => {
-    const bases = new ObjectBases(100, 320);
+    const bases = new ObjectBases<Texts>(100, 320);
     const a = {};
     const b = {};
     const c = {};
@@ -52,7 +51,7 @@ describe("ObjectBases: the base of each session object a read returned", () => {
   });
 
   it("remembers an object too large to hold weakly, however many others come after it", () => {
-    const bases = new ObjectBases(2, 160);
+    const bases = new ObjectBases<Texts>(2, 160);
     const large = {};
     bases.set(large, base("x".repeat(11))); // more than a sixteenth of 160
     for (let i = 0; i < 10; i += 1) bases.set({}, base("s"));
