@@ -111,8 +111,9 @@ export class StorageValidationError extends PostgresStorageError {
 
 /**
  * A write-back met another writer's change to a field it changed too, with
- * `onConflict: "throw"`. Nothing was written: the row holds the other
- * writer's value.
+ * `onConflict: "throw"`. The row holds the other writer's value. Nothing was
+ * written, unless `inDoubt`: a try of this write-back whose answer was lost
+ * may have been stored before the other writer's change.
  */
 export class StorageConflictError extends PostgresStorageError {
   /** The grammY session key. */
@@ -125,17 +126,22 @@ export class StorageConflictError extends PostgresStorageError {
    *
    * @param key the grammY session key
    * @param fields the fields both sides changed
+   * @param inDoubt whether a try of the write-back whose answer was lost may have been stored before
    */
-  constructor(key: string, fields: readonly string[]) {
+  constructor(key: string, fields: readonly string[], inDoubt = false) {
     const what =
       fields.length === 0
         ? "the merge with another writer's change fails the schema"
         : fields.length === 1 && fields[0] === ""
           ? "another writer changed (or deleted) the value since it was read"
           : `another writer changed ${fields.map((field) => JSON.stringify(field)).join(", ")} since it was read`;
-    super(`nothing was written: ${what}, key ${showKey(key)}; read it again and retry, or choose another onConflict`, {
+    const written = inDoubt
+      ? "a try whose answer was lost may have been written before the other writer's change, and then"
+      : "nothing was written:";
+    super(`${written} ${what}, key ${showKey(key)}; read it again and retry, or choose another onConflict`, {
       key,
       operation: "write",
+      inDoubt,
     });
     this.name = "StorageConflictError";
     this.fields = fields;

@@ -4,7 +4,7 @@
  */
 import type { KeyContext } from "./codec.ts";
 import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
-import type { RunOptions, RuntimeDriver } from "./driver/runtime-driver.ts";
+import type { Doubt, RunOptions, RuntimeDriver } from "./driver/runtime-driver.ts";
 import type { Trace } from "./observe.ts";
 import { skippableMs } from "./expiry.ts";
 import type { Statements } from "./statements.ts";
@@ -59,11 +59,18 @@ export class Rows {
    * set is sent once: after a lost answer it may have applied, and an
    * `update()`'s patch must not apply twice. Without, it is retried like a
    * plain write: if a write-back's lost set applied, the retry finds the row
-   * holding the write-back's own value, and the merge that follows has nothing left to apply.
+   * holding the write-back's own value, and the merge that follows has nothing left to apply. `doubt` is told
+   * when a retried set succeeded or failed after a try that may have applied.
    */
-  async replaceIf(at: KeyContext, stored: string, expected: string | null, once: boolean): Promise<boolean> {
+  async replaceIf(
+    at: KeyContext,
+    stored: string,
+    expected: string | null,
+    once: boolean,
+    doubt?: Doubt,
+  ): Promise<boolean> {
     const params = this.#withTtl([at.key, stored]);
-    const options = once ? ONCE : RETRIED;
+    const options = once ? ONCE : doubt === undefined ? RETRIED : { ...RETRIED, doubt };
     const rows =
       expected === null
         ? await this.#run(at, this.#statements.insertIfAbsent, params, options)

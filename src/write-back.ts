@@ -8,6 +8,7 @@ import { decode, encode, type KeyContext } from "./codec.ts";
 import { StorageConflictError, StorageOptionError } from "./errors.ts";
 import type { WriteOutcome } from "./observe.ts";
 import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./retry.ts";
+import type { Doubt } from "./driver/runtime-driver.ts";
 import type { Found, Rows } from "./rows.ts";
 import { ABSENT, mergeChange, type Side } from "./three-way-merge.ts";
 import { decodePlain, encodeValue, schemaIssues, sealed, unsealed, type Encoded, type ValueRules } from "./values.ts";
@@ -98,11 +99,17 @@ export async function applyWriteBack<T>(
     theirs = await decodeTheirs(rules, at, latest).catch(() => undefined); // a guess that fails to decode is no guess
   }
   let guessed = theirs !== undefined;
+  // Whether a set of ours whose answer was lost may have been stored, and then overwritten by another writer.
+  const doubt: Doubt = { earlierTryMayHaveApplied: false };
   for (let attempt = 1; ; attempt += 1) {
     let target: Encoded<T> | undefined = ours;
     let sent: string | undefined;
     if (theirs !== undefined) {
-      target = await resolve(scope, at, base, ours, theirs);
+      target = await resolve(scope, at, base, ours, theirs).catch((error: unknown) => {
+        throw error instanceof StorageConflictError && doubt.earlierTryMayHaveApplied
+          ? new StorageConflictError(error.key, error.fields, true)
+          : error;
+      });
       if (target === undefined || target.plain === theirs.plain) {
         // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
         // of the same text renews its expiry too).
@@ -117,7 +124,7 @@ export async function applyWriteBack<T>(
     if (target !== undefined) {
       const stored = await sealed(rules, at, target.plain);
       const sentAt = backs.now();
-      if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false)) {
+      if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false, doubt)) {
         const merged = target.plain !== ours.plain;
         backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
         outcome(at, theirs === undefined ? "set" : "merged");

@@ -79,6 +79,44 @@ describe("write-back conflicts: what onConflict and writeBacks decide", () => {
     expect(stored).toBe(JSON.stringify(theirs));
   });
 
+  it('"throw" after a set whose answer was lost: in doubt, since the lost try was stored before the other writer\'s change', async () => {
+    const table = db.table("conflict_lost_answer");
+    const other = new PostgresStorage<Session>({ client: isolate(), tableName: table });
+    await other.write("k", { s: "x", a: 1 });
+    const pool = isolate();
+    let loseNextSet = true;
+    // The compare-and-set reaches the database and commits; before its answer arrives another writer changes s,
+    // and then the connection breaks, so the answer is lost.
+    const lossy = {
+      query: async (text: string, params: unknown[]) => {
+        const result = await pool.query(text, params);
+        if (loseNextSet && text.startsWith("UPDATE")) {
+          loseNextSet = false;
+          await other.write("k", { s: "t", a: 1 });
+          throw new Error("Connection terminated unexpectedly");
+        }
+        return result;
+      },
+    };
+    const a = new PostgresStorage<Session>({
+      client: lossy,
+      tableName: table,
+      onConflict: "throw",
+      retry: { attempts: 3, baseDelayMs: 0, maxDelayMs: 0 },
+    });
+    const session = (await a.read("k")) as Session;
+    session.s = "o";
+    const error = (await a.write("k", session).catch((failure: unknown) => failure)) as StorageConflictError;
+    expect(error).toBeInstanceOf(StorageConflictError);
+    expect({ fields: error.fields, inDoubt: error.inDoubt }).toStrictEqual({ fields: ["s"], inDoubt: true });
+    expect(error.message).toMatch(
+      /^a try whose answer was lost may have been written before the other writer's change/,
+    );
+    expect(await row(table)).toBe('{"s":"t","a":1}');
+    // Without a lost answer, the same conflict is certain: nothing was written.
+    expect((await conflict({ onConflict: "throw" }, theirs)).error).toMatchObject({ inDoubt: false });
+  });
+
   it("a function: called with base, ours, theirs and the fields; what it answers is stored (undefined: nothing)", async () => {
     const calls: unknown[] = [];
     const { stored } = await conflict(

@@ -64,6 +64,13 @@ export interface RunOptions {
   readonly onlyIfNotApplied?: boolean;
   /** The operation's trace, when the storage is observed: statements, retries and creation are counted into it. */
   readonly trace?: Trace | undefined;
+  /** Told when the statement succeeded after an earlier try that may have taken effect too. */
+  readonly doubt?: Doubt | undefined;
+}
+
+/** Whether a statement that succeeded on a retry may have taken effect on an earlier try as well. */
+export interface Doubt {
+  earlierTryMayHaveApplied: boolean;
 }
 
 /**
@@ -112,10 +119,12 @@ export class RuntimeDriver {
         }
       };
       try {
-        return await retryAfter(first, again, this.#retry, {
+        const rows = await retryAfter(first, again, this.#retry, {
           onlyIfNotApplied: options.onlyIfNotApplied === true,
           classify,
         });
+        if (inDoubt && options.doubt !== undefined) options.doubt.earlierTryMayHaveApplied = true;
+        return rows;
       } catch (last) {
         throw new StatementFailure(last, sqlState(last), inDoubt, ddlOf(last));
       }
