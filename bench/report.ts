@@ -700,7 +700,10 @@ function readingNotes(
   (checking the key, the memory that skips unchanged write-backs, encoding and
   decoding, checking a connection out of the pool, the promises around it).
   Unprepared, the same statements (\`${BARE}\`) are slower than storage-psql's
-  simpler ones: ${vsPsql(BARE, "read")} and ${vsPsql(BARE, "write")}.`,
+  simpler ones: ${vsPsql(BARE, "read")} and ${vsPsql(BARE, "write")}. Writes go to keys no read of
+  this process has open, so that every adapter's write is a plain write: a write of a key
+  this library read moments ago is that read's write-back, merged onto the row (the
+  per-update rows above).`,
     `- **Against the bare statement.** The bare row sends this library's very
   statements through \`pool.query\`, unprepared. Below 1.0× means preparing
   saves more than the library's own work costs: p50 read ${times(ratios.overBare("read").median)},
