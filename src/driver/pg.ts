@@ -83,9 +83,19 @@ export const pgClient: ClientKind = {
   errors,
 };
 
-const checkedOut = (client: PooledClient): Connection => new PooledConnection(client);
+// One connection object per pg client, made when it is first checked out: checkouts allocate nothing.
+const connections = new WeakMap<PooledClient, PooledConnection>();
+const checkedOut = (client: PooledClient): Connection => {
+  let connection = connections.get(client);
+  if (connection === undefined) {
+    connection = new PooledConnection(client);
+    connections.set(client, connection);
+  }
+  connection.checkedOut();
+  return connection;
+};
 
-/** A connection checked out of a pg-style Pool. */
+/** A connection checked out of a pg-style Pool, for as long as it is checked out. */
 class PooledConnection implements Connection {
   readonly #client: PooledClient;
   #lost: Error | undefined;
@@ -97,7 +107,12 @@ class PooledConnection implements Connection {
 
   constructor(client: PooledClient) {
     this.#client = client;
-    client.on("error", this.#onError);
+  }
+
+  /** Starts a checkout: listens for the client's errors until it is given back. */
+  checkedOut(): void {
+    this.#lost = undefined;
+    this.#client.on("error", this.#onError);
   }
 
   query(statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {
