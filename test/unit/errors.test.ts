@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import {
   ClientStateError,
   PostgresStorageError,
+  StatementFailure,
+  StorageConflictError,
   StorageOptionError,
   StorageValidationError,
   describe as describeError,
@@ -40,6 +42,50 @@ describe("error classes", () => {
       message: "tableName must be a string",
     });
     expect(error).toBeInstanceOf(PostgresStorageError);
+  });
+});
+
+describe("StorageConflictError", () => {
+  it("names the fields both sides changed, the whole value, or a merge the schema refused; written or in doubt", () => {
+    const said = (fields: string[], inDoubt?: boolean) => {
+      const error = new StorageConflictError("k", fields, inDoubt);
+      return [error.message, error.inDoubt, error.key, error.fields, error.operation, error.name];
+    };
+    const tail = 'key "k"; read it again and retry, or choose another onConflict';
+    expect(said(["s", "t"])).toStrictEqual([
+      `nothing was written: another writer changed "s", "t" since it was read, ${tail}`,
+      false,
+      "k",
+      ["s", "t"],
+      "write",
+      "StorageConflictError",
+    ]);
+    expect(said([""])[0]).toBe(
+      `nothing was written: another writer changed (or deleted) the value since it was read, ${tail}`,
+    );
+    expect(said([])[0]).toBe(`nothing was written: the merge with another writer's change fails the schema, ${tail}`);
+    expect(said(["s"], true).slice(0, 2)).toStrictEqual([
+      `a try whose answer was lost may have been written before the other writer's change, and then another writer changed "s" since it was read, ${tail}`,
+      true,
+    ]);
+    expect(new StorageConflictError("k", ["s"])).toBeInstanceOf(PostgresStorageError);
+  });
+});
+
+describe("StatementFailure", () => {
+  it("carries the driver's error, its SQLSTATE, whether a try may have applied and the DDL, in the driver's words", () => {
+    const cause = Object.assign(new Error("permission denied for schema app"), { code: "42501" });
+    const failure = new StatementFailure(cause, "42501", false, "CREATE TABLE x");
+    expect([
+      failure.message,
+      failure.name,
+      failure.cause,
+      failure.code,
+      failure.inDoubt,
+      failure.statement,
+    ]).toStrictEqual(["permission denied for schema app", "StatementFailure", cause, "42501", false, "CREATE TABLE x"]);
+    expect(new StatementFailure("socket gone", undefined, true).message).toBe("socket gone");
+    expect(new StatementFailure(cause, "42501", false)).not.toBeInstanceOf(PostgresStorageError);
   });
 });
 
