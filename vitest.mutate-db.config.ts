@@ -22,6 +22,7 @@ export default defineConfig({
       "test/observe.test.ts",
       "test/mutation-probe.test.ts",
       "test/timeouts.test.ts",
+      "test/operation-edges.test.ts",
       "test/unit/**/*.test.ts",
     ],
   },
