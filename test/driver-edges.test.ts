@@ -58,7 +58,8 @@ describe("driver edges", () => {
   describe("every kind of client, given to a storage made in the test", () => {
     // Clients that prepare named statements: pg's, and postgres.js.
     const preparing = new Set(["pg Pool", "pg Client", "postgres.js"]);
-    for (const kind of clientKinds) {
+    // PGlite in its own process takes seconds to start; the query(text, params) kind takes the same path.
+    for (const kind of clientKinds.filter((kind) => !kind.name.startsWith("PGlite"))) {
       it(`${kind.name}: round-trips, and prepares its statements only where the client can`, async () => {
         const open = await kind.open();
         try {
