@@ -24,6 +24,8 @@ export default defineConfig({
       "test/timeouts.test.ts",
       "test/operation-edges.test.ts",
       "test/driver-edges.test.ts",
+      "test/write-back-edges.test.ts",
+      "test/migrate-edges.test.ts",
       "test/client-shapes.test.ts",
       "test/unconnected-client.test.ts",
       "test/unit/**/*.test.ts",

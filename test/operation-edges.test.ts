@@ -341,6 +341,29 @@ describe("operation edges", () => {
       }
     });
 
+    it("a table name part of 63 characters is taken, one of 64 refused; refusals show what they got", async () => {
+      const base = tables.table("len");
+      const longest = `${base}_${"x".repeat(62 - base.length)}`;
+      expect(longest).toHaveLength(63);
+      try {
+        const storage = new PostgresStorage<number>({ client: pool, tableName: longest });
+        await storage.write("k", 1);
+        expect(await storage.read("k")).toBe(1);
+      } finally {
+        await tables.admin(`DROP TABLE IF EXISTS "${longest}"`);
+      }
+      const tooLong = refused(() => new PostgresStorage({ client: pool, tableName: `${longest}x` }));
+      expect(tooLong.message).toBe(
+        `tableName "${longest}x" is too long: PostgreSQL keeps only 63 characters of a name`,
+      );
+      expect(refused(() => new PostgresStorage({ client: pool, tableName: 42 as never })).message).toBe(
+        'tableName must be a non-empty string like "sessions" or "app.sessions", got 42',
+      );
+      expect(refused(() => new PostgresStorage({ client: pool, tableName: "a.b.c" })).message).toBe(
+        'tableName "a.b.c" has more than one dot; write "table" or "schema.table"',
+      );
+    });
+
     it('writeBacks is "merge", "overwrite" or left out', async () => {
       const error = refused(() => new PostgresStorage({ client: pool, writeBacks: "last" as never }));
       expect(error.option).toBe("writeBacks");
