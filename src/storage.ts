@@ -267,7 +267,7 @@ export class PostgresStorage<T = unknown> {
   async createTable(): Promise<void> {
     const trace = this.#observer?.start("createTable");
     try {
-      await this.#driver.createTable();
+      await this.#driver.createTable(trace);
       trace?.end();
     } catch (error) {
       throw this.#in(error, "createTable", undefined, trace);

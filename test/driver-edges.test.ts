@@ -184,6 +184,21 @@ describe("driver edges", () => {
       expect(writes.filter((event) => event.createdTable === true)).toHaveLength(1);
     });
 
+    // 42710 also says that another creator's row type won a race; here a domain of the table's name is in the way.
+    it("createTable() and a write reject when a type of the table's name blocks the table, naming the clash", async () => {
+      const tableName = tables.table("domain_clash");
+      await pool.query(`CREATE DOMAIN "${tableName}" AS int`);
+      try {
+        const storage = new PostgresStorage<number>({ client: pool, tableName });
+        expect(await rejection(storage.createTable())).toMatchObject({ code: "42710", operation: "createTable" });
+        expect(await rejection(storage.write("k", 1))).toMatchObject({ code: "42710", operation: "write" });
+        const found = await pool.query("SELECT to_regclass($1) AS found", [`"${tableName}"`]);
+        expect(found.rows).toStrictEqual([{ found: null }]);
+      } finally {
+        await pool.query(`DROP DOMAIN IF EXISTS "${tableName}"`);
+      }
+    });
+
     // PostgreSQL refuses tables in pg_catalog even to a superuser; PGlite, single-user, creates them.
     it.skipIf(pglite)("a table the server refuses to create: createTable() and the write reject", async () => {
       const tableName = `pg_catalog.${tables.table("refused")}`;
@@ -192,15 +207,17 @@ describe("driver edges", () => {
       const created = await rejection(storage.createTable());
       expect({ code: created.code, operation: created.operation }).toStrictEqual({
         code: "42501",
-        operation: "create table",
+        operation: "createTable",
       });
       const written = await rejection(storage.write("k", 1));
       expect({ code: written.code, operation: written.operation, inDoubt: written.inDoubt }).toStrictEqual({
         code: "42501",
-        operation: "create table", // the write failed creating its table
+        operation: "write",
         inDoubt: false,
       });
+      expect(written.message).toMatch(/^write of key "k" in table .* failed creating the table: /);
       expect(observed.statements().map(({ statement, prepared, code }) => [statement, prepared, code])).toStrictEqual([
+        ["CREATE", false, "42501"],
         ["INSERT", true, "42P01"],
         ["CREATE", false, "42501"],
       ]);
@@ -311,7 +328,7 @@ describe("driver edges", () => {
           ["update", () => storage.update("k", { n: 1 })],
           ["write", () => storage.write("k", { n: 1 })],
           ["read", () => storage.read("k")],
-          ["create table", () => storage.createTable()],
+          ["createTable", () => storage.createTable()],
         ] as const) {
           connections = 0;
           const error = await rejection(call());

@@ -79,9 +79,8 @@ describe("operation edges", () => {
       expect(await collect(storage.readAllValues())).toStrictEqual([{ n: 2 }, { n: 3 }]);
       await storage.delete("a");
       expect(await storage.prune()).toBe(0);
-      // (createTable()'s own event counts no statements: the creation is not traced, see the mutation report.)
       const [created, ...rest] = operations();
-      expect(created).toMatchObject({ operation: "create table", outcome: "ok" });
+      expect(created).toMatchObject({ operation: "createTable", outcome: "ok", statements: 1, createdTable: true });
       expect(rest.map(({ operation, outcome, statements }) => ({ operation, outcome, statements }))).toStrictEqual([
         { operation: "write", outcome: "ok", statements: 1 },
         { operation: "read", outcome: "ok", statements: 1 },
@@ -101,9 +100,11 @@ describe("operation edges", () => {
     it.skipIf(inject("backend") === "pglite")("createTable() that fails rejects, and its event says so", async () => {
       const { storage, operations } = observed<number>("create_fails", { tableName: "pg_gps_test_reserved.sessions" });
       const error = await rejection(storage.createTable());
-      expect(error).toMatchObject({ code: "42939", operation: "create table", table: "pg_gps_test_reserved.sessions" });
-      expect(error.message).toMatch(/^create table of table "pg_gps_test_reserved"\."sessions" failed: /);
-      expect(operations()).toMatchObject([{ operation: "create table", outcome: "error", code: "42939" }]);
+      expect(error).toMatchObject({ code: "42939", operation: "createTable", table: "pg_gps_test_reserved.sessions" });
+      expect(error.message).toMatch(/^createTable of table "pg_gps_test_reserved"\."sessions" failed: /);
+      expect(operations()).toMatchObject([
+        { operation: "createTable", outcome: "error", code: "42939", statements: 2 },
+      ]);
     });
   });
 
@@ -357,7 +358,7 @@ describe("operation edges", () => {
         `tableName "${longest}x" is too long: PostgreSQL keeps only 63 characters of a name`,
       );
       expect(refused(() => new PostgresStorage({ client: pool, tableName: 42 as never })).message).toBe(
-        'tableName must be a non-empty string like "sessions" or "app.sessions", got 42',
+        'tableName 42 must be a non-empty string like "sessions" or "app.sessions"',
       );
       expect(refused(() => new PostgresStorage({ client: pool, tableName: "a.b.c" })).message).toBe(
         'tableName "a.b.c" has more than one dot; write "table" or "schema.table"',

@@ -134,11 +134,12 @@ export class RuntimeDriver {
   /**
    * Creates the table (and its schema) if it does not exist, with retries.
    *
+   * @param trace the operation's trace, when the storage is observed
    * @throws StatementFailure when it cannot
    */
-  async createTable(): Promise<void> {
+  async createTable(trace?: Trace): Promise<void> {
     try {
-      await retrying(() => this.#withConnection((connection) => this.#creation.on(connection)), this.#retry, {
+      await retrying(() => this.#withConnection((connection) => this.#creation.on(connection, trace)), this.#retry, {
         onlyIfNotApplied: false,
         classify,
       });

@@ -67,7 +67,10 @@ export class TableCreation {
   }
 
   /**
-   * Runs one DDL statement; losing a creation race counts as success.
+   * Runs one DDL statement; losing a creation race counts as success once the
+   * statement, run again, finds what the winner created (IF NOT EXISTS): the
+   * same codes also say that something else of that name is in the way (a
+   * domain or an enum named like the table: 42710), which fails again.
    * Answers 3F000 instead of throwing it when the schema may be created first.
    */
   async #run(
@@ -75,6 +78,7 @@ export class TableCreation {
     ddl: string,
     schemaMayBeMissing: boolean,
     trace?: Trace,
+    raced = false,
   ): Promise<string | undefined> {
     const startedAt = performance.now();
     try {
@@ -84,7 +88,9 @@ export class TableCreation {
     } catch (error) {
       trace?.statement(ddl, startedAt, false, error);
       const code = sqlState(error);
-      if (code !== undefined && CREATED_CONCURRENTLY.has(code)) return undefined;
+      if (code !== undefined && CREATED_CONCURRENTLY.has(code) && !raced) {
+        return this.#run(connection, ddl, schemaMayBeMissing, trace, true);
+      }
       if (code === INVALID_SCHEMA_NAME && schemaMayBeMissing) return code;
       if (typeof error === "object" && error !== null) FAILED_DDL.set(error, ddl);
       throw error;
