@@ -4,7 +4,7 @@
  */
 import type { KeyContext } from "./codec.ts";
 import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
-import type { Doubt, RunOptions, RuntimeDriver } from "./driver/runtime-driver.ts";
+import { runOptions, type Doubt, type RunOptions, type RuntimeDriver } from "./driver/runtime-driver.ts";
 import type { Trace } from "./observe.ts";
 import { skippableMs } from "./expiry.ts";
 import type { Statements } from "./statements.ts";
@@ -18,8 +18,9 @@ export interface Found {
 }
 
 // Statements that must not apply twice are retried only after failures that prove they did not run.
-const ONCE: RunOptions = { missing: "create", onlyIfNotApplied: true };
-const RETRIED: RunOptions = { missing: "create" };
+const ONCE = runOptions("create", { onlyIfNotApplied: true });
+const RETRIED = runOptions("create");
+const EMPTY = runOptions("empty");
 // 2 MB of the table per statement: no statement holds the rows of the whole table, or runs for long.
 const PRUNE_BLOCKS = 256;
 
@@ -42,7 +43,7 @@ export class Rows {
 
   /** Reads the live row of a key. */
   async read(at: KeyContext): Promise<Found> {
-    const [row] = await this.#run(at, this.#statements.read, [at.key], { missing: "empty" });
+    const [row] = await this.#run(at, this.#statements.read, [at.key], EMPTY);
     if (row === undefined) return { stored: null, quietMs: Number.POSITIVE_INFINITY };
     const msLeft = row.msleft == null ? null : Number(row.msleft);
     return { stored: textOf(row, "value"), quietMs: skippableMs(this.#ttl, msLeft) };
@@ -50,7 +51,7 @@ export class Rows {
 
   /** Stores a text under a key, whatever the row held: last writer wins. */
   async write(at: KeyContext, stored: string): Promise<void> {
-    await this.#run(at, this.#statements.write, this.#withTtl([at.key, stored]), { missing: "create" });
+    await this.#run(at, this.#statements.write, this.#withTtl(at.key, stored), RETRIED);
   }
 
   /**
@@ -69,24 +70,23 @@ export class Rows {
     once: boolean,
     doubt?: Doubt,
   ): Promise<boolean> {
-    const params = this.#withTtl([at.key, stored]);
-    const options = once ? ONCE : doubt === undefined ? RETRIED : { ...RETRIED, doubt };
+    const options = once ? ONCE : doubt === undefined ? RETRIED : runOptions("create", { doubt });
     const rows =
       expected === null
-        ? await this.#run(at, this.#statements.insertIfAbsent, params, options)
-        : await this.#run(at, this.#statements.replaceIf, [...params, expected], options);
+        ? await this.#run(at, this.#statements.insertIfAbsent, this.#withTtl(at.key, stored), options)
+        : await this.#run(at, this.#statements.replaceIf, this.#withTtl(at.key, stored, expected), options);
     return rows.length > 0;
   }
 
   /** Renews the expiry of a row that still holds `stored`, expired or not; answers whether it did. */
   async renew(at: KeyContext, stored: string): Promise<boolean> {
-    const params = [...this.#withTtl([at.key, stored]), stored];
+    const params = this.#withTtl(at.key, stored, stored);
     return (await this.#run(at, this.#statements.renewIf, params, RETRIED)).length > 0;
   }
 
   /** Merges a patch's JSON text into the stored object in the database; answers the merged text, or `null` when the stored value is no object. */
   async merge(at: KeyContext, patch: string): Promise<string | null> {
-    const [row] = await this.#run(at, this.#statements.merge, this.#withTtl([at.key, patch]), ONCE);
+    const [row] = await this.#run(at, this.#statements.merge, this.#withTtl(at.key, patch), ONCE);
     return row === undefined ? null : textOf(row, "value");
   }
 
@@ -100,10 +100,7 @@ export class Rows {
     let deleted = 0;
     for (let block = 0; ; block += PRUNE_BLOCKS) {
       const params = [block, PRUNE_BLOCKS, quotedTable];
-      const [row] = await this.#driver.run(this.#statements.prune, params, {
-        missing: "empty",
-        trace,
-      });
+      const [row] = await this.#driver.run(this.#statements.prune, params, runOptions("empty", { trace }));
       deleted += Number(row?.deleted ?? 0);
       if (row?.more !== true) return deleted;
     }
@@ -111,21 +108,22 @@ export class Rows {
 
   /** Deletes the row of a key. */
   async delete(at: KeyContext): Promise<void> {
-    await this.#run(at, this.#statements.delete, [at.key], { missing: "empty" });
+    await this.#run(at, this.#statements.delete, [at.key], EMPTY);
   }
 
   /** Whether a live row exists under a key. */
   async has(at: KeyContext): Promise<boolean> {
-    return (await this.#run(at, this.#statements.has, [at.key], { missing: "empty" })).length > 0;
+    return (await this.#run(at, this.#statements.has, [at.key], EMPTY)).length > 0;
   }
 
   #run(at: KeyContext, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     const trace = at.trace;
-    return this.#driver.run(statement, params, trace ? { ...options, trace } : options);
+    return this.#driver.run(statement, params, trace ? runOptions(options.missing, { ...options, trace }) : options);
   }
 
-  /** The parameters of a write, with the TTL when there is one. */
-  #withTtl(params: QueryParameter[]): QueryParameter[] {
-    return this.#ttl === null ? params : [...params, this.#ttl];
+  /** The parameters of a write: key and text, the TTL when there is one, then what the row must hold. */
+  #withTtl(key: string, text: string, expected?: string): QueryParameter[] {
+    if (this.#ttl === null) return expected === undefined ? [key, text] : [key, text, expected];
+    return expected === undefined ? [key, text, this.#ttl] : [key, text, this.#ttl, expected];
   }
 }

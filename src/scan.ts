@@ -3,7 +3,7 @@
  * (keyset pagination), so memory stays constant whatever the table's size.
  */
 import { textOf, type Row } from "./driver/clients.ts";
-import type { RuntimeDriver } from "./driver/runtime-driver.ts";
+import { runOptions, type RuntimeDriver } from "./driver/runtime-driver.ts";
 import { StorageOptionError } from "./errors.ts";
 import { prefixUpperBound, type KeyBuilder } from "./keys.ts";
 import type { Trace } from "./observe.ts";
@@ -39,7 +39,7 @@ export async function* scanRows(
   for (let first = true; ; first = false) {
     const text = statements.page({ values: withValues, first, bounded: upper !== undefined });
     const params = upper === undefined ? [cursor, pageSize] : [cursor, upper, pageSize];
-    const rows = await driver.run(text, params, { missing: "empty", trace });
+    const rows = await driver.run(text, params, runOptions("empty", { trace }));
     for (const row of rows) {
       const key = parse.call(keys, textOf(row, "key"));
       if (key !== undefined) yield [key, row];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PostgresStorageError, StatementFailure } from "../../src/errors.js";
-import { RuntimeDriver } from "../../src/driver/runtime-driver.js";
+import { RuntimeDriver, runOptions } from "../../src/driver/runtime-driver.js";
 import { breaksConnection } from "../../src/driver/error-reading.js";
 import type { PostgresClient } from "../../src/driver/clients.js";
 import { inOperation } from "../../src/failure.js";
@@ -64,10 +64,7 @@ describe("after a failover", () => {
   it("a connection that reached a read-only server is discarded, and the retry runs on a new one", async () => {
     // connect, 25006 on it, connect, success
     const { pool, released } = scriptedPool([() => ({}), readOnly, () => ({})]);
-    const rows = await driverOn(pool).run(statement, [], {
-      missing: "empty",
-      onlyIfNotApplied: true,
-    });
+    const rows = await driverOn(pool).run(statement, [], runOptions("empty", { onlyIfNotApplied: true }));
     expect(rows).toStrictEqual([{ ok: 1 }]);
     expect(released.map(({ id, broken }) => [id, broken ? "discarded" : "kept"])).toStrictEqual([
       [1, "discarded"],
@@ -77,14 +74,14 @@ describe("after a failover", () => {
 
   it("an update whose connection could not even be checked out is retried, since nothing was sent", async () => {
     const { pool } = scriptedPool([lostMidHandshake, lostMidHandshake, () => ({})]);
-    const rows = await driverOn(pool).run(statement, [], { missing: "empty", onlyIfNotApplied: true });
+    const rows = await driverOn(pool).run(statement, [], runOptions("empty", { onlyIfNotApplied: true }));
     expect(rows).toStrictEqual([{ ok: 1 }]);
   });
 
   it("a checkout that keeps failing is reported as not in doubt", async () => {
     const { pool } = scriptedPool([lostMidHandshake, lostMidHandshake, lostMidHandshake]);
     const error = await driverOn(pool)
-      .run(statement, [], { missing: "empty", onlyIfNotApplied: true })
+      .run(statement, [], runOptions("empty", { onlyIfNotApplied: true }))
       .catch(explained);
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect((error as PostgresStorageError).inDoubt).toBe(false);
@@ -93,7 +90,7 @@ describe("after a failover", () => {
   it("the same words after the statement was sent are in doubt, and update() is not retried", async () => {
     const { pool } = scriptedPool([() => ({}), lostMidHandshake]);
     const error = await driverOn(pool)
-      .run(statement, [], { missing: "empty", onlyIfNotApplied: true })
+      .run(statement, [], runOptions("empty", { onlyIfNotApplied: true }))
       .catch(explained);
     expect((error as PostgresStorageError).inDoubt).toBe(true);
     expect((error as Error).message).toMatch(/may have taken effect and was not retried/);
@@ -102,7 +99,7 @@ describe("after a failover", () => {
   it("a checkout refused for good (a wrong password, say) is not retried", async () => {
     const { pool } = scriptedPool([() => pgError("password authentication failed", { code: "28P01" })]);
     const error = await driverOn(pool)
-      .run(statement, [], { missing: "empty" })
+      .run(statement, [], runOptions("empty"))
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StatementFailure);
     expect((error as StatementFailure).code).toBe("28P01");
