@@ -316,7 +316,9 @@ try {
  * (and never wrote back) is that read's write-back, merged onto the row, which the
  * per-update sections measure; here a write is a plain write, as on the other adapters.
  */
-const keyPrefix = (operation: Operation) => (operation === "write" ? "w" : "k");
+function keyPrefix(operation: Operation): string {
+  return operation === "write" ? "w" : "k";
+}
 
 function operationOf(
   adapter: Adapter,
