@@ -13,8 +13,6 @@
  * later writes it anew expects).
  */
 
-import { ObjectBases } from "./object-bases.ts";
-
 /** What a write-back builds on: the row as this storage last saw it, and the session as it then was. */
 export interface Base {
   /** The stored key. */
@@ -61,13 +59,13 @@ export interface WriteBacksOptions {
 }
 
 /**
- * The bases of write-backs. Memory is bounded: session objects up to
- * `maxKeys` of them and `maxGuessChars` characters of their texts (see
- * ObjectBases), keys up to `maxKeys`. Forgetting is always safe: a write
- * without a base replaces the value, as any direct `write()` does.
+ * The bases of write-backs. Memory is bounded: objects are remembered weakly
+ * (a base lives as long as the session object it belongs to), keys up to
+ * `maxKeys`. Forgetting is always safe: a write without a base replaces the
+ * value, as any direct `write()` does.
  */
 export class WriteBacks {
-  readonly #byObject: ObjectBases<Base>;
+  readonly #byObject = new WeakMap<object, Base>();
   readonly #keys = new Map<string, KeyState>();
   readonly #maxKeys: number;
   readonly #maxGuessChars: number;
@@ -81,7 +79,6 @@ export class WriteBacks {
     this.#maxGuessChars = options.maxGuessChars ?? 1_000_000;
     // Handlers that call slow APIs take seconds; a write a minute after a read is no write-back of it.
     this.#fallbackMs = options.fallbackMs ?? 60_000;
-    this.#byObject = new ObjectBases(this.#maxKeys, this.#maxGuessChars);
     this.now = options.now ?? (() => performance.now());
   }
 
