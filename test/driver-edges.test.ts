@@ -3,7 +3,6 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   PostgresStorage,
-  PostgresStorageError,
   StorageOptionError,
   type OperationEvent,
   type PostgresClient,
@@ -14,6 +13,7 @@ import {
 import { statementsFor } from "../src/statements.js";
 import { clientKinds, databaseUrl } from "./support/clients.js";
 import { collect, useTables } from "./support/fixture.js";
+import { rejection } from "./support/rejections.js";
 
 // What the mutation run of the driver (npm run mutate:database) found no test of: a storage made inside the test on
 // each kind of client (the conformance suite makes its storages before its tests), what an observed storage says
@@ -21,16 +21,6 @@ import { collect, useTables } from "./support/fixture.js";
 // fail before any statement is sent, and which failures are in doubt. Every test runs on a real database.
 
 const pglite = inject("backend") === "pglite";
-
-/** The error an operation rejects with (it must reject with a PostgresStorageError). */
-async function rejection(operation: Promise<unknown>): Promise<PostgresStorageError> {
-  const error = await operation.then(
-    () => expect.fail("resolved instead of rejecting"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PostgresStorageError);
-  return error as PostgresStorageError;
-}
 
 /** Collects a storage's events. */
 function recorder() {

@@ -13,16 +13,7 @@ import {
   type QueryParameter,
 } from "../src/index.js";
 import { useFixture } from "./support/fixture.js";
-
-/** The error an operation rejects with (it must reject). */
-async function rejection(operation: Promise<unknown>): Promise<PostgresStorageError> {
-  const error = await operation.then(
-    () => expect.fail("resolved instead of rejecting"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PostgresStorageError);
-  return error as PostgresStorageError;
-}
+import { rejection } from "./support/rejections.js";
 
 /** The error a call throws (it must throw). */
 function thrown(call: () => unknown): PostgresStorageError {

@@ -13,20 +13,11 @@ import {
 } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { collect, sleep, useTables } from "./support/fixture.js";
+import { rejection } from "./support/rejections.js";
 
 // What the mutation run of the database-facing modules (npm run mutate:database) found no test of: the operation
 // each event and error names, how many statements readAll* pages take, when a set gives up, when a written-back
 // session's expiry is renewed, and the constructor's checks. Every test runs on a real database.
-
-/** The error an operation rejects with (it must reject with a PostgresStorageError). */
-async function rejection(operation: Promise<unknown>): Promise<PostgresStorageError> {
-  const error = await operation.then(
-    () => expect.fail("resolved instead of rejecting"),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PostgresStorageError);
-  return error as PostgresStorageError;
-}
 
 /** The error a call throws (it must throw a StorageOptionError). */
 function refused(call: () => unknown): StorageOptionError {
