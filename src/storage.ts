@@ -14,7 +14,7 @@ import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf } from "./table.ts";
 import { decodeFromRead, decodePlain, encodeValue, sealed, unsealed, valueRules, type ValueRules } from "./values.ts";
 import { applyPatch } from "./patch.ts";
-import { applyWriteBack, checkOnConflict, renew, type WriteBackScope } from "./write-back.ts";
+import { applyWriteBack, checkOnConflict, mergesWriteBacks, renew, type WriteBackScope } from "./write-back.ts";
 import { WriteBacks } from "./write-backs.ts";
 
 /**
@@ -70,10 +70,7 @@ export class PostgresStorage<T = unknown> {
       quotedTable: this.#quotedTable,
     });
     this.#rows = new Rows(this.#driver, this.#statements, ttl);
-    if (options.writeBacks !== undefined && options.writeBacks !== "merge" && options.writeBacks !== "overwrite") {
-      throw new StorageOptionError("writeBacks", 'writeBacks must be "merge" or "overwrite"');
-    }
-    this.#merge = options.writeBacks !== "overwrite";
+    this.#merge = mergesWriteBacks(options.writeBacks);
     this.#observer = observerOf(options, this.tableName);
     this.#writeBack = {
       rows: this.#rows,
@@ -290,16 +287,9 @@ export class PostgresStorage<T = unknown> {
 
   /** An error of an operation, with the operation, key and table it happened in; it ends the operation's trace. */
   #in(error: unknown, operation: Operation, key?: unknown, trace?: Trace): unknown {
-    const failure = inOperation(
-      {
-        operation,
-        key: typeof key === "string" ? key : undefined,
-        tableName: this.tableName,
-        table: this.#quotedTable,
-        schema: quotedSchemaOf(this.#quotedTable),
-      },
-      error,
-    );
+    const table = this.#quotedTable;
+    const where = { operation, key: typeof key === "string" ? key : undefined, tableName: this.tableName, table };
+    const failure = inOperation({ ...where, schema: quotedSchemaOf(table) }, error);
     trace?.end(failure);
     return failure;
   }

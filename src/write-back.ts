@@ -58,6 +58,16 @@ export function checkOnConflict<T>(option: OnConflict<T> = "ours"): OnConflict<T
   throw new StorageOptionError("onConflict", 'onConflict must be "ours", "theirs", "throw" or a function');
 }
 
+/**
+ * Checks the `writeBacks` option; answers whether write-backs merge.
+ *
+ * @throws StorageOptionError when it is neither `"merge"` nor `"overwrite"`
+ */
+export function mergesWriteBacks(option: "merge" | "overwrite" | undefined): boolean {
+  if (option === undefined || option === "merge" || option === "overwrite") return option !== "overwrite";
+  throw new StorageOptionError("writeBacks", 'writeBacks must be "merge" or "overwrite"');
+}
+
 /** What a write-back needs of its storage. */
 export interface WriteBackScope<T> {
   readonly rows: Rows;
