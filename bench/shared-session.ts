@@ -38,7 +38,13 @@ export async function measureSharedSession(
     for (const [name, create] of factories) {
       const table = tables(`shared_${name.replace(/\W+/g, "_")}`);
       const storages: StorageAdapter<Counter>[] = [];
-      for (const pool of pools) storages.push(await create(pool, table));
+      for (const pool of pools) {
+        const storage = await create(pool, table);
+        // One isolate after the other, as a deployed bot's table exists by its second: telegraf runs its
+        // CREATE TABLE when made, and two at once can both try to create it (23505 on pg_type).
+        await storage.read("0");
+        storages.push(storage);
+      }
       adapters.push({ name, storages, table });
     }
     const results = new Map<

@@ -228,9 +228,15 @@ export class RuntimeDriver {
     let stale = false;
     let created = false;
     for (;;) {
+      const prepared = this.#preparing.on;
       try {
-        return await this.#query(connection, statement, params, trace);
+        return rowsOf(await send(connection, statement, params, prepared, trace));
       } catch (error) {
+        // The first statement that finds its preparation lost ends preparing, and goes again unprepared.
+        if (prepared && this.#preparing.lost(error)) {
+          if (trace !== undefined) trace.unprepared = true;
+          continue;
+        }
         if (sqlState(error) !== UNDEFINED_TABLE) throw error;
         if (missing === "empty") return [];
         if (!this.#createTable || created) throw error;
@@ -243,18 +249,6 @@ export class RuntimeDriver {
       }
       await this.#creation.on(connection, trace);
       created = true;
-    }
-  }
-
-  /** Runs a statement, prepared while this driver prepares; the first that finds its preparation lost ends that. */
-  async #query(connection: Connection, statement: Statement, params: QueryParameter[], trace?: Trace): Promise<Row[]> {
-    const prepared = this.#preparing.on;
-    try {
-      return rowsOf(await send(connection, statement, params, prepared, trace));
-    } catch (error) {
-      if (!prepared || !this.#preparing.lost(error)) throw error;
-      if (trace !== undefined) trace.unprepared = true;
-      return rowsOf(await send(connection, statement, params, false, trace));
     }
   }
 }
