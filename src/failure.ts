@@ -13,6 +13,7 @@ import {
   showKey,
   type Operation,
 } from "./errors.ts";
+import { quotedSchemaOf } from "./table.ts";
 
 /** Where an operation ran: what the storage knows when a statement fails. */
 export interface FailureContext {
@@ -23,8 +24,6 @@ export interface FailureContext {
   readonly tableName: string;
   /** The same, quoted for SQL. */
   readonly table: string;
-  /** The table's schema, quoted, when the name has one. */
-  readonly schema?: string | undefined;
   /**
    * The DDL statement that failed, when creating the table failed (lazily in a
    * write, or in `createTable()`): creating a table in a missing schema runs
@@ -114,8 +113,9 @@ function hintFor(code: string | undefined, context: FailureContext, gaveUp: Gave
 /** What a SQLSTATE asks of the user, if anything. */
 function adviceFor(
   code: string,
-  { operation, tableName, table, schema = "public", statement }: FailureContext,
+  { operation, tableName, table, statement }: FailureContext,
 ): string {
+  const schema = quotedSchemaOf(table) ?? "public";
   const migrations = `createTableSql(${JSON.stringify(tableName)})`;
   switch (code) {
     case "42P01":

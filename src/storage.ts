@@ -11,7 +11,7 @@ import { observerOf, type Observer, type Trace } from "./observe.ts";
 import { Rows } from "./rows.ts";
 import { scanRows } from "./scan.ts";
 import { statementsFor, type Statements } from "./statements.ts";
-import { DEFAULT_TABLE_NAME, quoteTableName, quotedSchemaOf } from "./table.ts";
+import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
 import { decodeFromRead, decodePlain, encodeValue, sealed, unsealed, valueRules, type ValueRules } from "./values.ts";
 import { applyPatch } from "./patch.ts";
 import { applyWriteBack, checkOnConflict, mergesWriteBacks, renew, type WriteBackScope } from "./write-back.ts";
@@ -287,9 +287,8 @@ export class PostgresStorage<T = unknown> {
 
   /** An error of an operation, with the operation, key and table it happened in; it ends the operation's trace. */
   #in(error: unknown, operation: Operation, key?: unknown, trace?: Trace): unknown {
-    const table = this.#quotedTable;
-    const where = { operation, key: typeof key === "string" ? key : undefined, tableName: this.tableName, table };
-    const failure = inOperation({ ...where, schema: quotedSchemaOf(table) }, error);
+    const named = typeof key === "string" ? key : undefined;
+    const failure = inOperation({ operation, key: named, tableName: this.tableName, table: this.#quotedTable }, error);
     trace?.end(failure);
     return failure;
   }

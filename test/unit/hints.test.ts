@@ -6,7 +6,6 @@ import { explainFailure, type FailureContext } from "../../src/failure.js";
 const table: Omit<FailureContext, "operation"> = {
   tableName: "app.sessions",
   table: '"app"."sessions"',
-  schema: '"app"',
 };
 const driverError = (code: string | undefined, message = "refused") =>
   Object.assign(new Error(message), code === undefined ? {} : { code });
