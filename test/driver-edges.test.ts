@@ -214,6 +214,72 @@ describe("driver edges", () => {
     });
   });
 
+  describe("what a creation leaves behind", () => {
+    /** A `query(text, params)` client on the pool (it pipelines: nothing is checked out), with `before` run first. */
+    const fronted = (before: (text: string) => Promise<void> | void): PostgresClient => ({
+      query: async (text: string, params: QueryParameter[]) => {
+        await before(text);
+        return pool.query(text, params);
+      },
+    });
+
+    it("a statement that still finds no table once it is created fails, and creates it once", async () => {
+      const tableName = tables.table("still_missing");
+      let creates = 0;
+      const client = fronted((text) => {
+        if (text.startsWith("CREATE TABLE")) creates += 1;
+        if (text.startsWith("INSERT"))
+          throw Object.assign(new Error(`relation "${tableName}" does not exist`), { code: "42P01" });
+      });
+      const storage = new PostgresStorage<number>({ client, tableName, retry: false });
+      expect(await rejection(storage.write("k", 1))).toMatchObject({ code: "42P01", operation: "write" });
+      expect(creates).toBe(1);
+    });
+
+    it("a statement that waited for a creation that failed is sent all the same", async () => {
+      const tableName = tables.table("failed_creation_waiter");
+      let letCreationFail = () => {};
+      const held = new Promise<void>((resolve) => {
+        letCreationFail = resolve;
+      });
+      const sent: string[] = [];
+      const client = fronted(async (text) => {
+        sent.push(text.slice(0, text.indexOf(" ")));
+        if (!text.startsWith("CREATE TABLE")) return;
+        await held;
+        throw Object.assign(new Error("permission denied for schema public"), { code: "42501" });
+      });
+      const storage = new PostgresStorage<number>({ client, tableName, retry: false });
+      const write = rejection(storage.write("a", 1));
+      while (!sent.includes("CREATE")) await new Promise((resolve) => setTimeout(resolve, 1));
+      const read = storage.read("b");
+      letCreationFail();
+      expect(await write).toMatchObject({ code: "42501", operation: "write" });
+      expect(await read).toBeUndefined();
+      expect(sent).toStrictEqual(["INSERT", "CREATE", "SELECT"]);
+    });
+
+    // PostgreSQL refuses tables in pg_catalog even to a superuser; PGlite, single-user, creates them.
+    it.skipIf(pglite)("createTable() refused gives its pooled connection back to be used again", async () => {
+      const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+      try {
+        const connection = await single.connect();
+        connection.release();
+        const tableName = `pg_catalog.${tables.table("refused_kept")}`;
+        const storage = new PostgresStorage<number>({ client: single, tableName });
+        expect(await rejection(storage.createTable())).toMatchObject({ code: "42501" });
+        const again = await single.connect();
+        try {
+          expect(again).toBe(connection);
+        } finally {
+          again.release();
+        }
+      } finally {
+        await single.end();
+      }
+    });
+  });
+
   it("a pooled connection's error listener goes when the connection goes back", async () => {
     const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
     try {

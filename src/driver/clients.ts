@@ -88,11 +88,13 @@ export interface ErrorSigns {
  */
 export interface ClientKind {
   /**
-   * The driver for `client` when it is of this kind, else `undefined`.
+   * The driver for `client` when it is of this kind, else `undefined`. A kind
+   * driven as a `query(text, params)` object, which differs only in its
+   * errors (PGlite, `neon()` over HTTP), has none.
    *
    * @throws StorageOptionError when it is of this kind but cannot be used as given
    */
-  driverFor(client: object): Driver | undefined;
+  driverFor?(client: object): Driver | undefined;
   /** What this kind's errors say, beyond what all clients' say. */
   readonly errors?: ErrorSigns;
 }

@@ -33,7 +33,7 @@ export const CLIENT_KINDS: readonly ClientKind[] = [
 export function toDriver(client: unknown): Driver {
   if ((typeof client === "object" || typeof client === "function") && client !== null) {
     for (const kind of CLIENT_KINDS) {
-      const driver = kind.driverFor(client);
+      const driver = kind.driverFor?.(client);
       if (driver !== undefined) return driver;
     }
   }

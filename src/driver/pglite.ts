@@ -1,17 +1,10 @@
 /**
- * PGlite, PostgreSQL in the process: `query(text, params)` on one session,
- * unprepared (statements prepared by name would collide across storages).
+ * PGlite, PostgreSQL in the process. It is driven as a `query(text, params)`
+ * object (`query-client.ts`): one session, statements unprepared, which is
+ * also what PGlite needs, since statements prepared by name would collide
+ * across storages on its one session. What it adds is how its errors read.
  */
-import type { ClientKind, Connection, QueryClient } from "./clients.ts";
+import type { ClientKind } from "./clients.ts";
 
-/** A PGlite instance: it has `waitReady` and `exec` beside `query`. */
-export const pglite: ClientKind = {
-  driverFor(client) {
-    const { query, exec, waitReady } = client as Partial<QueryClient & Record<"exec" | "waitReady", unknown>>;
-    if (typeof query !== "function" || typeof exec !== "function" || waitReady === undefined) return undefined;
-    const db = client as QueryClient;
-    const connection: Connection = { query: (statement, params) => db.query(statement.text, params), release() {} };
-    return { prepares: false, acquire: () => connection };
-  },
-  errors: { closed: { messages: [/^PGlite is clos(ed|ing)$/] } },
-};
+/** PGlite's errors: a closed instance refuses every statement before running it. */
+export const pglite: ClientKind = { errors: { closed: { messages: [/^PGlite is clos(ed|ing)$/] } } };
