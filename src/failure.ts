@@ -111,10 +111,7 @@ function hintFor(code: string | undefined, context: FailureContext, gaveUp: Gave
 }
 
 /** What a SQLSTATE asks of the user, if anything. */
-function adviceFor(
-  code: string,
-  { operation, tableName, table, statement }: FailureContext,
-): string {
+function adviceFor(code: string, { operation, tableName, table, statement }: FailureContext): string {
   const schema = quotedSchemaOf(table) ?? "public";
   const migrations = `createTableSql(${JSON.stringify(tableName)})`;
   switch (code) {
