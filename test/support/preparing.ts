@@ -35,6 +35,15 @@ export function recordPreparation<C extends object>(client: C): { client: C; sen
               prepared: named,
             };
             sent.push(entry);
+            // Given a callback (pg-pool's own query() gives one, and so does the storage), pg answers through it alone.
+            const answer = rest.at(-1);
+            if (typeof answer === "function") {
+              const answered = (error: { code?: unknown } | null, result: unknown) => {
+                if (error) entry.error = typeof error.code === "string" ? error.code : "none";
+                answer(error, result);
+              };
+              return Reflect.apply(value, object, [statement, ...rest.slice(0, -1), answered]);
+            }
             const result: unknown = Reflect.apply(value, object, [statement, ...rest]);
             watch(entry, result);
             return result;
