@@ -214,6 +214,31 @@ describe("driver edges", () => {
     });
   });
 
+  // The storage sends a pg-style client each statement with a callback. A wrapper written as an async function that
+  // passes every argument on answers with a promise of pg's own answer to a callback: undefined, long before the rows.
+  it("a pool whose connections' query() is an async wrapper passing the callback on: the rows come by the callback", async () => {
+    const wrapping = {
+      idleCount: 0,
+      totalCount: 0,
+      query: (text: string, params: unknown[]) => pool.query(text, params),
+      async connect() {
+        const connection = await pool.connect();
+        return {
+          query: async (...args: unknown[]) => (connection.query as (...args: unknown[]) => unknown)(...args),
+          release: (error?: Error | boolean) => connection.release(error),
+          on: (event: "error", listener: (error: Error) => void) => connection.on(event, listener),
+          removeListener: (event: "error", listener: (error: Error) => void) =>
+            connection.removeListener(event, listener),
+        };
+      },
+    };
+    const storage = new PostgresStorage<{ n: number }>({ client: wrapping, tableName: tables.table("async_wrapper") });
+    await storage.write("k", { n: 1 });
+    expect(await storage.read("k")).toStrictEqual({ n: 1 });
+    expect(await storage.update("k", { n: 2 })).toStrictEqual({ n: 2 });
+    expect(await storage.has("k")).toBe(true);
+  });
+
   describe("what a creation leaves behind", () => {
     /** A `query(text, params)` client on the pool (it pipelines: nothing is checked out), with `before` run first. */
     const fronted = (before: (text: string) => Promise<void> | void): PostgresClient => ({

@@ -145,8 +145,11 @@ function namedQuery(
           error ? reject(error) : resolve(result),
         )
       : client.query(statement.text, params, (error, result) => (error ? reject(error) : resolve(result)));
-    // A wrapper that answers with a promise alone (instrumentation, a test's fake) is answered by its promise.
-    if (promised !== undefined) resolve(promised);
+    // A wrapper that answers with a promise alone (instrumentation, a test's fake) is answered by its promise; one
+    // that passes the callback on and answers with a promise of pg's own answer to it (undefined) leaves the rows to it.
+    if (promised !== undefined) {
+      Promise.resolve(promised).then((result) => result === undefined || resolve(result), reject);
+    }
   });
 }
 
