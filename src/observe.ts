@@ -62,7 +62,7 @@ export interface StatementEvent {
   readonly operation: Operation;
   /** The table name as given. */
   readonly table: string;
-  /** The statement's first word: `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `WITH`, `CREATE`. */
+  /** The statement's command: `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `CREATE`; of `WITH x AS (…)`, the command inside. */
   readonly statement: string;
   /** Milliseconds from sending it to its answer. */
   readonly durationMs: number;
@@ -169,7 +169,7 @@ export function observerOf({ onEvent, tracer, logKeys }: ObserveOptions, table: 
             defined({
               kind: "statement",
               ...base,
-              statement: text.slice(0, text.indexOf(" ")),
+              statement: commandOf(text),
               durationMs: performance.now() - sentAt,
               prepared,
               outcome: error === undefined ? "ok" : "error",
@@ -234,3 +234,6 @@ function quietly<R>(hook: () => R): R | undefined {
     return undefined;
   }
 }
+
+/** A statement's command: its first word, or the first word inside the parentheses of `WITH x AS (…)`. */
+const commandOf = (text: string) => /^(?:WITH \w+ AS \()?(\w+)/.exec(text)?.[1] ?? text;

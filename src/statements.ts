@@ -14,7 +14,7 @@ export interface Statements {
    * expiry, which is all it needs to know), when a live row exists.
    */
   readonly read: Statement;
-  /** `$1` key → one row when a live row exists. */
+  /** `$1` key → one row (of no columns) when a live row exists. */
   readonly has: Statement;
   /** `$1` key, `$2` encoded value, with a TTL `$3` milliseconds to live: insert or overwrite. */
   readonly write: Statement;
@@ -32,9 +32,9 @@ export interface Statements {
    * update and written back unchanged still matches its stored text.
    */
   readonly merge: Statement;
-  /** `$1` key, `$2` encoded value (and TTL): inserts it unless a live row exists → a row when it did. */
+  /** `$1` key, `$2` encoded value (and TTL): inserts it unless a live row exists → a row (of no columns) when it did. */
   readonly insertIfAbsent: Statement;
-  /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row when it did. */
+  /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row (of no columns) when it did. */
   readonly replaceIf: Statement;
   /**
    * The same as {@link replaceIf} of the text expected, expired or not (a row
@@ -91,12 +91,12 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
   };
   const expires = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
   const byKey = `FROM ${table} WHERE key = $1`;
-  const done = " RETURNING 1";
+  // A row per row changed, with no columns: a column, even RETURNING 1's, costs pg a row description to read and an
+  // object per row, about 10 µs of the client's CPU per statement.
+  const counted = (change: string) => statement(`WITH changed AS (${change} RETURNING 1) SELECT FROM changed`);
   const upsert = (set: string, tail: string) =>
-    statement(
-      `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
-        `ON CONFLICT (key) DO UPDATE SET value = ${set}, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at${tail}`,
-    );
+    `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
+    `ON CONFLICT (key) DO UPDATE SET value = ${set}, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at${tail}`;
   const replace =
     `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
     `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3}`;
@@ -105,17 +105,19 @@ export function statementsFor(table: string, withTtl: boolean, dateTags = false)
       `SELECT value::text, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
         `AS msleft ${byKey} AND ${live()}`,
     ),
-    has: statement(`SELECT 1 ${byKey} AND ${live()}`),
-    write: upsert("EXCLUDED.value", ""),
+    has: statement(`SELECT ${byKey} AND ${live()}`),
+    write: statement(upsert("EXCLUDED.value", "")),
     delete: statement(`DELETE ${byKey}`),
-    merge: upsert(
-      `CASE WHEN ${live("t.")} THEN ${MERGED} ELSE EXCLUDED.value END`,
-      ` WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
-        `RETURNING t.value::text`,
+    merge: statement(
+      upsert(
+        `CASE WHEN ${live("t.")} THEN ${MERGED} ELSE EXCLUDED.value END`,
+        ` WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
+          `RETURNING t.value::text`,
+      ),
     ),
-    insertIfAbsent: upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}${done}`),
-    replaceIf: statement(`${replace} AND ${live()}${done}`),
-    renewIf: statement(replace + done),
+    insertIfAbsent: counted(upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}`)),
+    replaceIf: counted(`${replace} AND ${live()}`),
+    renewIf: counted(replace),
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.

@@ -90,7 +90,7 @@ describe("write-back conflicts: what onConflict and writeBacks decide", () => {
     const lossy = {
       query: async (text: string, params: unknown[]) => {
         const result = await pool.query(text, params);
-        if (loseNextSet && text.startsWith("UPDATE")) {
+        if (loseNextSet && text.includes("(UPDATE ")) {
           loseNextSet = false;
           await other.write("k", { s: "t", a: 1 });
           throw new Error("Connection terminated unexpectedly");

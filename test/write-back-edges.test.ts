@@ -190,7 +190,7 @@ describe("write-back edges", () => {
         for (let tries = 0; tries < 400; tries += 1) {
           const [found] = await db.admin(
             "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
-            [`UPDATE "${tableName}"%`],
+            [`WITH changed AS (UPDATE "${tableName}"%`],
           );
           if (found?.n === 1) return;
           await sleep(10);
