@@ -506,7 +506,10 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     again.a = 4;
     before = c.statements.length;
     await store.write("k", again);
-    expect(c.statements.slice(before).map((text) => /^(?:WITH \w+ AS \()?(\w+)/.exec(text)?.[1])).toStrictEqual(["UPDATE", "SELECT"]);
+    expect(c.statements.slice(before).map((text) => /^(?:WITH \w+ AS \()?(\w+)/.exec(text)?.[1])).toStrictEqual([
+      "UPDATE",
+      "SELECT",
+    ]);
     const writes = events.filter((event) => event.kind === "operation" && event.operation === "write");
     expect(writes.map((event) => (event.kind === "operation" ? event.write : undefined))).toStrictEqual([
       "replaced",
