@@ -80,6 +80,17 @@ describe("observability: an event per operation and statement, a span per operat
     expect(withKeys.operations().map((event) => event.key)).toStrictEqual(["42"]);
   });
 
+  it("names a statement by its command, the one inside WITH … AS (…) too", async () => {
+    const { storage, statements } = observed<{ n: number }>("commands", { millisecondsToLive: 60_000 });
+    await storage.write("k", { n: 1 }); // creates the table
+    const before = statements().length;
+    expect(await storage.has("k")).toBe(true);
+    expect(await storage.update("k", { n: 2 })).toStrictEqual({ n: 2 });
+    expect(await storage.prune()).toBe(0);
+    // has() selects no column; update() merges in one INSERT; prune() deletes inside WITH gone AS (DELETE …).
+    expect(statements().slice(before).map((event) => event.statement)).toStrictEqual(["SELECT", "INSERT", "DELETE"]);
+  });
+
   it("a retried operation's events tell the truth: each try a statement, the retries counted", async () => {
     let failNext = 0;
     // A client whose first statement meets a refused connection (it never reached the server), then the real pool.
