@@ -88,7 +88,11 @@ describe("observability: an event per operation and statement, a span per operat
     expect(await storage.update("k", { n: 2 })).toStrictEqual({ n: 2 });
     expect(await storage.prune()).toBe(0);
     // has() selects no column; update() merges in one INSERT; prune() deletes inside WITH gone AS (DELETE …).
-    expect(statements().slice(before).map((event) => event.statement)).toStrictEqual(["SELECT", "INSERT", "DELETE"]);
+    expect(
+      statements()
+        .slice(before)
+        .map((event) => event.statement),
+    ).toStrictEqual(["SELECT", "INSERT", "DELETE"]);
   });
 
   it("a retried operation's events tell the truth: each try a statement, the retries counted", async () => {
