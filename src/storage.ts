@@ -95,8 +95,11 @@ export class PostgresStorage<T = unknown> {
       const at = keyContext(this.#keys, key, trace);
       const sentAt = this.#backs.now();
       const { stored, quietMs } = await this.#rows.read(at);
-      const plain = stored === null ? null : await unsealed(this.#rules, at, stored);
-      const value = plain === null ? undefined : await decodePlain(this.#rules, at, plain);
+      // Awaited only when they answer promises: a read without layers or a schema costs no extra promise.
+      let plain = stored === null ? null : unsealed(this.#rules, at, stored);
+      if (typeof plain === "object" && plain !== null) plain = await plain;
+      let value = plain === null ? undefined : decodePlain(this.#rules, at, plain);
+      if (value instanceof Promise) value = await value;
       this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs }, value);
       trace?.end();
       return value;
@@ -135,7 +138,8 @@ export class PostgresStorage<T = unknown> {
       } else if (base !== undefined && this.#merge) {
         await applyWriteBack(this.#writeBack, at, base, value, ours);
       } else {
-        const stored = await sealed(this.#rules, at, ours.plain);
+        let stored = sealed(this.#rules, at, ours.plain);
+        if (typeof stored !== "string") stored = await stored;
         await this.#rows.write(at, stored);
         this.#backs.saw(at.key, stored);
         if (trace !== undefined) trace.write = "replaced";

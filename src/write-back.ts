@@ -132,7 +132,8 @@ export async function applyWriteBack<T>(
       }
     }
     if (target !== undefined) {
-      const stored = await sealed(rules, at, target.plain);
+      let stored = sealed(rules, at, target.plain);
+      if (typeof stored !== "string") stored = await stored; // a promise only when the codec encrypts or compresses
       const sentAt = backs.now();
       if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false, doubt)) {
         const merged = target.plain !== ours.plain;

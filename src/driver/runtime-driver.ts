@@ -113,31 +113,40 @@ export class RuntimeDriver {
    *
    * @throws StatementFailure when it fails for good
    */
-  async run(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
-    try {
-      return await this.#attempt(statement, params, options);
-    } catch (first) {
-      // Off the common path: whether any try may have taken effect (unless its error proves it did not).
-      let inDoubt = mayHaveTakenEffect(first);
-      const again = async () => {
-        if (options.trace !== undefined) options.trace.retries += 1;
-        try {
-          return await this.#attempt(statement, params, options);
-        } catch (error) {
-          inDoubt ||= mayHaveTakenEffect(error);
-          throw error;
-        }
-      };
+  run(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
+    // Not async: the common path is the first try's promise, with no frame of its own around it.
+    return this.#attempt(statement, params, options).catch((first: unknown) =>
+      this.#afterFailure(first, statement, params, options),
+    );
+  }
+
+  /** After a try failed: the retries the policy and `options` allow, and the failure explained if they fail too. */
+  async #afterFailure(
+    first: unknown,
+    statement: Statement,
+    params: QueryParameter[],
+    options: RunOptions,
+  ): Promise<Row[]> {
+    // Whether any try may have taken effect (unless its error proves it did not).
+    let inDoubt = mayHaveTakenEffect(first);
+    const again = async () => {
+      if (options.trace !== undefined) options.trace.retries += 1;
       try {
-        const rows = await retryAfter(first, again, this.#retry, {
-          onlyIfNotApplied: options.onlyIfNotApplied,
-          classify,
-        });
-        if (inDoubt && options.doubt !== undefined) options.doubt.earlierTryMayHaveApplied = true;
-        return rows;
-      } catch (last) {
-        throw new StatementFailure(last, sqlState(last), inDoubt, ddlOf(last));
+        return await this.#attempt(statement, params, options);
+      } catch (error) {
+        inDoubt ||= mayHaveTakenEffect(error);
+        throw error;
       }
+    };
+    try {
+      const rows = await retryAfter(first, again, this.#retry, {
+        onlyIfNotApplied: options.onlyIfNotApplied,
+        classify,
+      });
+      if (inDoubt && options.doubt !== undefined) options.doubt.earlierTryMayHaveApplied = true;
+      return rows;
+    } catch (last) {
+      throw new StatementFailure(last, sqlState(last), inDoubt, ddlOf(last));
     }
   }
 
@@ -158,9 +167,13 @@ export class RuntimeDriver {
     }
   }
 
-  /** One try: a connection (a pool's checked out once, and kept unless an error broke it), and the statement on it. */
-  async #attempt(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
-    // Written out rather than through #withConnection: every statement passes here, and a closure per call shows.
+  /**
+   * One try: a connection (a pool's checked out once, and kept unless an error broke it), and the statement on it;
+   * when it finds no table, the table created (once per driver at a time, see TableCreation) and the statement again.
+   * One function, written out rather than through #withConnection: every statement passes here, and a closure or an
+   * async frame per call shows.
+   */
+  async #attempt(statement: Statement, params: QueryParameter[], { missing, trace }: RunOptions): Promise<Row[]> {
     const acquired = this.#acquire();
     let connection: Connection;
     if (acquired instanceof Promise) {
@@ -174,7 +187,32 @@ export class RuntimeDriver {
     }
     let broken: unknown;
     try {
-      return await this.#onConnection(connection, statement, params, options);
+      const creationsBefore = this.#creation.finished;
+      let stale = false;
+      let created = false;
+      for (;;) {
+        const prepared = this.#preparing.on;
+        try {
+          return rowsOf(await send(connection, statement, params, prepared, trace));
+        } catch (error) {
+          // The first statement that finds its preparation lost ends preparing, and goes again unprepared.
+          if (prepared && this.#preparing.lost(error)) {
+            if (trace !== undefined) trace.unprepared = true;
+            continue;
+          }
+          if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+          if (missing === "empty") return [];
+          if (!this.#createTable || created) throw error;
+        }
+        // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first
+        // (failing again, the table was dropped since, and is created again).
+        if (!stale && this.#creation.finished !== creationsBefore) {
+          stale = true;
+          continue;
+        }
+        await this.#creation.on(connection, trace);
+        created = true;
+      }
     } catch (error) {
       if (breaksConnection(error)) broken = error;
       throw error;
@@ -212,44 +250,6 @@ export class RuntimeDriver {
           () => acquired,
           () => acquired,
         );
-  }
-
-  /**
-   * The statement on one connection; when it finds no table, the table
-   * created (once per driver at a time, see TableCreation) and the statement again.
-   */
-  async #onConnection(
-    connection: Connection,
-    statement: Statement,
-    params: QueryParameter[],
-    { missing, trace }: RunOptions,
-  ): Promise<Row[]> {
-    const creationsBefore = this.#creation.finished;
-    let stale = false;
-    let created = false;
-    for (;;) {
-      const prepared = this.#preparing.on;
-      try {
-        return rowsOf(await send(connection, statement, params, prepared, trace));
-      } catch (error) {
-        // The first statement that finds its preparation lost ends preparing, and goes again unprepared.
-        if (prepared && this.#preparing.lost(error)) {
-          if (trace !== undefined) trace.unprepared = true;
-          continue;
-        }
-        if (sqlState(error) !== UNDEFINED_TABLE) throw error;
-        if (missing === "empty") return [];
-        if (!this.#createTable || created) throw error;
-      }
-      // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first
-      // (failing again, the table was dropped since, and is created again).
-      if (!stale && this.#creation.finished !== creationsBefore) {
-        stale = true;
-        continue;
-      }
-      await this.#creation.on(connection, trace);
-      created = true;
-    }
   }
 }
 
