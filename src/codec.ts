@@ -148,22 +148,31 @@ export const cannotDecode = (at: KeyContext, error: unknown): PostgresStorageErr
 
 /**
  * Encodes a value before anything is sent, so a value that cannot be stored
- * is refused while the stored one is still intact.
+ * is refused while the stored one is still intact. Not async: a codec that
+ * answers at once (every built-in one) is answered without a promise per write.
+ *
+ * @throws PostgresStorageError when the codec throws or answers no string (a promise rejects instead)
  */
-export async function encode(codec: Codec, value: unknown, context: KeyContext): Promise<string> {
-  let text: unknown;
+export function encode(codec: Codec, value: unknown, context: KeyContext): string | Promise<string> {
+  let encoded: unknown;
   try {
-    // The built-in codecs answer at once: no promise to wait for on every write.
-    const encoded = codec.stringify(value, context);
-    text = typeof encoded === "string" ? encoded : await encoded;
+    encoded = codec.stringify(value, context);
   } catch (error) {
-    // The library's codecs name the path and the codec to use themselves; plain JSON's own errors name neither.
-    throw cannotEncode(
-      context,
-      error,
-      codec === JSON ? "; superjson and devalue store more types than JSON (BigInt, Map, cycles)" : "",
-    );
+    throw cannotEncode(context, error, hintFor(codec));
   }
+  if (typeof encoded === "string") return encoded;
+  return Promise.resolve(encoded).then(
+    (text) => encodedText(context, text),
+    (error: unknown) => Promise.reject(cannotEncode(context, error, hintFor(codec))),
+  );
+}
+
+// The library's codecs name the path and the codec to use themselves; plain JSON's own errors name neither.
+const hintFor = (codec: Codec) =>
+  codec === JSON ? "; superjson and devalue store more types than JSON (BigInt, Map, cycles)" : "";
+
+/** The codec's answer, checked to be text. */
+function encodedText(context: KeyContext, text: unknown): string {
   if (typeof text !== "string") {
     throw new PostgresStorageError(
       `nothing was written: the codec turned the value for key ${showKey(context.grammyKey)} into ` +

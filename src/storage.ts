@@ -130,7 +130,8 @@ export class PostgresStorage<T = unknown> {
       const at = keyContext(this.#keys, key, trace);
       // Taken before encoding, so that a write refused there counts as the write-back of its read all the same.
       const base = this.#backs.take(at.key, value);
-      const ours = await encodeValue(this.#rules, at, value);
+      let ours = encodeValue(this.#rules, at, value);
+      if (ours instanceof Promise) ours = await ours;
       if (base !== undefined && ours.plain === base.plain) {
         // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding).
         if (this.#backs.now() >= base.quietUntil) await renew(this.#writeBack, at, base, value);

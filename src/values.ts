@@ -67,15 +67,22 @@ export interface Encoded<T> {
  * Checks a value and encodes it with the plain codec; throws before anything
  * is sent. {@link sealed} turns the plain text into the stored text.
  */
-export async function encodeValue<T>(rules: ValueRules<T>, at: KeyContext, value: T): Promise<Encoded<T>> {
-  const key = at.grammyKey;
-  let checked = value;
-  if (rules.schema !== undefined && rules.validateOnWrite) {
-    const result = await runSchema(rules.schema, value);
-    if (result.issues !== undefined) throw invalid("nothing was written: the value", key, result.issues);
-    checked = result.value;
-  }
-  return { value: checked, plain: await encode(rules.stack.plain, checked, at) };
+export function encodeValue<T>(rules: ValueRules<T>, at: KeyContext, value: T): Encoded<T> | Promise<Encoded<T>> {
+  if (rules.schema !== undefined && rules.validateOnWrite) return checkedEncoded(rules, rules.schema, at, value);
+  // Without a schema, a codec that answers at once is answered without a promise per write.
+  const plain = encode(rules.stack.plain, value, at);
+  return typeof plain === "string" ? { value, plain } : plain.then((text) => ({ value, plain: text }));
+}
+
+async function checkedEncoded<T>(
+  rules: ValueRules<T>,
+  schema: StandardSchema<T>,
+  at: KeyContext,
+  value: T,
+): Promise<Encoded<T>> {
+  const result = await runSchema(schema, value);
+  if (result.issues !== undefined) throw invalid("nothing was written: the value", at.grammyKey, result.issues);
+  return { value: result.value, plain: await encode(rules.stack.plain, result.value, at) };
 }
 
 /** The stored text of a plain text (the same text unless the codec encrypts or compresses). */

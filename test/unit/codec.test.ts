@@ -17,10 +17,10 @@ import { stringifyRefusal } from "../support/refusals.js";
 // The codec option, and how values are encoded and decoded around a codec, without a database.
 const at = new KeyContext("42", "bot:42");
 
-/** What `promise` rejected with; fails when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
+/** What `run` threw or rejected with (encode and decode throw at once for a codec that answers at once); fails when it resolves. */
+async function rejection(run: () => unknown): Promise<Error> {
   try {
-    await promise;
+    await run();
   } catch (error) {
     return error as Error;
   }
@@ -97,7 +97,7 @@ describe("encode", () => {
   });
 
   it("refuses what JSON cannot encode, keeping JSON's words and pointing to the codecs that can", async () => {
-    const error = await rejection(encode(JSON, { balance: 10n }, at));
+    const error = await rejection(() => encode(JSON, { balance: 10n }, at));
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect(error.message).toBe(
       'nothing was written: the value for key "42" cannot be encoded (Do not know how to serialize a BigInt); ' +
@@ -107,7 +107,7 @@ describe("encode", () => {
   });
 
   it("refuses what another codec cannot encode with the codec's own words, which name the codec to use", async () => {
-    const error = await rejection(encode(strictJson, { balance: 10n }, at));
+    const error = await rejection(() => encode(strictJson, { balance: 10n }, at));
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect(error.message).toBe(
       'nothing was written: the value for key "42" cannot be encoded (value.balance is a BigInt, which JSON cannot ' +
@@ -119,7 +119,7 @@ describe("encode", () => {
   it("refuses a codec's rejected promise the same way", async () => {
     const failing = new Error("no key");
     const codec: Codec = { stringify: () => Promise.reject(failing), parse: JSON.parse };
-    const error = await rejection(encode(codec, 1, at));
+    const error = await rejection(() => encode(codec, 1, at));
     expect(error.message).toBe('nothing was written: the value for key "42" cannot be encoded (no key)');
     expect(error.cause).toBe(failing);
   });
@@ -131,20 +131,20 @@ describe("encode", () => {
     ["an object", { text: "{}" }, "object, not a string"],
   ])("refuses %s from the codec, which is no text to store", async (_label, result, end) => {
     for (const stringify of [() => result, async () => result]) {
-      const error = await rejection(encode({ stringify, parse: JSON.parse } as never, { a: 1 }, at));
+      const error = await rejection(() => encode({ stringify, parse: JSON.parse } as never, { a: 1 }, at));
       expect(error).toBeInstanceOf(PostgresStorageError);
       expect(error.message).toBe(`nothing was written: the codec turned the value for key "42" into ${end}`);
     }
   });
 
   it("says to delete a session when the default codec is given undefined", async () => {
-    const error = await rejection(encode(strictJson, undefined, at));
+    const error = await rejection(() => encode(strictJson, undefined, at));
     expect(error.message).toMatch(/into undefined, not a string \(to remove a session, delete it\)$/);
   });
 
   it("shows a long grammY key cut short", async () => {
     const key = "k".repeat(80);
-    const error = await rejection(encode(JSON, 1n, new KeyContext(key, `bot:${key}`)));
+    const error = await rejection(() => encode(JSON, 1n, new KeyContext(key, `bot:${key}`)));
     expect(error.message).toContain(`for key "${"k".repeat(60)}…" cannot be encoded`);
   });
 });
@@ -169,7 +169,7 @@ describe("decode", () => {
   });
 
   it("refuses text the codec cannot read as an error, never as a missing value", async () => {
-    const error = await rejection(Promise.resolve().then(() => decode(JSON, "not json", at)));
+    const error = await rejection(() => decode(JSON, "not json", at));
     expect(error).toBeInstanceOf(PostgresStorageError);
     expect(error.message).toBe(
       `the stored value for key "42" cannot be decoded (Unexpected token 'o', "not json" is not valid JSON); ` +
@@ -181,7 +181,7 @@ describe("decode", () => {
   it("refuses a codec's rejected promise the same way", async () => {
     const failing = new Error("wrong secret");
     const codec: Codec = { stringify: JSON.stringify, parse: () => Promise.reject(failing) };
-    const error = await rejection(Promise.resolve().then(() => decode(codec, "x", at)));
+    const error = await rejection(() => decode(codec, "x", at));
     expect(error.message).toMatch(/^the stored value for key "42" cannot be decoded \(wrong secret\); written with/);
     expect(error.cause).toBe(failing);
   });
