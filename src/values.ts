@@ -74,6 +74,7 @@ export function encodeValue<T>(rules: ValueRules<T>, at: KeyContext, value: T): 
   return typeof plain === "string" ? { value, plain } : plain.then((text) => ({ value, plain: text }));
 }
 
+/** {@link encodeValue} with a schema that checks writes: the value as the schema parses it, then encoded. */
 async function checkedEncoded<T>(
   rules: ValueRules<T>,
   schema: StandardSchema<T>,
