@@ -97,7 +97,7 @@ export class PostgresStorage<T = unknown> {
       const { stored, quietMs } = await this.#rows.read(at);
       // Awaited only when they answer promises: a read without layers or a schema costs no extra promise.
       let plain = stored === null ? null : unsealed(this.#rules, at, stored);
-      if (typeof plain === "object" && plain !== null) plain = await plain;
+      if (plain instanceof Promise) plain = await plain;
       let value = plain === null ? undefined : decodePlain(this.#rules, at, plain);
       if (value instanceof Promise) value = await value;
       this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs }, value);

@@ -3,6 +3,7 @@ import { describe, expect, inject, it } from "vitest";
 import { PostgresStorage } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { sleep, useFixture } from "./support/fixture.js";
+import { wrappedPool } from "./support/wrapped-pool.js";
 
 /** A pg Pool that counts the connections it opens and the statements it sends, named (prepared) or not. */
 function countingPool(max = 4, applicationName = "connections-test") {
@@ -72,29 +73,17 @@ describe("connections and prepared statements", () => {
     try {
       // What PgBouncer in transaction mode answers a named statement it sent to another server connection.
       let lost = 0;
-      const pooler = {
-        idleCount: 0,
-        totalCount: 0,
-        query: (text: string, params: unknown[]) => pool.query(text, params),
-        async connect() {
-          const connection = await pool.connect();
-          return {
-            query: (statement: string | { name?: string }, ...rest: unknown[]) => {
-              if (typeof statement === "object" && statement.name) {
-                lost += 1;
-                return Promise.reject(
-                  Object.assign(new Error(`prepared statement "${statement.name}" does not exist`), { code: "26000" }),
-                );
-              }
-              return (connection.query as (...args: unknown[]) => Promise<unknown>)(statement, ...rest);
-            },
-            release: (error?: Error | boolean) => connection.release(error),
-            on: (event: "error", listener: (error: Error) => void) => connection.on(event, listener),
-            removeListener: (event: "error", listener: (error: Error) => void) =>
-              connection.removeListener(event, listener),
-          };
-        },
-      };
+      const pooler = wrappedPool(pool, (query) => (statement, ...rest) => {
+        const prepared =
+          typeof statement === "object" && statement !== null ? (statement as { name?: string }).name : "";
+        if (prepared) {
+          lost += 1;
+          return Promise.reject(
+            Object.assign(new Error(`prepared statement "${prepared}" does not exist`), { code: "26000" }),
+          );
+        }
+        return query(statement, ...rest);
+      });
       const storage = new PostgresStorage<number>({ client: pooler, tableName: name, retry: false });
       await storage.write("k", 1);
       for (let i = 0; i < 10; i += 1) await storage.write(`k${i}`, i);

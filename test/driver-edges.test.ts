@@ -14,6 +14,7 @@ import { statementsFor } from "../src/statements.js";
 import { clientKinds, databaseUrl } from "./support/clients.js";
 import { collect, useTables } from "./support/fixture.js";
 import { rejection } from "./support/rejections.js";
+import { wrappedPool } from "./support/wrapped-pool.js";
 
 // What the mutation run of the driver (npm run mutate:database) found no test of: a storage made inside the test on
 // each kind of client (the conformance suite makes its storages before its tests), what an observed storage says
@@ -217,26 +218,35 @@ describe("driver edges", () => {
   // The storage sends a pg-style client each statement with a callback. A wrapper written as an async function that
   // passes every argument on answers with a promise of pg's own answer to a callback: undefined, long before the rows.
   it("a pool whose connections' query() is an async wrapper passing the callback on: the rows come by the callback", async () => {
-    const wrapping = {
-      idleCount: 0,
-      totalCount: 0,
-      query: (text: string, params: unknown[]) => pool.query(text, params),
-      async connect() {
-        const connection = await pool.connect();
-        return {
-          query: async (...args: unknown[]) => (connection.query as (...args: unknown[]) => unknown)(...args),
-          release: (error?: Error | boolean) => connection.release(error),
-          on: (event: "error", listener: (error: Error) => void) => connection.on(event, listener),
-          removeListener: (event: "error", listener: (error: Error) => void) =>
-            connection.removeListener(event, listener),
-        };
-      },
-    };
+    const wrapping = wrappedPool(
+      pool,
+      (query) =>
+        async (...args) =>
+          query(...args),
+    );
     const storage = new PostgresStorage<{ n: number }>({ client: wrapping, tableName: tables.table("async_wrapper") });
     await storage.write("k", { n: 1 });
     expect(await storage.read("k")).toStrictEqual({ n: 1 });
     expect(await storage.update("k", { n: 2 })).toStrictEqual({ n: 2 });
     expect(await storage.has("k")).toBe(true);
+  });
+
+  // pg copies a config's own properties on every query(): a prepared statement's config has none of its own.
+  it("sends a pg-style client a prepared statement's name and text inherited, its values beside the config", async () => {
+    const seen: { own: string[]; name: unknown; text: unknown; values: unknown }[] = [];
+    const recording = wrappedPool(pool, (query) => (config, ...rest) => {
+      if (typeof config === "object" && config !== null) {
+        const { name, text } = config as { name?: unknown; text?: unknown };
+        seen.push({ own: Object.keys(config), name, text, values: rest[0] });
+      }
+      return query(config, ...rest);
+    });
+    const storage = new PostgresStorage<{ n: number }>({ client: recording, tableName: tables.table("config_shape") });
+    await storage.write("k", { n: 1 });
+    expect(await storage.read("k")).toStrictEqual({ n: 1 });
+    const read = seen.find((entry) => String(entry.text).startsWith("SELECT value::text"));
+    expect(read).toMatchObject({ own: [], values: ["k"] });
+    expect(read?.name).toMatch(/^gps_/);
   });
 
   describe("what a creation leaves behind", () => {
