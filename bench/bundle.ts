@@ -1,4 +1,4 @@
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
@@ -11,12 +11,24 @@ export interface BundleSize {
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-async function measure(name: string, source: string, platform: "neutral" | "browser"): Promise<BundleSize> {
+/** What one module adds to the gzipped bundle. */
+export interface BundlePart {
+  /** The module's path in the repository. */
+  readonly module: string;
+  /** Its code, minified on its own. */
+  readonly minified: number;
+  /** The gzipped bundle's bytes with it, less those without it. */
+  readonly gzipped: number;
+}
+
+const gzipped = (code: string | Uint8Array) => gzipSync(code, { level: 9 }).length;
+
+async function bundled(source: string, platform: "neutral" | "browser", minify: boolean) {
   const result = await build({
     stdin: { contents: source, resolveDir: root, loader: "ts" },
     absWorkingDir: root,
     bundle: true,
-    minify: true,
+    minify,
     write: false,
     format: "esm",
     platform,
@@ -28,8 +40,37 @@ async function measure(name: string, source: string, platform: "neutral" | "brow
     external: ["cloudflare:*", "node:*"],
     logLevel: "silent",
   });
-  const code = result.outputFiles[0]?.contents ?? new Uint8Array();
-  return { name, minified: code.length, gzipped: gzipSync(code, { level: 9 }).length };
+  return result.outputFiles[0]?.text ?? "";
+}
+
+async function measure(name: string, source: string, platform: "neutral" | "browser"): Promise<BundleSize> {
+  const code = new TextEncoder().encode(await bundled(source, platform, true));
+  return { name, minified: code.length, gzipped: gzipped(code) };
+}
+
+const STORAGE_ONLY = 'export { PostgresStorage } from "./src/index.ts";';
+
+/**
+ * What each module adds to `PostgresStorage`'s bundle: the bundle unminified
+ * (esbuild marks where each module starts), each module minified on its own,
+ * and the gzipped size of all of them less that without the module. The parts
+ * add up to less than the bundle: what modules share compresses once.
+ */
+export async function measureBundleParts(): Promise<BundlePart[]> {
+  const sections = (await bundled(STORAGE_ONLY, "neutral", false)).split(/^\/\/ (src\/\S+)\n/m).slice(1);
+  const modules: { module: string; code: string }[] = [];
+  for (let i = 0; i + 1 < sections.length; i += 2) {
+    const { code } = await transform(sections[i + 1] ?? "", { minify: true, loader: "js", format: "esm" });
+    modules.push({ module: sections[i] ?? "", code });
+  }
+  const whole = gzipped(modules.map((m) => m.code).join(""));
+  return modules
+    .map(({ module, code }) => ({
+      module,
+      minified: code.length,
+      gzipped: whole - gzipped(modules.flatMap((m) => (m.module === module ? [] : [m.code])).join("")),
+    }))
+    .sort((a, b) => b.gzipped - a.gzipped);
 }
 
 /**
@@ -39,11 +80,7 @@ async function measure(name: string, source: string, platform: "neutral" | "brow
  */
 export async function measureBundles(): Promise<BundleSize[]> {
   return [
-    await measure(
-      "grammy-postgres-storage: PostgresStorage",
-      'export { PostgresStorage } from "./src/index.ts";',
-      "neutral",
-    ),
+    await measure("grammy-postgres-storage: PostgresStorage", STORAGE_ONLY, "neutral"),
     await measure("grammy-postgres-storage: everything it exports", 'export * from "./src/index.ts";', "neutral"),
     await measure(
       "worker-example: the whole Worker",

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BARE, BARE_PREPARED } from "./adapters.js";
 import { OURS, PSQL, TELEGRAF, UPDATE_KINDS } from "./bots.js";
-import type { BundleSize } from "./bundle.js";
+import type { BundlePart, BundleSize } from "./bundle.js";
 import type { CodecTimings } from "./codec.js";
 import type { ColdStart } from "./cold-start.js";
 import type { CompressionResults } from "./compression.js";
@@ -51,6 +51,7 @@ export interface Results {
   readonly roundTrips: readonly RoundTrips[];
   readonly scans: readonly { rows: number; counted: number; seconds: number; peakMb: number; naivePeakMb: number }[];
   readonly bundles: readonly BundleSize[];
+  readonly bundleParts: readonly BundlePart[];
   readonly codec: CodecTimings;
   readonly compression: CompressionResults;
 }
@@ -84,6 +85,17 @@ function table(header: string[], rows: string[][]): string {
     `|${header.map(() => "---").join("|")}|`,
     ...rows.map((row) => `| ${row.join(" | ")} |`),
   ].join("\n");
+}
+
+/** The largest modules of the bundle listed one by one; the rest in one row. */
+const BUNDLE_PARTS_SHOWN = 14;
+
+function bundlePartRows(parts: readonly BundlePart[]): string[][] {
+  const rows = parts.slice(0, BUNDLE_PARTS_SHOWN).map((p) => [`\`${p.module}\``, kb(p.minified), kb(p.gzipped)]);
+  const rest = parts.slice(BUNDLE_PARTS_SHOWN);
+  if (rest.length === 0) return rows;
+  const total = (bytes: (p: BundlePart) => number) => kb(rest.reduce((sum, p) => sum + bytes(p), 0));
+  return [...rows, [`the other ${rest.length} modules`, total((p) => p.minified), total((p) => p.gzipped)]];
 }
 
 /** Writes BENCHMARKS.md and the latency chart into `out`; answers the markdown, for the terminal too. */
@@ -541,6 +553,11 @@ ${table(
   ["bundle", "minified", "min + gzip"],
   results.bundles.map((b) => [b.name, kb(b.minified), kb(b.gzipped)]),
 )}
+
+What each module adds to \`PostgresStorage\`'s gzipped bundle: the whole, less the whole without it (each module
+minified on its own, \`bench/bundle.ts\`). The parts add up to less than the bundle: words that modules share compress once.
+
+${table(["module", "minified", "adds gzipped"], bundlePartRows(results.bundleParts))}
 
 ## Encoding a session (the default codec)
 

@@ -13,7 +13,7 @@ import ws from "ws";
 import { PostgresStorage } from "../src/index.js";
 import { startNeonEndpoint, useNeonEndpoint, type NeonConfigLike } from "../dev/neon-endpoint.js";
 import { NeonPool, neonAdapters, pgAdapters, type Adapter, type Value } from "./adapters.js";
-import { measureBundles } from "./bundle.js";
+import { measureBundleParts, measureBundles } from "./bundle.js";
 import { measureCodecs } from "./codec.js";
 import { measureColdStarts } from "./cold-start.js";
 import { measureCompression } from "./compression.js";
@@ -252,6 +252,7 @@ try {
 
   log("bundle sizes…");
   const bundles = await measureBundles();
+  const bundleParts = await measureBundleParts();
 
   const results: Results = {
     quick,
@@ -296,6 +297,7 @@ try {
     roundTrips,
     scans,
     bundles,
+    bundleParts,
     codec,
     compression,
   };
