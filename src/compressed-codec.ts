@@ -60,8 +60,8 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * encrypted value then follows the compressed length, which depends on the
  * content; if that matters, leave compression out.
  *
- * `update()` cannot merge compressed values in the database; give the storage
- * a schema and it merges in JavaScript, or use read and write.
+ * `update()` cannot merge compressed values in the database: it merges them in
+ * JavaScript, with a compare-and-set, schema or not.
  *
  * @throws StorageOptionError when `threshold` is not a non-negative number, or `codec` is no codec
  */

@@ -67,8 +67,8 @@ const decoder = new TextDecoder();
  * current one (it is a valid value for that key), deleted rows, and anything
  * done by whoever holds the secret (the bot itself).
  *
- * `update()` cannot merge encrypted values in the database; give the storage a
- * schema and it merges in JavaScript, or use read and write.
+ * `update()` cannot merge encrypted values in the database: it merges them in
+ * JavaScript, with a compare-and-set, schema or not.
  *
  * @throws StorageOptionError when a secret is shorter than 32 characters
  */
