@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (about six minutes) or `npm run bench -- --quick` (about
+ * `npm run bench` (about eight minutes) or `npm run bench -- --quick` (about
  * one): this library beside its peers and beside the bare driver, in one
  * process and one run, interleaved so that machine noise hits every side alike.
  * Writes BENCHMARKS.md and bench/latency.svg (or into `--out DIR`). A missed

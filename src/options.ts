@@ -30,8 +30,9 @@ export interface PostgresStorageOptions<T = unknown> {
    */
   codec?: Codec | undefined;
   /**
-   * Create the table the first time a write finds it missing (one extra
-   * statement, once). Defaults to `true`; pass `false` when your migrations own
+   * Create the table the first time a write finds it missing (two extra
+   * statements, once: the `CREATE` and the write again; two more when its
+   * schema is missing too). Defaults to `true`; pass `false` when your migrations own
    * the schema (see `createTableSql`).
    */
   createTable?: boolean | undefined;

@@ -52,8 +52,9 @@ const show = (value: unknown) => (typeof value === "string" ? JSON.stringify(val
  * write of the same value produces, which is what lets unchanged writes be skipped.
  *
  * When the name has a schema (`app.sessions`), the SQL is two statements in one
- * string, `CREATE SCHEMA IF NOT EXISTS "app";` then the table, as the storage's
- * own lazy creation does: run it where several statements may be sent at once
+ * string, `CREATE SCHEMA IF NOT EXISTS "app";` then the table (the storage's
+ * own lazy creation tries the table first, and creates the schema only when it
+ * finds it missing): run it where several statements may be sent at once
  * (pg's `query(text)` without parameters, PGlite's `exec`, psql, migration files).
  * PostgreSQL checks CREATE on the database even for a schema that exists; a role
  * without it can create the schema beforehand and call `storage.createTable()`,
