@@ -315,27 +315,6 @@ describe("driver edges", () => {
     });
   });
 
-  it("a pooled connection's error listener goes when the connection goes back", async () => {
-    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
-    try {
-      const connection = await single.connect();
-      const listening = connection.listenerCount("error");
-      connection.release();
-      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listeners") });
-      for (let i = 0; i < 15; i += 1) await storage.write(`k${i}`, i);
-      expect(await storage.read("k3")).toBe(3);
-      const again = await single.connect();
-      try {
-        expect(again).toBe(connection);
-        expect(again.listenerCount("error")).toBe(listening);
-      } finally {
-        again.release();
-      }
-    } finally {
-      await single.end();
-    }
-  });
-
   describe("results of the wrong shape are refused, not misread", () => {
     /** A client that runs each statement on the pool and hands back `reshape` of pg's result. */
     const reshaping = (reshape: (result: pg.QueryResult) => unknown): PostgresClient => ({

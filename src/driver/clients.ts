@@ -57,6 +57,21 @@ export interface Driver {
    * when no statement was sent), or at once, not as a promise, the client itself.
    */
   acquire(): Connection | Promise<Connection>;
+  /**
+   * Runs one statement on a connection of its own, checked out and given back
+   * within one promise, where a pool can do that for less than
+   * {@link acquire}, {@link Connection.query} and {@link Connection.release}:
+   * for a try that needs nothing more of its connection.
+   */
+  send?(statement: Statement, params: QueryParameter[], prepared: boolean, outcome: SendOutcome): Promise<unknown>;
+}
+
+/** What {@link Driver.send} is told of its failures. */
+export interface SendOutcome {
+  /** Marks the error of a checkout, which sent nothing; answers it. */
+  unsent(error: unknown): unknown;
+  /** Whether a statement's error broke its connection, which is then given back to be discarded. */
+  breaks(error: unknown): boolean;
 }
 
 /**

@@ -6,7 +6,7 @@
  * error, even "no such table", which would cost a reconnect per failed statement.
  */
 import { ClientStateError } from "../errors.ts";
-import type { ClientKind, Connection, ErrorSigns, QueryParameter, Statement } from "./clients.ts";
+import type { ClientKind, Connection, ErrorSigns, QueryParameter, SendOutcome, Statement } from "./clients.ts";
 
 /** How a pg-style client answers a statement given a callback. */
 type Answer = (error: Error | null | undefined, result: unknown) => void;
@@ -22,11 +22,13 @@ interface PooledClient extends NamingClient {
   release(broken?: Error | boolean): void;
   on(event: "error", listener: (error: Error) => void): unknown;
   removeListener(event: "error", listener: (error: Error) => void): unknown;
+  listenerCount?(event: "error"): number;
 }
 
 /** A pg-style pool, whose connections are checked out and given back. */
 interface PoolLike {
   connect(): Promise<PooledClient>;
+  connect(answer: (error: Error | null | undefined, client: PooledClient | undefined) => void): unknown;
 }
 
 /**
@@ -63,6 +65,9 @@ export const pgPool: ClientKind = {
     return {
       prepares: true,
       acquire: () => pool.connect().then(checkedOut),
+      ...(connectsAsPgPoolDoes(pool) && {
+        send: (statement, params, prepared, outcome) => sendAlone(pool, statement, params, prepared, outcome),
+      }),
     };
   },
   errors,
@@ -86,9 +91,24 @@ export const pgClient: ClientKind = {
   errors,
 };
 
+/**
+ * Whether `pool.connect` is its class's own (pg-pool's, a fork's, or one an instrumentation patched in): pg-pool's
+ * own `query()` checks out with a callback, so that method takes one. A wrapper object's `connect` (a Proxy's, or
+ * one set on the pool) may take a promise's way only, or hand out connections of its own: it is called without.
+ */
+function connectsAsPgPoolDoes(pool: PoolLike): boolean {
+  const own: unknown = Object.getPrototypeOf(pool);
+  return (
+    !Object.hasOwn(pool, "connect") &&
+    typeof own === "object" &&
+    own !== null &&
+    pool.connect === (own as PoolLike).connect
+  );
+}
+
 // One connection object per pg client, made when it is first checked out: checkouts allocate nothing.
 const connections = new WeakMap<PooledClient, PooledConnection>();
-const checkedOut = (client: PooledClient): Connection => {
+const checkedOut = (client: PooledClient): PooledConnection => {
   let connection = connections.get(client);
   if (connection === undefined) {
     connection = new PooledConnection(client);
@@ -98,24 +118,37 @@ const checkedOut = (client: PooledClient): Connection => {
   return connection;
 };
 
-/** A connection checked out of a pg-style Pool, for as long as it is checked out. */
+/** A connection of a pg-style Pool, while this storage has it checked out. */
 class PooledConnection implements Connection {
   readonly #client: PooledClient;
+  #held = false;
   #lost: Error | undefined;
+  /** Whether the client was checked out and given back before: then it is the pool's own, not a wrapper's per checkout. */
+  #returned = false;
+  /** Whether the error listener stays between checkouts. */
+  #listening = false;
   // A checked-out client's errors are its holder's to handle (the pool listens only to idle ones): unheard, a
   // connection lost meanwhile would crash the process.
   readonly #onError = (error: Error) => {
-    this.#lost = error;
+    if (this.#held) this.#lost = error;
+    // Between checkouts, an error no one else hears is thrown, as the client throws it with no listener at all: a
+    // checkout of the user's own is left as it was.
+    else if (this.#client.listenerCount?.("error") === 1) throw error;
   };
 
   constructor(client: PooledClient) {
     this.#client = client;
   }
 
-  /** Starts a checkout: listens for the client's errors until it is given back. */
+  /** Starts a checkout: the client's errors are this storage's until it is given back. */
   checkedOut(): void {
+    this.#held = true;
     this.#lost = undefined;
+    if (this.#listening) return;
     this.#client.on("error", this.#onError);
+    // Adding and removing the listener per checkout costs an allocation each time. Kept on a client that came back,
+    // it stays one listener; a wrapper's object per checkout never comes back, and gives its listener back.
+    this.#listening = this.#returned;
   }
 
   query(statement: Statement, params: QueryParameter[], prepared: boolean): PromiseLike<unknown> {
@@ -123,39 +156,108 @@ class PooledConnection implements Connection {
   }
 
   release(broken?: unknown): void {
-    this.#client.removeListener("error", this.#onError);
+    this.#held = false;
+    if (!this.#listening) {
+      this.#client.removeListener("error", this.#onError);
+      this.#returned = true;
+    }
     this.#client.release(this.#lost ?? (broken instanceof Error ? broken : broken !== undefined));
   }
 }
 
-/**
- * Sends a statement with pg's callback form, which every pg fork keeps. Its promise form, inlined by V8 into a
- * caller this small, fell into a loop of optimizations aborted on a map change once a second pg-style client
- * (Neon's Pool beside pg's) had run in the process: about 20 µs of CPU per statement spent compiling.
- *
- * A prepared statement's config inherits its name and text from the statement, and its values go beside it: pg
- * copies a config's own properties through their descriptors (about 2 µs for three), and an object with none
- * costs it a tenth of that. Older forks (Neon's) set `values` and `callback` on the config, which is this call's own.
- */
+/** A statement's answer, through {@link callQuery}. */
 function namedQuery(
   client: NamingClient,
   statement: Statement,
   params: QueryParameter[],
   prepared: boolean,
 ): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    callQuery(client, statement, params, prepared, (error, result) => (error ? reject(error) : resolve(result))),
+  );
+}
+
+/**
+ * A statement on a connection checked out of `pool` for it alone, and given back as it is answered: one promise for
+ * the checkout, the statement and the release, where the promise form of `connect()` and a {@link PooledConnection}
+ * cost one each.
+ */
+function sendAlone(
+  pool: PoolLike,
+  statement: Statement,
+  params: QueryParameter[],
+  prepared: boolean,
+  outcome: SendOutcome,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const promised = prepared
-      ? client.query(Object.create(statement) as Statement, params, (error, result) =>
-          error ? reject(error) : resolve(result),
-        )
-      : client.query(statement.text, params, (error, result) => (error ? reject(error) : resolve(result)));
-    // A wrapper that answers with a promise alone (instrumentation, a test's fake) is answered by its promise; one
-    // that passes the callback on and answers with a promise of pg's own answer to it (undefined) leaves the rows to it.
-    if (promised !== undefined) {
-      Promise.resolve(promised).then((result) => result === undefined || resolve(result), reject);
+    const connected = once((error: unknown, client: PooledClient | undefined) => {
+      if (client === undefined) return reject(outcome.unsent(error));
+      const connection = checkedOut(client);
+      const answered = once((failure: unknown, result: unknown) => {
+        connection.release(failure && outcome.breaks(failure) ? failure : undefined);
+        return failure ? reject(failure) : resolve(result);
+      });
+      try {
+        callQuery(client, statement, params, prepared, answered);
+      } catch (thrown) {
+        // As a promise's executor would: a client (or a wrapper of it) that throws rejects, its connection given back.
+        answered(thrown, undefined);
+      }
+    });
+    const promised = pool.connect(connected);
+    // A subclass's connect() that answers with a promise alone is answered by its promise.
+    if (isThenable(promised)) {
+      promised.then(
+        (client) => client !== undefined && connected(null, client as PooledClient),
+        (error: unknown) => connected(error, undefined),
+      );
     }
   });
 }
+
+/**
+ * Sends a statement with pg's callback form, which every pg fork keeps, and answers `answer` once. Its promise form,
+ * inlined by V8 into a caller this small, fell into a loop of optimizations aborted on a map change once a second
+ * pg-style client (Neon's Pool beside pg's) had run in the process: about 20 µs of CPU per statement spent compiling.
+ *
+ * A prepared statement's config inherits its name and text from the statement, and its values go beside it: pg
+ * copies a config's own properties through their descriptors (about 2 µs for three), and an object with none
+ * costs it a tenth of that. Older forks (Neon's) set `values` and `callback` on the config, which is this call's own.
+ */
+function callQuery(
+  client: NamingClient,
+  statement: Statement,
+  params: QueryParameter[],
+  prepared: boolean,
+  answer: Answer,
+): void {
+  const answered = once(answer);
+  const promised = prepared
+    ? client.query(Object.create(statement) as Statement, params, answered)
+    : client.query(statement.text, params, answered);
+  // A wrapper that answers with a promise alone (instrumentation, a test's fake) is answered by its promise; one
+  // that passes the callback on and answers with a promise of pg's own answer to it (undefined) leaves the rows to it.
+  if (promised !== undefined) {
+    Promise.resolve(promised).then(
+      (result) => result === undefined || answered(null, result),
+      (error: unknown) => answered(error as Error, undefined),
+    );
+  }
+}
+
+/** `answer`, called at most once: a wrapper may answer both by the callback and by a promise. */
+function once<A, B>(answer: (first: A, second: B) => void): (first: A, second: B) => void {
+  let pending = true;
+  return (first, second) => {
+    if (pending) {
+      pending = false;
+      answer(first, second);
+    }
+  };
+}
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
 
 /**
  * Why a pg-style Client cannot run a statement now, if it cannot. pg itself

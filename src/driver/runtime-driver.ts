@@ -15,6 +15,7 @@ import {
   type PostgresClient,
   type QueryParameter,
   type Row,
+  type SendOutcome,
   type Statement,
 } from "./clients.ts";
 import { breaksConnection, mayHaveApplied, sqlState, transience, type Transience } from "./error-reading.ts";
@@ -33,6 +34,9 @@ const unsent = (error: unknown): unknown => {
   return error;
 };
 const wasUnsent = (error: unknown) => typeof error === "object" && error !== null && UNSENT.has(error);
+/** What a driver's own {@link Driver.send} is told of its failures. */
+const SEND_OUTCOME: SendOutcome = { unsent, breaks: breaksConnection };
+
 /** {@link transience}, knowing that a failed checkout sent nothing. */
 const classify = (error: unknown): Transience => {
   const kind = transience(error);
@@ -115,9 +119,34 @@ export class RuntimeDriver {
    */
   run(statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {
     // Not async: the common path is the first try's promise, with no frame of its own around it.
-    return this.#attempt(statement, params, options).catch((first: unknown) =>
-      this.#afterFailure(first, statement, params, options),
-    );
+    const alone = this.#driver.send;
+    const first =
+      alone !== undefined && options.trace === undefined
+        ? this.#sendAlone(alone, statement, params, options)
+        : this.#attempt(statement, params, options);
+    return first.catch((error: unknown) => this.#afterFailure(error, statement, params, options));
+  }
+
+  /**
+   * A first try through the driver's own {@link Driver.send}, for a statement not traced (a trace counts what the
+   * try meets on its way). A statement that finds its preparation lost, or no table to write to, goes on as
+   * {@link #attempt} goes on, on a connection of its own.
+   */
+  #sendAlone(
+    send: NonNullable<Driver["send"]>,
+    statement: Statement,
+    params: QueryParameter[],
+    options: RunOptions,
+  ): Promise<Row[]> {
+    const prepared = this.#preparing.on;
+    const creationsBefore = this.#creation.finished;
+    return send(statement, params, prepared, SEND_OUTCOME).then(rowsOf, (error: unknown) => {
+      if (prepared && this.#preparing.lost(error)) return this.#attempt(statement, params, options);
+      if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+      if (options.missing === "empty") return [];
+      if (!this.#createTable) throw error;
+      return this.#attempt(statement, params, options, creationsBefore);
+    });
   }
 
   /** After a try failed: the retries the policy and `options` allow, and the failure explained if they fail too. */
@@ -172,8 +201,16 @@ export class RuntimeDriver {
    * when it finds no table, the table created (once per driver at a time, see TableCreation) and the statement again.
    * One function, written out rather than through #withConnection: every statement passes here, and a closure or an
    * async frame per call shows.
+   *
+   * @param foundNoTable when the try's statement was sent already and found no table (see #sendAlone): how many
+   *   creations had finished when it was sent
    */
-  async #attempt(statement: Statement, params: QueryParameter[], { missing, trace }: RunOptions): Promise<Row[]> {
+  async #attempt(
+    statement: Statement,
+    params: QueryParameter[],
+    { missing, trace }: RunOptions,
+    foundNoTable?: number,
+  ): Promise<Row[]> {
     const acquired = this.#acquire();
     let connection: Connection;
     if (acquired instanceof Promise) {
@@ -187,22 +224,24 @@ export class RuntimeDriver {
     }
     let broken: unknown;
     try {
-      const creationsBefore = this.#creation.finished;
+      const creationsBefore = foundNoTable ?? this.#creation.finished;
       let stale = false;
       let created = false;
-      for (;;) {
+      for (let sent = foundNoTable !== undefined; ; sent = false) {
         const prepared = this.#preparing.on;
-        try {
-          return rowsOf(await send(connection, statement, params, prepared, trace));
-        } catch (error) {
-          // The first statement that finds its preparation lost ends preparing, and goes again unprepared.
-          if (prepared && this.#preparing.lost(error)) {
-            if (trace !== undefined) trace.unprepared = true;
-            continue;
+        if (!sent) {
+          try {
+            return rowsOf(await send(connection, statement, params, prepared, trace));
+          } catch (error) {
+            // The first statement that finds its preparation lost ends preparing, and goes again unprepared.
+            if (prepared && this.#preparing.lost(error)) {
+              if (trace !== undefined) trace.unprepared = true;
+              continue;
+            }
+            if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+            if (missing === "empty") return [];
+            if (!this.#createTable || created) throw error;
           }
-          if (sqlState(error) !== UNDEFINED_TABLE) throw error;
-          if (missing === "empty") return [];
-          if (!this.#createTable || created) throw error;
         }
         // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first
         // (failing again, the table was dropped since, and is created again).

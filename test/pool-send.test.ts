@@ -1,0 +1,221 @@
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+import { PostgresStorage, createTableSql } from "../src/index.js";
+import { statementsFor } from "../src/statements.js";
+import { databaseUrl } from "./support/clients.js";
+import { useTables } from "./support/fixture.js";
+import { rejection } from "./support/rejections.js";
+import { wrappedPool } from "./support/wrapped-pool.js";
+
+// A pg Pool whose connect() is its class's own gets each untraced statement sent alone: checked out with a callback,
+// sent, and given back in one promise. What every other test reaches through a counting wrapper (whose connect() is
+// its own, so it is called the promise's way), these reach on pools of pg's own class or subclasses of it.
+
+/** A pg Pool subclass that records the statements its connections run and how connect() was called. */
+function countingPool(max = 2) {
+  const statements: string[] = [];
+  const connects: number[] = [];
+  class CountingClient extends pg.Client {
+    override query(...args: unknown[]): never {
+      const [first] = args as [string | { text: string }];
+      statements.push(typeof first === "string" ? first : first.text);
+      return (super.query as (...a: unknown[]) => never)(...args);
+    }
+  }
+  class CountingPool extends pg.Pool {
+    override connect(...args: unknown[]): never {
+      connects.push(args.length);
+      return (super.connect as (...a: unknown[]) => never)(...args);
+    }
+  }
+  return {
+    pool: new CountingPool({ connectionString: databaseUrl(), max, Client: CountingClient }),
+    statements,
+    connects,
+  };
+}
+
+const commands = (statements: readonly string[]) =>
+  statements.map((text) => /^\s*(?:WITH \w+ AS \(\s*)?(\w+)/i.exec(text)?.[1]?.toUpperCase());
+
+describe("a pg Pool's statements sent alone", () => {
+  const tables = useTables();
+
+  it("are checked out with a callback, one statement per checkout, and answer as through any client", async () => {
+    const { pool, statements, connects } = countingPool();
+    try {
+      const tableName = tables.table("alone");
+      await tables.admin(createTableSql(tableName));
+      const storage = new PostgresStorage<{ n: number }>({ client: pool, tableName });
+      await storage.write("k", { n: 1 });
+      expect(await storage.read("k")).toStrictEqual({ n: 1 });
+      expect(await storage.has("k")).toBe(true);
+      await storage.delete("k");
+      expect(await storage.read("k")).toBeUndefined();
+      expect(commands(statements)).toStrictEqual(["INSERT", "SELECT", "SELECT", "DELETE", "SELECT"]);
+      expect(connects).toStrictEqual([1, 1, 1, 1, 1]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("find a missing table, create it once and write, with no statement more than a traced one sends", async () => {
+    const alone = countingPool();
+    const traced = countingPool();
+    try {
+      const storages = [
+        new PostgresStorage<number>({ client: alone.pool, tableName: tables.table("alone_missing") }),
+        new PostgresStorage<number>({ client: traced.pool, tableName: tables.table("traced_missing"), onEvent() {} }),
+      ];
+      for (const storage of storages) {
+        expect(await storage.read("k")).toBeUndefined();
+        await storage.write("k", 7);
+        expect(await storage.read("k")).toBe(7);
+      }
+      expect(commands(alone.statements)).toStrictEqual(["SELECT", "INSERT", "CREATE", "INSERT", "SELECT"]);
+      expect(commands(alone.statements)).toStrictEqual(commands(traced.statements));
+    } finally {
+      await alone.pool.end();
+      await traced.pool.end();
+    }
+  });
+
+  it("whose preparation was lost run again unprepared, without failing the call", async () => {
+    const { pool } = countingPool(1);
+    const name = tables.table("alone_deallocated");
+    try {
+      const storage = new PostgresStorage<number>({ client: pool, tableName: name });
+      await storage.write("k", 1);
+      expect(await storage.read("k")).toBe(1);
+      const connection = await (pool as pg.Pool).connect();
+      try {
+        await connection.query(`DEALLOCATE "${statementsFor(`"${name}"`, false).read.name}"`);
+      } finally {
+        connection.release();
+      }
+      expect(await storage.read("k")).toBe(1);
+      await storage.write("k", 2);
+      expect(await storage.read("k")).toBe(2);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("reach a subclass's connect() that answers by its promise alone, or by both, and give each connection back once", async () => {
+    class PromiseOnly extends pg.Pool {
+      override connect(): never {
+        return super.connect() as never;
+      }
+    }
+    class Both extends pg.Pool {
+      override connect(...args: unknown[]): never {
+        const [callback] = args as [((error: unknown, client?: pg.PoolClient) => void) | undefined];
+        const connected = super.connect();
+        connected.then(
+          (client) => callback?.(undefined, client),
+          (error: unknown) => callback?.(error),
+        );
+        return connected as never;
+      }
+    }
+    for (const Pool of [PromiseOnly, Both]) {
+      const pool = new Pool({ connectionString: databaseUrl(), max: 1 });
+      try {
+        const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_subclass") });
+        for (let i = 0; i < 20; i += 1) await storage.write(`k${i % 3}`, i);
+        expect(await storage.read("k1")).toBe(19);
+        expect(pool.totalCount).toBe(1);
+        expect(pool.idleCount).toBe(1);
+      } finally {
+        await pool.end();
+      }
+    }
+  });
+});
+
+describe("a pg Pool's statement sent alone, on a client that throws", () => {
+  const tables = useTables();
+
+  it("rejects, and gives the connection back", async () => {
+    let throwing = false;
+    class Throwing extends pg.Client {
+      override query(...args: unknown[]): never {
+        if (throwing) throw new TypeError("refused at once");
+        return (super.query as (...a: unknown[]) => never)(...args);
+      }
+    }
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Throwing });
+    try {
+      const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_throwing") });
+      await storage.write("k", 1);
+      throwing = true;
+      const error = await rejection(storage.read("k"));
+      expect(error.message).toContain("refused at once");
+      expect(error.cause).toBeInstanceOf(TypeError);
+      throwing = false;
+      expect(await storage.read("k")).toBe(1);
+      expect(pool.idleCount).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe("a pooled client's error listener", () => {
+  const tables = useTables();
+
+  it("stays one listener on a client that comes back, and leaves the user's own checkout as it was", async () => {
+    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    try {
+      const connection = await single.connect();
+      const listening = connection.listenerCount("error");
+      connection.release();
+      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_kept") });
+      for (let i = 0; i < 15; i += 1) await storage.write(`k${i}`, i);
+      const again = await single.connect();
+      try {
+        expect(again).toBe(connection);
+        expect(again.listenerCount("error")).toBe(listening + 1);
+        // Heard by no one else, an error is thrown as the client throws it with no listener.
+        const lost = new Error("connection lost");
+        expect(() => again.emit("error", lost)).toThrow(lost);
+        // Heard by the user, it is the user's.
+        const heard: Error[] = [];
+        const mine = (error: Error) => void heard.push(error);
+        again.on("error", mine);
+        expect(() => again.emit("error", lost)).not.toThrow();
+        expect(heard).toStrictEqual([lost]);
+        again.removeListener("error", mine);
+      } finally {
+        again.release();
+      }
+      expect(await storage.read("k3")).toBe(3);
+    } finally {
+      await single.end();
+    }
+  });
+
+  it("goes with a wrapper's object per checkout, which never comes back", async () => {
+    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    try {
+      const connection = await single.connect();
+      const listening = connection.listenerCount("error");
+      connection.release();
+      const storage = new PostgresStorage<number>({
+        client: wrappedPool(single, (query) => query),
+        tableName: tables.table("listener_wrapped"),
+      });
+      for (let i = 0; i < 15; i += 1) await storage.write(`k${i}`, i);
+      expect(await storage.read("k3")).toBe(3);
+      const again = await single.connect();
+      try {
+        expect(again).toBe(connection);
+        expect(again.listenerCount("error")).toBe(listening);
+      } finally {
+        again.release();
+      }
+    } finally {
+      await single.end();
+    }
+  });
+});
