@@ -3,7 +3,8 @@
  * try, the table created when a write finds it missing, and transient
  * failures retried. What each client needs is in its kind's module
  * (`kinds.ts`), creating the table in `table-creation.ts`, preparing in
- * `preparing.ts`, reading errors in `error-reading.ts`.
+ * `preparing.ts`, reading errors in `error-reading.ts`, what a failed checkout
+ * sent in `unsent.ts`.
  */
 import { StatementFailure } from "../errors.ts";
 import type { Trace } from "../observe.ts";
@@ -15,35 +16,15 @@ import {
   type PostgresClient,
   type QueryParameter,
   type Row,
-  type SendOutcome,
   type Statement,
 } from "./clients.ts";
-import { breaksConnection, mayHaveApplied, sqlState, transience, type Transience } from "./error-reading.ts";
+import { breaksConnection, sqlState } from "./error-reading.ts";
 import { toDriver } from "./kinds.ts";
 import { Preparing } from "./preparing.ts";
 import { FAILED_DDL, TableCreation } from "./table-creation.ts";
+import { SEND_OUTCOME, classify, mayHaveTakenEffect, unsent } from "./unsent.ts";
 
 const UNDEFINED_TABLE = "42P01";
-
-// Errors of checking a connection out of a pool: no statement was sent, whatever the error says. A proxy that
-// accepts and then finds its server down closes the socket mid-handshake, which pg reports in the words of a
-// connection lost mid-query ("Connection terminated unexpectedly").
-const UNSENT = new WeakSet<object>();
-const unsent = (error: unknown): unknown => {
-  if (typeof error === "object" && error !== null) UNSENT.add(error);
-  return error;
-};
-const wasUnsent = (error: unknown) => typeof error === "object" && error !== null && UNSENT.has(error);
-/** What a driver's own {@link Driver.send} is told of its failures. */
-const SEND_OUTCOME: SendOutcome = { unsent, breaks: breaksConnection };
-
-/** {@link transience}, knowing that a failed checkout sent nothing. */
-const classify = (error: unknown): Transience => {
-  const kind = transience(error);
-  return kind === "unknown" && wasUnsent(error) ? "not-applied" : kind;
-};
-/** Whether a failed try may have taken effect: not when it failed before its statement was sent. */
-const mayHaveTakenEffect = (error: unknown) => !wasUnsent(error) && mayHaveApplied(error);
 
 /** The DDL statement a failure came from, when creating the table failed. */
 const ddlOf = (error: unknown) => (typeof error === "object" && error !== null ? FAILED_DDL.get(error) : undefined);
