@@ -102,13 +102,16 @@ describe("a pg Pool's statements sent alone", () => {
   });
 
   it("reach a subclass's connect() that answers by its promise alone, or by both, and give each connection back once", async () => {
+    const connects: number[] = [];
     class PromiseOnly extends pg.Pool {
-      override connect(): never {
+      override connect(...args: unknown[]): never {
+        connects.push(args.length);
         return super.connect() as never;
       }
     }
     class Both extends pg.Pool {
       override connect(...args: unknown[]): never {
+        connects.push(args.length);
         const [callback] = args as [((error: unknown, client?: pg.PoolClient) => void) | undefined];
         const connected = super.connect();
         connected.then(
@@ -121,7 +124,9 @@ describe("a pg Pool's statements sent alone", () => {
     for (const Pool of [PromiseOnly, Both]) {
       const pool = new Pool({ connectionString: databaseUrl(), max: 1 });
       try {
-        const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_subclass") });
+        const tableName = tables.table("alone_subclass");
+        await tables.admin(createTableSql(tableName));
+        const storage = new PostgresStorage<number>({ client: pool, tableName });
         for (let i = 0; i < 20; i += 1) await storage.write(`k${i % 3}`, i);
         expect(await storage.read("k1")).toBe(19);
         expect(pool.totalCount).toBe(1);
@@ -129,6 +134,35 @@ describe("a pg Pool's statements sent alone", () => {
       } finally {
         await pool.end();
       }
+    }
+    expect(connects.length).toBeGreaterThan(40);
+    expect(connects.every((args) => args === 1)).toBe(true);
+  });
+
+  it("count a failed checkout as not sent, so that update() is retried after it", async () => {
+    let failures = 1;
+    class Refusing extends pg.Pool {
+      override connect(...args: unknown[]): never {
+        const [callback] = args as [((error: unknown) => void) | undefined];
+        if (failures > 0 && callback !== undefined) {
+          failures -= 1;
+          // In the words pg uses for a connection lost mid-statement, which alone would leave a write in doubt.
+          setTimeout(() => callback(new Error("Connection terminated unexpectedly")), 1);
+          return undefined as never;
+        }
+        return (super.connect as (...a: unknown[]) => never)(...args);
+      }
+    }
+    const pool = new Refusing({ connectionString: databaseUrl(), max: 1 });
+    try {
+      const tableName = tables.table("alone_refused");
+      await tables.admin(createTableSql(tableName));
+      const storage = new PostgresStorage<{ a?: number; b?: number }>({ client: pool, tableName });
+      expect(await storage.update("k", { a: 1 })).toStrictEqual({ a: 1 });
+      expect(failures).toBe(0);
+      expect(await storage.read("k")).toStrictEqual({ a: 1 });
+    } finally {
+      await pool.end();
     }
   });
 });
@@ -190,6 +224,90 @@ describe("a pooled client's error listener", () => {
         again.release();
       }
       expect(await storage.read("k3")).toBe(3);
+    } finally {
+      await single.end();
+    }
+  });
+
+  it("on an idle client leaves its errors to the pool", async () => {
+    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    const poolErrors: Error[] = [];
+    single.on("error", (error) => void poolErrors.push(error));
+    try {
+      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_idle") });
+      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
+      const idle = await single.connect();
+      idle.release();
+      const lost = new Error("server restarted");
+      expect(() => idle.emit("error", lost)).not.toThrow();
+      expect(poolErrors).toStrictEqual([lost]);
+      expect(single.totalCount).toBe(0);
+      expect(await storage.read("k3")).toBe(3);
+    } finally {
+      await single.end();
+    }
+  });
+
+  it("comes back after a user removed every listener", async () => {
+    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    try {
+      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_removed") });
+      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
+      const held = await single.connect();
+      held.removeAllListeners("error");
+      held.release();
+      await storage.write("k", 1);
+      const again = await single.connect();
+      try {
+        expect(again).toBe(held);
+        expect(again.listenerCount("error")).toBe(1);
+      } finally {
+        again.release();
+      }
+    } finally {
+      await single.end();
+    }
+  });
+
+  it("runs before a once-listener a user left behind, which still hears the error", async () => {
+    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    try {
+      const held = await single.connect();
+      const heard: Error[] = [];
+      held.once("error", (error) => void heard.push(error));
+      held.release();
+      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_once") });
+      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
+      const again = await single.connect();
+      try {
+        const lost = new Error("connection lost");
+        expect(() => again.emit("error", lost)).not.toThrow();
+        expect(heard).toStrictEqual([lost]);
+      } finally {
+        again.release();
+      }
+    } finally {
+      await single.end();
+    }
+  });
+
+  it("takes another copy of this library's listener (ESM beside CommonJS) for no one else", async () => {
+    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    try {
+      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_copy") });
+      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
+      const held = await single.connect();
+      const otherCopy = Object.assign(() => {}, {
+        [Symbol.for("grammy-postgres-storage: a pooled client's error listener")]: true,
+      });
+      held.on("error", otherCopy);
+      try {
+        const lost = new Error("connection lost");
+        expect(() => held.emit("error", lost)).toThrow(lost);
+      } finally {
+        held.removeListener("error", otherCopy);
+        held.release();
+      }
     } finally {
       await single.end();
     }

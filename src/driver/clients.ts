@@ -66,9 +66,13 @@ export interface Driver {
   send?(statement: Statement, params: QueryParameter[], prepared: boolean, outcome: SendOutcome): Promise<unknown>;
 }
 
-/** What {@link Driver.send} is told of its failures. */
+/**
+ * What {@link Driver.send} is told of its failures: the runtime driver's
+ * bookkeeping, passed in, as a client kind's module imports nothing of it
+ * (error reading imports the kinds).
+ */
 export interface SendOutcome {
-  /** Marks the error of a checkout, which sent nothing; answers it. */
+  /** Marks the error of a checkout, which sent nothing, and returns it. */
   unsent(error: unknown): unknown;
   /** Whether a statement's error broke its connection, which is then given back to be discarded. */
   breaks(error: unknown): boolean;

@@ -7,22 +7,16 @@
  */
 import { ClientStateError } from "../errors.ts";
 import type { ClientKind, Connection, ErrorSigns, QueryParameter, SendOutcome, Statement } from "./clients.ts";
-
-/** How a pg-style client answers a statement given a callback. */
-type Answer = (error: Error | null | undefined, result: unknown) => void;
-
-/** The slice of a pg-style client (pg, Neon and @vercel/postgres Clients and Pools) that prepares named statements. */
-interface NamingClient {
-  query(config: Statement, params: QueryParameter[], answer: Answer): unknown;
-  query(text: string, params: QueryParameter[], answer: Answer): unknown;
-}
+import { callQuery, isThenable, namedQuery, once, type NamingClient } from "./pg-query.ts";
 
 /** A connection checked out of a pg-style pool. */
 interface PooledClient extends NamingClient {
   release(broken?: Error | boolean): void;
   on(event: "error", listener: (error: Error) => void): unknown;
   removeListener(event: "error", listener: (error: Error) => void): unknown;
+  prependListener?(event: "error", listener: (error: Error) => void): unknown;
   listenerCount?(event: "error"): number;
+  listeners?(event: "error"): readonly object[];
 }
 
 /** A pg-style pool, whose connections are checked out and given back. */
@@ -106,6 +100,16 @@ function connectsAsPgPoolDoes(pool: PoolLike): boolean {
   );
 }
 
+/** Marks the error listeners of this library, of any copy of it (ESM beside CommonJS, two versions), on pooled clients. */
+const POOLED_ERROR_LISTENER = Symbol.for("grammy-postgres-storage: a pooled client's error listener");
+
+/** Whether anyone but this library listens for a client's errors. */
+function heardElsewhere(client: PooledClient): boolean {
+  const listeners = client.listeners?.("error");
+  if (listeners === undefined) return (client.listenerCount?.("error") ?? 2) > 1;
+  return listeners.some((listener) => !(POOLED_ERROR_LISTENER in listener));
+}
+
 // One connection object per pg client, made when it is first checked out: checkouts allocate nothing.
 const connections = new WeakMap<PooledClient, PooledConnection>();
 const checkedOut = (client: PooledClient): PooledConnection => {
@@ -129,12 +133,15 @@ class PooledConnection implements Connection {
   #listening = false;
   // A checked-out client's errors are its holder's to handle (the pool listens only to idle ones): unheard, a
   // connection lost meanwhile would crash the process.
-  readonly #onError = (error: Error) => {
-    if (this.#held) this.#lost = error;
-    // Between checkouts, an error no one else hears is thrown, as the client throws it with no listener at all: a
-    // checkout of the user's own is left as it was.
-    else if (this.#client.listenerCount?.("error") === 1) throw error;
-  };
+  readonly #onError = Object.assign(
+    (error: Error) => {
+      if (this.#held) this.#lost = error;
+      // Between checkouts, an error no one else hears is thrown, as the client throws it with no listener at all: a
+      // checkout of the user's own is left as it was.
+      else if (!heardElsewhere(this.#client)) throw error;
+    },
+    { [POOLED_ERROR_LISTENER]: true },
+  );
 
   constructor(client: PooledClient) {
     this.#client = client;
@@ -144,8 +151,11 @@ class PooledConnection implements Connection {
   checkedOut(): void {
     this.#held = true;
     this.#lost = undefined;
-    if (this.#listening) return;
-    this.#client.on("error", this.#onError);
+    // None at all at a checkout (the pool takes its own away) means that someone removed every listener, ours too.
+    if (this.#listening && this.#client.listenerCount?.("error") !== 0) return;
+    // First in line, so that it still sees a once-listener that is about to go.
+    if (this.#client.prependListener === undefined) this.#client.on("error", this.#onError);
+    else this.#client.prependListener("error", this.#onError);
     // Adding and removing the listener per checkout costs an allocation each time. Kept on a client that came back,
     // it stays one listener; a wrapper's object per checkout never comes back, and gives its listener back.
     this.#listening = this.#returned;
@@ -165,18 +175,6 @@ class PooledConnection implements Connection {
   }
 }
 
-/** A statement's answer, through {@link callQuery}. */
-function namedQuery(
-  client: NamingClient,
-  statement: Statement,
-  params: QueryParameter[],
-  prepared: boolean,
-): Promise<unknown> {
-  return new Promise((resolve, reject) =>
-    callQuery(client, statement, params, prepared, (error, result) => (error ? reject(error) : resolve(result))),
-  );
-}
-
 /**
  * A statement on a connection checked out of `pool` for it alone, and given back as it is answered: one promise for
  * the checkout, the statement and the release, where the promise form of `connect()` and a {@link PooledConnection}
@@ -191,10 +189,16 @@ function sendAlone(
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const connected = once((error: unknown, client: PooledClient | undefined) => {
-      if (client === undefined) return reject(outcome.unsent(error));
+      // As pg-pool's promise form reads its callback: an error, whatever else comes with it, is a failed checkout.
+      if (error || client === undefined) return reject(outcome.unsent(error || new Error("connect() gave no client")));
       const connection = checkedOut(client);
       const answered = once((failure: unknown, result: unknown) => {
-        connection.release(failure && outcome.breaks(failure) ? failure : undefined);
+        try {
+          connection.release(failure && outcome.breaks(failure) ? failure : undefined);
+        } catch (thrown) {
+          // As a release in a finally block would: its error is the statement's (the pool's listeners may throw).
+          return reject(thrown);
+        }
         return failure ? reject(failure) : resolve(result);
       });
       try {
@@ -214,50 +218,6 @@ function sendAlone(
     }
   });
 }
-
-/**
- * Sends a statement with pg's callback form, which every pg fork keeps, and answers `answer` once. Its promise form,
- * inlined by V8 into a caller this small, fell into a loop of optimizations aborted on a map change once a second
- * pg-style client (Neon's Pool beside pg's) had run in the process: about 20 µs of CPU per statement spent compiling.
- *
- * A prepared statement's config inherits its name and text from the statement, and its values go beside it: pg
- * copies a config's own properties through their descriptors (about 2 µs for three), and an object with none
- * costs it a tenth of that. Older forks (Neon's) set `values` and `callback` on the config, which is this call's own.
- */
-function callQuery(
-  client: NamingClient,
-  statement: Statement,
-  params: QueryParameter[],
-  prepared: boolean,
-  answer: Answer,
-): void {
-  const answered = once(answer);
-  const promised = prepared
-    ? client.query(Object.create(statement) as Statement, params, answered)
-    : client.query(statement.text, params, answered);
-  // A wrapper that answers with a promise alone (instrumentation, a test's fake) is answered by its promise; one
-  // that passes the callback on and answers with a promise of pg's own answer to it (undefined) leaves the rows to it.
-  if (promised !== undefined) {
-    Promise.resolve(promised).then(
-      (result) => result === undefined || answered(null, result),
-      (error: unknown) => answered(error as Error, undefined),
-    );
-  }
-}
-
-/** `answer`, called at most once: a wrapper may answer both by the callback and by a promise. */
-function once<A, B>(answer: (first: A, second: B) => void): (first: A, second: B) => void {
-  let pending = true;
-  return (first, second) => {
-    if (pending) {
-      pending = false;
-      answer(first, second);
-    }
-  };
-}
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
 
 /**
  * Why a pg-style Client cannot run a statement now, if it cannot. pg itself

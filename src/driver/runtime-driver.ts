@@ -114,14 +114,14 @@ export class RuntimeDriver {
    * {@link #attempt} goes on, on a connection of its own.
    */
   #sendAlone(
-    send: NonNullable<Driver["send"]>,
+    alone: NonNullable<Driver["send"]>,
     statement: Statement,
     params: QueryParameter[],
     options: RunOptions,
   ): Promise<Row[]> {
     const prepared = this.#preparing.on;
     const creationsBefore = this.#creation.finished;
-    return send(statement, params, prepared, SEND_OUTCOME).then(rowsOf, (error: unknown) => {
+    return alone(statement, params, prepared, SEND_OUTCOME).then(rowsOf, (error: unknown) => {
       if (prepared && this.#preparing.lost(error)) return this.#attempt(statement, params, options);
       if (sqlState(error) !== UNDEFINED_TABLE) throw error;
       if (options.missing === "empty") return [];
@@ -208,9 +208,9 @@ export class RuntimeDriver {
       const creationsBefore = foundNoTable ?? this.#creation.finished;
       let stale = false;
       let created = false;
-      for (let sent = foundNoTable !== undefined; ; sent = false) {
+      for (let alreadySent = foundNoTable !== undefined; ; alreadySent = false) {
         const prepared = this.#preparing.on;
-        if (!sent) {
+        if (!alreadySent) {
           try {
             return rowsOf(await send(connection, statement, params, prepared, trace));
           } catch (error) {

@@ -9,7 +9,7 @@ import { breaksConnection, mayHaveApplied, transience, type Transience } from ".
 
 const UNSENT = new WeakSet<object>();
 
-/** Marks the error of a checkout, which sent nothing; answers it. */
+/** Marks the error of a checkout, which sent nothing, and returns it. */
 export const unsent = (error: unknown): unknown => {
   if (typeof error === "object" && error !== null) UNSENT.add(error);
   return error;
