@@ -139,6 +139,32 @@ describe("a pg Pool's statements sent alone", () => {
     expect(connects.every((args) => args === 1)).toBe(true);
   });
 
+  it("give a connection back once when its client answers a statement both by the callback and by a promise", async () => {
+    class Twice extends pg.Client {
+      override query(...args: unknown[]): never {
+        const callback = args.at(-1);
+        if (typeof callback !== "function") return (super.query as (...a: unknown[]) => never)(...args);
+        return new Promise((resolve, reject) => {
+          (super.query as (...a: unknown[]) => void)(...args.slice(0, -1), (error: Error | null, result: unknown) => {
+            (callback as (error: Error | null, result: unknown) => void)(error, result);
+            return error ? reject(error) : resolve(result);
+          });
+        }) as never;
+      }
+    }
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Twice });
+    try {
+      const tableName = tables.table("alone_twice");
+      await tables.admin(createTableSql(tableName));
+      const storage = new PostgresStorage<number>({ client: pool, tableName });
+      for (let i = 0; i < 20; i += 1) await storage.write(`k${i % 3}`, i);
+      expect(await storage.read("k1")).toBe(19);
+      expect(pool.idleCount).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("count a failed checkout as not sent, so that update() is retried after it", async () => {
     let failures = 1;
     class Refusing extends pg.Pool {

@@ -26,7 +26,8 @@ export function namedQuery(
 }
 
 /**
- * Sends a statement with pg's callback form, which every pg fork keeps, and answers `answer` once. Its promise form,
+ * Sends a statement with pg's callback form, which every pg fork keeps. `answer` may be called twice (a wrapper may
+ * answer both by the callback and by a promise): each caller settles once, a promise by its nature. Its promise form,
  * inlined by V8 into a caller this small, fell into a loop of optimizations aborted on a map change once a second
  * pg-style client (Neon's Pool beside pg's) had run in the process: about 20 µs of CPU per statement spent compiling.
  *
@@ -41,32 +42,16 @@ export function callQuery(
   prepared: boolean,
   answer: Answer,
 ): void {
-  const answered = once(answer);
   const promised = prepared
-    ? client.query(Object.create(statement) as Statement, params, answered)
-    : client.query(statement.text, params, answered);
+    ? client.query(Object.create(statement) as Statement, params, answer)
+    : client.query(statement.text, params, answer);
   // A wrapper that answers with a promise alone (instrumentation, a test's fake) is answered by its promise; one
   // that passes the callback on and answers with a promise of pg's own answer to it (undefined) leaves the rows to it.
   if (promised !== undefined) {
     Promise.resolve(promised).then(
-      (result) => result === undefined || answered(null, result),
+      (result) => result === undefined || answer(null, result),
       // A failure, even a promise rejected with no reason.
-      (error: unknown) => answered((error || new Error(`query() rejected with ${String(error)}`)) as Error, undefined),
+      (error: unknown) => answer((error || new Error(`query() rejected with ${String(error)}`)) as Error, undefined),
     );
   }
 }
-
-/** `answer`, called at most once: a wrapper may answer both by the callback and by a promise. */
-export function once<A, B>(answer: (first: A, second: B) => void): (first: A, second: B) => void {
-  let pending = true;
-  return (first, second) => {
-    if (pending) {
-      pending = false;
-      answer(first, second);
-    }
-  };
-}
-
-/** Whether a value is a promise, or anything with a `then` a promise would follow. */
-export const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as PromiseLike<unknown> | undefined)?.then === "function";

@@ -7,7 +7,7 @@
  */
 import { ClientStateError } from "../errors.ts";
 import type { ClientKind, Connection, ErrorSigns, QueryParameter, SendOutcome, Statement } from "./clients.ts";
-import { callQuery, isThenable, namedQuery, once, type NamingClient } from "./pg-query.ts";
+import { callQuery, namedQuery, type NamingClient } from "./pg-query.ts";
 
 /** A connection checked out of a pg-style pool. */
 interface PooledClient extends NamingClient {
@@ -218,6 +218,21 @@ function sendAlone(
     }
   });
 }
+
+/** `answer`, called at most once: a wrapper may answer both by the callback and by a promise. */
+function once<A, B>(answer: (first: A, second: B) => void): (first: A, second: B) => void {
+  let pending = true;
+  return (first, second) => {
+    if (pending) {
+      pending = false;
+      answer(first, second);
+    }
+  };
+}
+
+/** Whether a value is a promise, or anything with a `then` a promise would follow. */
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as PromiseLike<unknown> | undefined)?.then === "function";
 
 /**
  * Why a pg-style Client cannot run a statement now, if it cannot. pg itself
