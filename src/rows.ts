@@ -4,7 +4,8 @@
  */
 import type { KeyContext } from "./codec.ts";
 import { textOf, type QueryParameter, type Row, type Statement } from "./driver/clients.ts";
-import { runOptions, type Doubt, type RunOptions, type RuntimeDriver } from "./driver/runtime-driver.ts";
+import { runOptions, type Doubt, type RunOptions } from "./driver/run-options.ts";
+import type { RuntimeDriver } from "./driver/runtime-driver.ts";
 import type { Trace } from "./observe.ts";
 import { skippableMs } from "./expiry.ts";
 import type { Statements } from "./statements.ts";

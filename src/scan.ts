@@ -3,7 +3,8 @@
  * (keyset pagination), so memory stays constant whatever the table's size.
  */
 import { textOf, type Row } from "./driver/clients.ts";
-import { runOptions, type RuntimeDriver } from "./driver/runtime-driver.ts";
+import { runOptions } from "./driver/run-options.ts";
+import type { RuntimeDriver } from "./driver/runtime-driver.ts";
 import { StorageOptionError } from "./errors.ts";
 import { prefixUpperBound, type KeyBuilder } from "./keys.ts";
 import type { Trace } from "./observe.ts";

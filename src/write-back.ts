@@ -8,7 +8,7 @@ import { decode, encode, type KeyContext } from "./codec.ts";
 import { StorageConflictError, StorageOptionError } from "./errors.ts";
 import type { WriteOutcome } from "./observe.ts";
 import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./retry.ts";
-import type { Doubt } from "./driver/runtime-driver.ts";
+import type { Doubt } from "./driver/run-options.ts";
 import type { Found, Rows } from "./rows.ts";
 import { ABSENT, mergeChange, type Side } from "./three-way-merge.ts";
 import { decodePlain, encodeValue, schemaIssues, sealed, unsealed, type Encoded, type ValueRules } from "./values.ts";

@@ -221,6 +221,60 @@ describe("a pg Pool's statement sent alone, on a client that throws", () => {
   });
 });
 
+describe("a pg Pool's statement sent alone, answered strangely", () => {
+  const tables = useTables();
+
+  it("fails when the client's promise rejects with no reason, saying so", async () => {
+    let silent = false;
+    class Silent extends pg.Client {
+      override query(...args: unknown[]): never {
+        if (silent) return Promise.reject(undefined) as never;
+        return (super.query as (...a: unknown[]) => never)(...args);
+      }
+    }
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Silent });
+    try {
+      const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_silent") });
+      await storage.write("k", 1);
+      silent = true;
+      expect((await rejection(storage.read("k"))).message).toContain("query() rejected with undefined");
+      silent = false;
+      expect(await storage.read("k")).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("settles when giving the connection back throws", async () => {
+    let throwing = false;
+    // pg-pool sets each checkout's release() on the client; this one throws once after releasing.
+    class ThrowingRelease extends pg.Client {
+      #release: ((error?: unknown) => void) | undefined;
+      get release() {
+        return (error?: unknown) => {
+          this.#release?.(error);
+          if (!throwing) return;
+          throwing = false;
+          throw new Error("release threw");
+        };
+      }
+      set release(release: (error?: unknown) => void) {
+        this.#release = release;
+      }
+    }
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: ThrowingRelease });
+    try {
+      const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_release") });
+      await storage.write("k", 1);
+      throwing = true;
+      expect((await rejection(storage.read("k"))).cause).toMatchObject({ message: "release threw" });
+      expect(await storage.read("k")).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 describe("a pooled client's error listener", () => {
   const tables = useTables();
 
@@ -274,70 +328,73 @@ describe("a pooled client's error listener", () => {
     }
   });
 
-  it("comes back after a user removed every listener", async () => {
-    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+  /** A Pool of one connection for `use`, ended after it. */
+  async function onePool(use: (pool: pg.Pool) => Promise<void>) {
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
     try {
-      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_removed") });
-      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
-      const held = await single.connect();
-      held.removeAllListeners("error");
-      held.release();
+      await use(pool);
+    } finally {
+      await pool.end();
+    }
+  }
+
+  /** A storage whose writes have checked the pool's one client out and given it back five times. */
+  async function cameBack(pool: pg.Pool, label: string) {
+    const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table(label) });
+    for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
+    return storage;
+  }
+
+  /** The pool's one client, checked out by the user for `use`, given back after. */
+  async function holding(pool: pg.Pool, use: (client: pg.PoolClient) => void) {
+    const client = await pool.connect();
+    try {
+      use(client);
+    } finally {
+      client.release();
+    }
+    return client;
+  }
+
+  it("comes back after a user removed every listener", () =>
+    onePool(async (single) => {
+      const storage = await cameBack(single, "listener_removed");
+      const held = await holding(single, (client) => client.removeAllListeners("error"));
       await storage.write("k", 1);
-      const again = await single.connect();
-      try {
+      await holding(single, (again) => {
         expect(again).toBe(held);
         expect(again.listenerCount("error")).toBe(1);
-      } finally {
-        again.release();
-      }
-    } finally {
-      await single.end();
-    }
-  });
+      });
+    }));
 
-  it("runs before a once-listener a user left behind, which still hears the error", async () => {
-    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
-    try {
-      const held = await single.connect();
+  it("runs before a once-listener a user left behind, which still hears the error", () =>
+    onePool(async (single) => {
       const heard: Error[] = [];
-      held.once("error", (error) => void heard.push(error));
-      held.release();
-      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_once") });
-      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
-      const again = await single.connect();
-      try {
+      await holding(single, (client) => client.once("error", (error) => void heard.push(error)));
+      await cameBack(single, "listener_once");
+      await holding(single, (again) => {
         const lost = new Error("connection lost");
         expect(() => again.emit("error", lost)).not.toThrow();
         expect(heard).toStrictEqual([lost]);
-      } finally {
-        again.release();
-      }
-    } finally {
-      await single.end();
-    }
-  });
-
-  it("takes another copy of this library's listener (ESM beside CommonJS) for no one else", async () => {
-    const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
-    try {
-      const storage = new PostgresStorage<number>({ client: single, tableName: tables.table("listener_copy") });
-      for (let i = 0; i < 5; i += 1) await storage.write(`k${i}`, i);
-      const held = await single.connect();
-      const otherCopy = Object.assign(() => {}, {
-        [Symbol.for("grammy-postgres-storage: a pooled client's error listener")]: true,
       });
-      held.on("error", otherCopy);
-      try {
-        const lost = new Error("connection lost");
-        expect(() => held.emit("error", lost)).toThrow(lost);
-      } finally {
-        held.removeListener("error", otherCopy);
-        held.release();
-      }
-    } finally {
-      await single.end();
-    }
-  });
+    }));
+
+  it("takes another copy of this library's listener (ESM beside CommonJS) for no one else", () =>
+    onePool(async (single) => {
+      await cameBack(single, "listener_copy");
+      await holding(single, (held) => {
+        const otherCopy = Object.assign(() => {}, {
+          [Symbol.for("grammy-postgres-storage: a pooled client's error listener")]: true,
+        });
+        held.on("error", otherCopy);
+        try {
+          const lost = new Error("connection lost");
+          expect(() => held.emit("error", lost)).toThrow(lost);
+        } finally {
+          held.removeListener("error", otherCopy);
+        }
+      });
+    }));
 
   it("goes with a wrapper's object per checkout, which never comes back", async () => {
     const single = new pg.Pool({ connectionString: databaseUrl(), max: 1 });

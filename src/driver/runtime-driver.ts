@@ -22,6 +22,7 @@ import { breaksConnection, sqlState } from "./error-reading.ts";
 import { toDriver } from "./kinds.ts";
 import { Preparing } from "./preparing.ts";
 import { FAILED_DDL, TableCreation } from "./table-creation.ts";
+import type { RunOptions } from "./run-options.ts";
 import { SEND_OUTCOME, classify, mayHaveTakenEffect, unsent } from "./unsent.ts";
 
 const UNDEFINED_TABLE = "42P01";
@@ -39,33 +40,6 @@ export interface RuntimeDriverOptions {
   readonly retry: RetryPolicy;
   /** The table, quoted. */
   readonly quotedTable: string;
-}
-
-/**
- * How to run a statement: what to do when the table does not exist yet, and
- * whether it may run twice. Made by {@link runOptions} only, so that every
- * such object has one shape: the driver reads them on every statement.
- */
-export interface RunOptions {
-  /** "empty": the table's absence is the answer (nothing stored); "create": create it and run again. */
-  readonly missing: "empty" | "create";
-  /** Retry only failures that prove it did not run: it must not take effect twice. */
-  readonly onlyIfNotApplied: boolean;
-  /** The operation's trace, when the storage is observed: statements, retries and creation are counted into it. */
-  readonly trace: Trace | undefined;
-  /** Told when the statement succeeded after an earlier try that may have taken effect too. */
-  readonly doubt: Doubt | undefined;
-}
-
-/** {@link RunOptions}, every field in place. */
-export const runOptions = (
-  missing: RunOptions["missing"],
-  { onlyIfNotApplied = false, trace, doubt }: Partial<Omit<RunOptions, "missing">> = {},
-): RunOptions => ({ missing, onlyIfNotApplied, trace, doubt });
-
-/** Whether a statement that succeeded on a retry may have taken effect on an earlier try as well. */
-export interface Doubt {
-  earlierTryMayHaveApplied: boolean;
 }
 
 /**
@@ -122,12 +96,31 @@ export class RuntimeDriver {
     const prepared = this.#preparing.on;
     const creationsBefore = this.#creation.finished;
     return alone(statement, params, prepared, SEND_OUTCOME).then(rowsOf, (error: unknown) => {
-      if (prepared && this.#preparing.lost(error)) return this.#attempt(statement, params, options);
-      if (sqlState(error) !== UNDEFINED_TABLE) throw error;
-      if (options.missing === "empty") return [];
-      if (!this.#createTable) throw error;
-      return this.#attempt(statement, params, options, creationsBefore);
+      const next = this.#afterStatementFailed(error, prepared, options, false);
+      if (next === "empty") return [];
+      return this.#attempt(statement, params, options, next === "create" ? creationsBefore : undefined);
     });
+  }
+
+  /**
+   * What a try does after its statement failed: "again" when its preparation was lost (from now on, statements go
+   * unprepared), "empty" when the table's absence is the answer, "create" when the table is to be created (unless
+   * this try `created` it already). Any other failure is thrown.
+   */
+  #afterStatementFailed(
+    error: unknown,
+    prepared: boolean,
+    { missing, trace }: RunOptions,
+    created: boolean,
+  ): "again" | "empty" | "create" {
+    if (prepared && this.#preparing.lost(error)) {
+      if (trace !== undefined) trace.unprepared = true;
+      return "again";
+    }
+    if (sqlState(error) !== UNDEFINED_TABLE) throw error;
+    if (missing === "empty") return "empty";
+    if (!this.#createTable || created) throw error;
+    return "create";
   }
 
   /** After a try failed: the retries the policy and `options` allow, and the failure explained if they fail too. */
@@ -189,7 +182,7 @@ export class RuntimeDriver {
   async #attempt(
     statement: Statement,
     params: QueryParameter[],
-    { missing, trace }: RunOptions,
+    options: RunOptions,
     foundNoTable?: number,
   ): Promise<Row[]> {
     const acquired = this.#acquire();
@@ -212,16 +205,11 @@ export class RuntimeDriver {
         const prepared = this.#preparing.on;
         if (!alreadySent) {
           try {
-            return rowsOf(await send(connection, statement, params, prepared, trace));
+            return rowsOf(await send(connection, statement, params, prepared, options.trace));
           } catch (error) {
-            // The first statement that finds its preparation lost ends preparing, and goes again unprepared.
-            if (prepared && this.#preparing.lost(error)) {
-              if (trace !== undefined) trace.unprepared = true;
-              continue;
-            }
-            if (sqlState(error) !== UNDEFINED_TABLE) throw error;
-            if (missing === "empty") return [];
-            if (!this.#createTable || created) throw error;
+            const next = this.#afterStatementFailed(error, prepared, options, created);
+            if (next === "again") continue;
+            if (next === "empty") return [];
           }
         }
         // Sent before this driver's last creation finished, its "no such table" may be stale: run it again first
@@ -230,7 +218,7 @@ export class RuntimeDriver {
           stale = true;
           continue;
         }
-        await this.#creation.on(connection, trace);
+        await this.#creation.on(connection, options.trace);
         created = true;
       }
     } catch (error) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { PostgresStorageError, StatementFailure } from "../../src/errors.js";
-import { RuntimeDriver, runOptions } from "../../src/driver/runtime-driver.js";
+import { runOptions } from "../../src/driver/run-options.js";
+import { RuntimeDriver } from "../../src/driver/runtime-driver.js";
 import { breaksConnection } from "../../src/driver/error-reading.js";
 import type { PostgresClient } from "../../src/driver/clients.js";
 import { inOperation } from "../../src/failure.js";
