@@ -51,16 +51,19 @@ export function inOperation(context: FailureContext, failure: unknown): unknown 
 /**
  * Explains a driver's error as a PostgresStorageError that keeps its SQLSTATE
  * and the original as `cause`, names the operation, and says what to do about
- * it. An error that is already ours gets the operation's details it lacks.
+ * it. An error that is already ours gets the operation's details it lacks,
+ * unless the statement may have taken effect before it (a driver's answer
+ * this library could not read): then it is explained as a driver's is.
  */
 export function explainFailure(context: FailureContext, error: unknown): PostgresStorageError {
-  if (error instanceof PostgresStorageError) return completed(error, context);
   const { operation, key, tableName, table, inDoubt = false } = context;
+  const ours = error instanceof PostgresStorageError;
+  if (ours && !inDoubt) return completed(error, context);
   const code = sqlState(error);
   const creating = context.statement !== undefined && operation !== "createTable";
   const target = key === undefined ? `table ${table}` : `key ${showKey(key)} in table ${table}`;
   // A ClientStateError's message says what to do.
-  const hint = error instanceof ClientStateError ? "" : hintFor(code, context, clientGaveUp(error));
+  const hint = error instanceof ClientStateError ? "" : hintFor(code, context, clientGaveUp(error), ours);
   return new PostgresStorageError(
     `${operation} of ${target} failed${creating ? " creating the table" : ""}: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
     { code, cause: error, operation, key, table: tableName, inDoubt },
@@ -81,8 +84,17 @@ function completed(error: PostgresStorageError, { operation, key, tableName }: F
 
 const READ_THE_KEY = "read the key to see";
 
-/** What to do about a failure: its cause's advice, and whether the write may have taken effect. */
-function hintFor(code: string | undefined, context: FailureContext, gaveUp: GaveUp | undefined): string {
+/**
+ * What to do about a failure: its cause's advice, and whether the write may have taken effect.
+ *
+ * @param unread whether the failure is this library's, reading the driver's answer
+ */
+function hintFor(
+  code: string | undefined,
+  context: FailureContext,
+  gaveUp: GaveUp | undefined,
+  unread: boolean,
+): string {
   const { operation, inDoubt = false } = context;
   if (gaveUp === "timeout") {
     const stopped = "The client stopped waiting for the answer (a client-side timeout, such as pg's query_timeout)";
@@ -99,10 +111,10 @@ function hintFor(code: string | undefined, context: FailureContext, gaveUp: Gave
   // update() is retried only when it certainly did not apply.
   const mayHave = `may have taken effect${operation === "update" ? " and was not retried" : ""}; ${READ_THE_KEY}`;
   if (code === undefined) {
-    // No answer from the server: a connection lost, or a driver's error that cannot say whether it was sent.
-    return inDoubt
-      ? `No answer came from the server, so it ${mayHave}`
-      : "Check the connection string, and that the client is connected and not ended";
+    // No answer from the server (a connection lost, or a driver's error that cannot say whether it was sent), or
+    // one this library could not read.
+    if (!inDoubt) return "Check the connection string, and that the client is connected and not ended";
+    return `${unread ? "Its answer could not be read" : "No answer came from the server"}, so it ${mayHave}`;
   }
   const advice = adviceFor(code, context);
   // The server answered this try with a SQLSTATE; the doubt comes from a connection lost with it (57P01…) or an earlier try.

@@ -61,7 +61,6 @@ export class PostgresStorage<T = unknown> {
     this.#keys = normalizeKeyBuilder(options.keyBuilder);
     this.#rules = valueRules(options);
     const ttl = timeToLive(options.millisecondsToLive);
-    this.#statements = statementsFor(this.#quotedTable, ttl !== null, TAGS_DATES in this.#rules.codec);
     this.#driver = new RuntimeDriver({
       client: options.client,
       prepare: options.prepare ?? true,
@@ -69,6 +68,8 @@ export class PostgresStorage<T = unknown> {
       retry: retryPolicy(options.retry),
       quotedTable: this.#quotedTable,
     });
+    const dateTags = TAGS_DATES in this.#rules.codec;
+    this.#statements = statementsFor(this.#quotedTable, ttl !== null, dateTags, this.#driver.changedRows);
     this.#rows = new Rows(this.#driver, this.#statements, ttl);
     this.#merge = mergesWriteBacks(options.writeBacks);
     this.#observer = observerOf(options, this.tableName);
@@ -77,7 +78,6 @@ export class PostgresStorage<T = unknown> {
       rules: this.#rules,
       backs: this.#backs,
       onConflict: checkOnConflict(options.onConflict),
-      // A write renews the expiry; the row needs renewing again once half its time to live has passed.
       quietMs: ttl === null ? Number.POSITIVE_INFINITY : ttl / 2,
     };
   }

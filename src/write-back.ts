@@ -74,7 +74,10 @@ export interface WriteBackScope<T> {
   readonly rules: ValueRules<T>;
   readonly backs: WriteBacks;
   readonly onConflict: OnConflict<T>;
-  /** How long after a write its row may be written back unchanged without a statement. */
+  /**
+   * How long after a write its row may be written back unchanged without a statement: a write renews the expiry, and
+   * the row needs renewing again once half its time to live has passed.
+   */
   readonly quietMs: number;
 }
 

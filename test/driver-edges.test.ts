@@ -321,14 +321,31 @@ describe("driver edges", () => {
       query: async (text: string, params: QueryParameter[]) => reshape(await pool.query(text, params)) as never,
     });
 
-    it("neither rows nor { rows }", async () => {
+    it("neither rows nor { rows }: a write that ran is in doubt", async () => {
       const tableName = tables.table("shape_none");
-      await new PostgresStorage<number>({ client: pool, tableName }).write("k", 1);
-      for (const reshape of [(result: pg.QueryResult) => ({ count: result.rowCount }), () => undefined, () => null]) {
+      const direct = new PostgresStorage<number>({ client: pool, tableName });
+      await direct.write("k", 1);
+      for (const [n, reshape] of [
+        (result: pg.QueryResult) => ({ count: result.rowCount }),
+        () => undefined,
+        () => null,
+      ].entries()) {
         const storage = new PostgresStorage<number>({ client: reshaping(reshape), tableName });
         const error = await rejection(storage.read("k"));
         expect(error.message).toMatch(/client\.query\(\) resolved to neither rows nor \{ rows \}/);
-        expect(error.operation).toBe("read");
+        expect({ operation: error.operation, inDoubt: error.inDoubt }).toStrictEqual({
+          operation: "read",
+          inDoubt: false,
+        });
+        const failed = await rejection(storage.write("k", n + 2));
+        expect({ operation: failed.operation, inDoubt: failed.inDoubt }).toStrictEqual({
+          operation: "write",
+          inDoubt: true,
+        });
+        expect(failed.message).toMatch(
+          /Its answer could not be read, so it may have taken effect; read the key to see$/,
+        );
+        expect(await direct.read("k")).toBe(n + 2);
       }
     });
 

@@ -5,35 +5,12 @@ import { statementsFor } from "../src/statements.js";
 import { databaseUrl } from "./support/clients.js";
 import { useTables } from "./support/fixture.js";
 import { rejection } from "./support/rejections.js";
+import { countingPool } from "./support/counting-pool.js";
 import { wrappedPool } from "./support/wrapped-pool.js";
 
 // A pg Pool whose connect() is its class's own gets each untraced statement sent alone: checked out with a callback,
 // sent, and given back in one promise. What every other test reaches through a counting wrapper (whose connect() is
 // its own, so it is called the promise's way), these reach on pools of pg's own class or subclasses of it.
-
-/** A pg Pool subclass that records the statements its connections run and how connect() was called. */
-function countingPool(max = 2) {
-  const statements: string[] = [];
-  const connects: number[] = [];
-  class CountingClient extends pg.Client {
-    override query(...args: unknown[]): never {
-      const [first] = args as [string | { text: string }];
-      statements.push(typeof first === "string" ? first : first.text);
-      return (super.query as (...a: unknown[]) => never)(...args);
-    }
-  }
-  class CountingPool extends pg.Pool {
-    override connect(...args: unknown[]): never {
-      connects.push(args.length);
-      return (super.connect as (...a: unknown[]) => never)(...args);
-    }
-  }
-  return {
-    pool: new CountingPool({ connectionString: databaseUrl(), max, Client: CountingClient }),
-    statements,
-    connects,
-  };
-}
 
 const commands = (statements: readonly string[]) =>
   statements.map((text) => /^\s*(?:WITH \w+ AS \(\s*)?(\w+)/i.exec(text)?.[1]?.toUpperCase());

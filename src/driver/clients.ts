@@ -38,6 +38,8 @@ export type Row = Record<string, unknown>;
 export interface Statement {
   readonly text: string;
   readonly name: string;
+  /** How to read the driver's result, where not as its rows ({@link rowsOf}). */
+  readonly answer?: ((result: unknown) => Row[]) | undefined;
 }
 
 /** One connection's way to run statements, and how to give it back. */
@@ -64,6 +66,12 @@ export interface Driver {
    * for a try that needs nothing more of its connection.
    */
   send?(statement: Statement, params: QueryParameter[], prepared: boolean, outcome: SendOutcome): Promise<unknown>;
+  /**
+   * How many rows a statement that returns none changed, read from the driver's result (pg's `rowCount`, from the
+   * command's tag), where every result of this client says: then a compare-and-set needs no `WITH … RETURNING 1`
+   * around it to answer a row per row changed (a modifying grammY update measured 1.04× the throughput without).
+   */
+  readonly changedRows?: ((result: unknown) => number) | undefined;
 }
 
 /**

@@ -67,6 +67,11 @@ export class RuntimeDriver {
     this.#creation = new TableCreation(options.quotedTable);
   }
 
+  /** How many rows a statement that returns none changed, when the client says ({@link Driver.changedRows}). */
+  get changedRows(): Driver["changedRows"] {
+    return this.#driver.changedRows;
+  }
+
   /**
    * Runs a statement, retrying transient failures as the policy and `options` allow.
    *
@@ -95,7 +100,7 @@ export class RuntimeDriver {
   ): Promise<Row[]> {
     const prepared = this.#preparing.on;
     const creationsBefore = this.#creation.finished;
-    return alone(statement, params, prepared, SEND_OUTCOME).then(rowsOf, (error: unknown) => {
+    return alone(statement, params, prepared, SEND_OUTCOME).then(statement.answer ?? rowsOf, (error: unknown) => {
       const next = this.#afterStatementFailed(error, prepared, options, false);
       if (next === "empty") return [];
       return this.#attempt(statement, params, options, next === "create" ? creationsBefore : undefined);
@@ -205,7 +210,7 @@ export class RuntimeDriver {
         const prepared = this.#preparing.on;
         if (!alreadySent) {
           try {
-            return rowsOf(await send(connection, statement, params, prepared, options.trace));
+            return (statement.answer ?? rowsOf)(await send(connection, statement, params, prepared, options.trace));
           } catch (error) {
             const next = this.#afterStatementFailed(error, prepared, options, created);
             if (next === "again") continue;

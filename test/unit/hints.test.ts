@@ -139,6 +139,21 @@ describe("explainFailure", () => {
     });
   });
 
+  it("explains an error of ours raised reading the answer of a write that may have run, as in doubt", () => {
+    const unread = new PostgresStorageError("client.query() answered a change without its rowCount");
+    const error = explainFailure({ ...table, operation: "write", key: "k", inDoubt: true }, unread);
+    expect(error).not.toBe(unread);
+    expect({ cause: error.cause, inDoubt: error.inDoubt, code: error.code }).toStrictEqual({
+      cause: unread,
+      inDoubt: true,
+      code: undefined,
+    });
+    expect(error.message).toBe(
+      'write of key "k" in table "app"."sessions" failed: client.query() answered a change without its rowCount. ' +
+        "Its answer could not be read, so it may have taken effect; read the key to see",
+    );
+  });
+
   describe("a client that gave up on a statement", () => {
     const timeout = new Error("Query read timeout");
     const stopped = "The client stopped waiting for the answer (a client-side timeout, such as pg's query_timeout)";
