@@ -1,4 +1,4 @@
-import type { Driver, Row, Statement } from "./driver/clients.ts";
+import { rowsOf, textOf, type Driver, type Row, type Statement } from "./driver/clients.ts";
 
 /**
  * Every statement the storage sends, built once per storage from its quoted
@@ -79,6 +79,16 @@ const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT arra
 const NO_COLUMNS: Row = Object.freeze({});
 
 /**
+ * The merge's rows, their text checked within the statement's try: the change ran, so an answer that cannot be read
+ * leaves it in doubt, as a lost one does.
+ */
+function withMergedText(result: unknown): Row[] {
+  const rows = rowsOf(result);
+  for (const row of rows) textOf(row, "value");
+  return rows;
+}
+
+/**
  * The statements for one table name that is already validated and quoted.
  * Without a TTL they leave out the expiry arithmetic, which costs a read
  * about a tenth of its time.
@@ -128,6 +138,7 @@ export function statementsFor(
         ` WHERE (json_typeof(t.value) = 'object'${dateTags ? ` AND NOT ${TAGGED_DATE}` : ""}) OR NOT ${live("t.")} ` +
           `RETURNING t.value::text`,
       ),
+      withMergedText,
     ),
     insertIfAbsent: counted(upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}`)),
     replaceIf: counted(`${replace} AND ${live()}`),

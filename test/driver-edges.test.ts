@@ -349,15 +349,25 @@ describe("driver edges", () => {
       }
     });
 
-    it("a value column that is not text", async () => {
+    it("a value column that is not text: an update() merged in the database is in doubt", async () => {
       const tableName = tables.table("shape_parsed");
-      await new PostgresStorage<number>({ client: pool, tableName }).write("k", 1);
-      const storage = new PostgresStorage<number>({
+      const direct = new PostgresStorage<{ n: number; m?: number }>({ client: pool, tableName });
+      await direct.write("k", { n: 1 });
+      const storage = new PostgresStorage<{ n: number; m?: number }>({
         client: reshaping((result) => result.rows.map((row) => ({ ...row, value: JSON.parse(row.value as string) }))),
         tableName,
       });
       const error = await rejection(storage.read("k"));
-      expect(error.message).toMatch(/the client returned column value as number, not text/);
+      expect(error.message).toMatch(/the client returned column value as object, not text/);
+      const failed = await rejection(storage.update("k", { m: 2 }));
+      expect({ operation: failed.operation, inDoubt: failed.inDoubt }).toStrictEqual({
+        operation: "update",
+        inDoubt: true,
+      });
+      expect(failed.message).toMatch(
+        /the client returned column value as object, not text; pass it without result transforms\. Its answer could not be read, so it may have taken effect and was not retried; read the key to see$/,
+      );
+      expect(await direct.read("k")).toStrictEqual({ n: 1, m: 2 });
     });
   });
 
