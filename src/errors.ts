@@ -39,8 +39,9 @@ export class PostgresStorageError extends Error {
    * `true` when a write (`write`, `update`, `delete`, `prune`) failed after its
    * statement may have reached the database: the connection broke with no
    * answer, or the client stopped waiting (a timeout such as pg's
-   * `query_timeout`) or aborted, while the server may still commit it. Read the
-   * key to see. `false` when it certainly did not take effect (the server
+   * `query_timeout`) or aborted, while the server may still commit it, or its
+   * answer came back in a shape this library could not read. Read the key to
+   * see. `false` when it certainly did not take effect (the server
    * answered with an error, which rolled it back, its `statement_timeout`
    * included; or it was never sent), or for a read.
    */

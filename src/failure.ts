@@ -57,13 +57,19 @@ export function inOperation(context: FailureContext, failure: unknown): unknown 
  */
 export function explainFailure(context: FailureContext, error: unknown): PostgresStorageError {
   const { operation, key, tableName, table, inDoubt = false } = context;
+  // In a statement's try, the errors of ours are those of reading its answer (rowsOf, a Statement's answer).
   const ours = error instanceof PostgresStorageError;
   if (ours && !inDoubt) return completed(error, context);
   const code = sqlState(error);
   const creating = context.statement !== undefined && operation !== "createTable";
   const target = key === undefined ? `table ${table}` : `key ${showKey(key)} in table ${table}`;
-  // A ClientStateError's message says what to do.
-  const hint = error instanceof ClientStateError ? "" : hintFor(code, context, clientGaveUp(error), ours);
+  // A ClientStateError's message says what to do; an earlier try that was sent may have taken effect all the same.
+  const hint =
+    error instanceof ClientStateError
+      ? inDoubt
+        ? `An earlier try ${mayHave(context)}`
+        : ""
+      : hintFor(code, context, clientGaveUp(error), ours);
   return new PostgresStorageError(
     `${operation} of ${target} failed${creating ? " creating the table" : ""}: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
     { code, cause: error, operation, key, table: tableName, inDoubt },
@@ -82,7 +88,13 @@ function completed(error: PostgresStorageError, { operation, key, tableName }: F
   return error;
 }
 
-const READ_THE_KEY = "read the key to see";
+/** How to tell whether what failed took effect: a key's row shows it; prune() and createTable() can run again. */
+const toSee = ({ key }: FailureContext) => (key === undefined ? "running it again is safe" : "read the key to see");
+
+/** That a failed operation may have taken effect, and what to do. */
+const mayHave = (context: FailureContext) =>
+  // update() is retried only when it certainly did not apply.
+  `may have taken effect${context.operation === "update" ? " and was not retried" : ""}; ${toSee(context)}`;
 
 /**
  * What to do about a failure: its cause's advice, and whether the write may have taken effect.
@@ -95,30 +107,28 @@ function hintFor(
   gaveUp: GaveUp | undefined,
   unread: boolean,
 ): string {
-  const { operation, inDoubt = false } = context;
+  const { inDoubt = false } = context;
   if (gaveUp === "timeout") {
     const stopped = "The client stopped waiting for the answer (a client-side timeout, such as pg's query_timeout)";
     return inDoubt
-      ? `${stopped}, but the statement may still commit on the server: it may have taken effect and was not retried; ${READ_THE_KEY}. The server's statement_timeout would cancel it and roll it back instead`
+      ? `${stopped}, but the statement may still commit on the server: it may have taken effect and was not retried; ${toSee(context)}. The server's statement_timeout would cancel it and roll it back instead`
       : `${stopped}, and it was not retried; the server's statement_timeout cancels a statement on the server instead`;
   }
   if (gaveUp === "abort") {
     const aborted = "It was aborted (an AbortSignal, or a cancelled query)";
     return inDoubt
-      ? `${aborted} after it may have reached the server, which runs it to the end: it may have taken effect and was not retried; ${READ_THE_KEY}`
+      ? `${aborted} after it may have reached the server, which runs it to the end: it may have taken effect and was not retried; ${toSee(context)}`
       : `${aborted}, and it was not retried`;
   }
-  // update() is retried only when it certainly did not apply.
-  const mayHave = `may have taken effect${operation === "update" ? " and was not retried" : ""}; ${READ_THE_KEY}`;
   if (code === undefined) {
     // No answer from the server (a connection lost, or a driver's error that cannot say whether it was sent), or
     // one this library could not read.
     if (!inDoubt) return "Check the connection string, and that the client is connected and not ended";
-    return `${unread ? "Its answer could not be read" : "No answer came from the server"}, so it ${mayHave}`;
+    return `${unread ? "Its answer could not be read" : "No answer came from the server"}, so it ${mayHave(context)}`;
   }
   const advice = adviceFor(code, context);
   // The server answered this try with a SQLSTATE; the doubt comes from a connection lost with it (57P01…) or an earlier try.
-  const doubt = inDoubt ? `It ${mayHave}` : "";
+  const doubt = inDoubt ? `It ${mayHave(context)}` : "";
   return advice && doubt ? `${advice}. ${doubt}` : advice || doubt;
 }
 

@@ -4,7 +4,7 @@
  */
 import { decode, isMergeable, type KeyContext } from "./codec.ts";
 import { MAX_SET_ATTEMPTS, attemptsLost, pauseBeforeRetry } from "./retry.ts";
-import { StatementFailure } from "./errors.ts";
+import { PostgresStorageError, StatementFailure, describe, showKey } from "./errors.ts";
 import type { Rows } from "./rows.ts";
 import {
   checkPatch,
@@ -60,7 +60,16 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
   }
   if (merged === null) throw notAnObject(at);
   scope.backs.saw(at.key, merged);
-  return (await decode(scope.rules.codec, merged, at)) as T;
+  try {
+    return (await decode(scope.rules.codec, merged, at)) as T;
+  } catch (error) {
+    // Stored already: not the refusal of a row left unchanged that decode() reports.
+    throw new PostgresStorageError(
+      `update() stored its merge under key ${showKey(at.grammyKey)}, but the codec cannot decode the merged value ` +
+        `(${describe(error instanceof PostgresStorageError ? error.cause : error)}); a mergeable codec must parse the JSON objects it writes, merged`,
+      { cause: error, inDoubt: true },
+    );
+  }
 }
 
 /** Merges here and stores the result only if the row still holds what it merged into; again when another writer came first. */

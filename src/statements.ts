@@ -1,4 +1,5 @@
 import { rowsOf, textOf, type Driver, type Row, type Statement } from "./driver/clients.ts";
+import { PostgresStorageError } from "./errors.ts";
 
 /**
  * Every statement the storage sends, built once per storage from its quoted
@@ -77,6 +78,9 @@ const MERGED =
 const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT array_agg(k) FROM json_object_keys(t.value) k) = ARRAY['$date'] ELSE false END`;
 
 const NO_COLUMNS: Row = Object.freeze({});
+const UNCOUNTED =
+  "client.query() answered a change without the rowCount its earlier answers carried; a Pool's Client class, or a " +
+  "wrapper, must pass pg's result on whole";
 
 /**
  * The merge's rows, their text checked within the statement's try: the change ran, so an answer that cannot be read
@@ -101,29 +105,46 @@ export function statementsFor(
   dateTags = false,
   changedRows?: Driver["changedRows"],
 ): Statements {
+  // Whether an answer of the client has said how many rows its statement changed: a client of pg's kind may still
+  // hand back results of another shape (a Pool's own `Client` class, a wrapper), which then never do.
+  let counts = false;
+  const learning =
+    changedRows &&
+    ((result: unknown): Row[] => {
+      counts ||= changedRows(result) !== undefined;
+      return rowsOf(result);
+    });
   const named = new Map<string, Statement>();
   // Built on first use and kept: a storage sends a handful of distinct statements.
-  const statement = (text: string, answer?: Statement["answer"]): Statement => {
+  const statement = (text: string, answer = learning): Statement => {
     let found = named.get(text);
     if (found === undefined) named.set(text, (found = { text, name: `gps_${hash(text)}`, answer }));
     return found;
   };
   const expires = withTtl ? "now() + $3::float8 * interval '1 millisecond'" : "NULL";
   const byKey = `FROM ${table} WHERE key = $1`;
-  // A compare-and-set answers a row of no columns per row changed. Where the client counts the rows a statement
-  // changed, the statement goes alone and those rows are made from its count; else the statement returns them, with no
-  // columns: a column, even RETURNING 1's, costs pg a row description to read and an object per row, about 10 µs of
-  // the client's CPU per statement.
-  const counted = (change: string) =>
-    changedRows === undefined
-      ? statement(`WITH changed AS (${change} RETURNING 1) SELECT FROM changed`)
-      : statement(change, (result) => new Array<Row>(changedRows(result)).fill(NO_COLUMNS));
+  // A compare-and-set answers a row of no columns per row changed. Once the client's answers count the rows a
+  // statement changed, it goes alone and those rows are made from its count; until then the statement returns them,
+  // with no columns: a column, even RETURNING 1's, costs pg a row description to read and an object per row.
+  const counted = (change: string): (() => Statement) => {
+    const returning = statement(`WITH changed AS (${change} RETURNING 1) SELECT FROM changed`);
+    if (changedRows === undefined) return () => returning;
+    const alone = statement(change, (result) => {
+      const changed = changedRows(result);
+      if (changed === undefined) throw new PostgresStorageError(UNCOUNTED);
+      return new Array<Row>(changed).fill(NO_COLUMNS);
+    });
+    return () => (counts ? alone : returning);
+  };
   const upsert = (set: string, tail: string) =>
     `INSERT INTO ${table} AS t (key, value, updated_at, expires_at) VALUES ($1, $2::text::json, now(), ${expires}) ` +
     `ON CONFLICT (key) DO UPDATE SET value = ${set}, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at${tail}`;
   const replace =
     `UPDATE ${table} SET value = $2::text::json, updated_at = now(), expires_at = ${expires} ` +
     `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3}`;
+  const insertIfAbsent = counted(upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}`));
+  const replaceIf = counted(`${replace} AND ${live()}`);
+  const renewIf = counted(replace);
   return {
     read: statement(
       `SELECT value::text, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
@@ -140,9 +161,15 @@ export function statementsFor(
       ),
       withMergedText,
     ),
-    insertIfAbsent: counted(upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}`)),
-    replaceIf: counted(`${replace} AND ${live()}`),
-    renewIf: counted(replace),
+    get insertIfAbsent() {
+      return insertIfAbsent();
+    },
+    get replaceIf() {
+      return replaceIf();
+    },
+    get renewIf() {
+      return renewIf();
+    },
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous
       // range, even in a table that migrations created with another collation.

@@ -11,6 +11,7 @@ import {
   type StandardSchema,
 } from "../src/index.js";
 import { collect, useFixture } from "./support/fixture.js";
+import { rejection } from "./support/rejections.js";
 
 const FIELDS = 50;
 type Fields = Record<string, number>;
@@ -299,6 +300,33 @@ describe("update()", () => {
     await store.write("k", [1, 2]);
     await expect(store.update("k", { a: 1 } as never)).rejects.toThrow(/merges into objects/);
     expect(await store.read("k")).toStrictEqual([1, 2]);
+  });
+
+  it("says a merge was stored when a mergeable codec then cannot decode it, and marks it in doubt", async () => {
+    const name = db.table("update_undecodable");
+    // A codec that claims to merge but refuses to read a field it did not write.
+    const picky = {
+      mergeable: true,
+      stringify: (value: unknown) => JSON.stringify(value),
+      parse(text: string) {
+        const value = JSON.parse(text) as Record<string, unknown>;
+        if ("m" in value) throw new Error("m is not mine");
+        return value;
+      },
+    };
+    const store = new PostgresStorage<{ n?: number; m?: number }>({ client: db.pool, tableName: name, codec: picky });
+    await store.write("k", { n: 1 });
+    const error = await rejection(store.update("k", { m: 2 }));
+    expect({ operation: error.operation, key: error.key, inDoubt: error.inDoubt }).toStrictEqual({
+      operation: "update",
+      key: "k",
+      inDoubt: true,
+    });
+    expect(error.message).toMatch(
+      /^update\(\) stored its merge under key "k", but the codec cannot decode .*m is not mine/,
+    );
+    const [row] = await db.admin(`SELECT value::text AS v FROM "${name}"`);
+    expect(row?.v).toBe('{"n":1,"m":2}');
   });
 
   it("refuses a patch that is not a plain object (an array, null, a Map, a class instance), writing nothing", async () => {

@@ -67,11 +67,11 @@ export interface Driver {
    */
   send?(statement: Statement, params: QueryParameter[], prepared: boolean, outcome: SendOutcome): Promise<unknown>;
   /**
-   * How many rows a statement that returns none changed, read from the driver's result (pg's `rowCount`, from the
-   * command's tag), where every result of this client says: then a compare-and-set needs no `WITH … RETURNING 1`
-   * around it to answer a row per row changed (a modifying grammY update measured 1.04× the throughput without).
+   * How many rows a statement changed, read from the driver's result where it says (pg's `rowCount`, from the
+   * command's tag): once the client's answers do, a compare-and-set goes without the `WITH … RETURNING 1` that
+   * otherwise answers a row per row changed.
    */
-  readonly changedRows?: ((result: unknown) => number) | undefined;
+  readonly changedRows?: (result: unknown) => number | undefined;
 }
 
 /**

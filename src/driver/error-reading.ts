@@ -3,7 +3,7 @@
  * the statement (not applied, in doubt, given up on). The signs every client
  * shares are here; each kind of client adds its own (`ErrorSigns`, in its module).
  */
-import { ClientStateError } from "../errors.ts";
+import { ClientStateError, PostgresStorageError } from "../errors.ts";
 import type { ErrorSigns } from "./clients.ts";
 import { CLIENT_KINDS } from "./kinds.ts";
 
@@ -183,9 +183,11 @@ export function mayHaveApplied(error: unknown): boolean {
  * `query_timeout`, after which the statement still runs on that connection),
  * the server's own goodbye (class 08, 57P01…, any FATAL such as a standby's
  * "terminating connection due to conflict with recovery", 40001), or a
- * read-only server (25006), which the next statement on that connection would reach again.
+ * read-only server (25006), which the next statement on that connection would reach again. An error of this
+ * library's came with a whole answer, one it could not read: the connection is fine.
  */
 export function breaksConnection(error: unknown): boolean {
+  if (error instanceof PostgresStorageError) return false;
   const code = sqlState(error);
   if (code === undefined || code.startsWith("08") || code.startsWith("57P") || code === "25006") return true;
   const { severity } = error as { severity?: unknown };

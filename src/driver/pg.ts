@@ -5,7 +5,7 @@
  * given back here: a Pool's own `query()` discards its connection after any
  * error, even "no such table", which would cost a reconnect per failed statement.
  */
-import { ClientStateError, PostgresStorageError } from "../errors.ts";
+import { ClientStateError } from "../errors.ts";
 import type { ClientKind, Connection, ErrorSigns, QueryParameter, SendOutcome, Statement } from "./clients.ts";
 import { callQuery, namedQuery, type NamingClient } from "./pg-query.ts";
 
@@ -59,9 +59,9 @@ export const pgPool: ClientKind = {
     return {
       prepares: true,
       acquire: () => pool.connect().then(checkedOut),
-      ...(isClassOwn(pool, "connect") && {
+      changedRows: rowCountOf,
+      ...(connectsAsPgPoolDoes(pool) && {
         send: (statement, params, prepared, outcome) => sendAlone(pool, statement, params, prepared, outcome),
-        changedRows: rowCountOf,
       }),
     };
   },
@@ -81,40 +81,26 @@ export const pgClient: ClientKind = {
       },
       release() {},
     };
-    return {
-      prepares: true,
-      acquire: () => connection,
-      changedRows: isClassOwn(client, "query") ? rowCountOf : undefined,
-    };
+    return { prepares: true, acquire: () => connection, changedRows: rowCountOf };
   },
   errors,
 };
 
 /**
- * Whether a Pool's `connect` or a Client's `query` is its class's own (pg's, a fork's, or one an instrumentation
- * patched in), not a wrapper object's (a Proxy's, or one set on the object), which may take a promise's way only,
- * hand out connections of its own, or answer with results of its own. pg-pool's own `query()` checks out with a
- * callback, so its `connect` takes one; and pg's results count the rows a statement changed.
+ * Whether `pool.connect` is its class's own (pg-pool's, a fork's, or one an instrumentation patched in): pg-pool's
+ * own `query()` checks out with a callback, so that method takes one. A wrapper object's `connect` (a Proxy's, or
+ * one set on the pool) may take a promise's way only, or hand out connections of its own: it is called without.
  */
-function isClassOwn(client: object, method: "connect" | "query"): boolean {
-  const own: unknown = Object.getPrototypeOf(client);
-  return (
-    !Object.hasOwn(client, method) &&
-    typeof own === "object" &&
-    own !== null &&
-    (client as Record<string, unknown>)[method] === (own as Record<string, unknown>)[method]
-  );
+function connectsAsPgPoolDoes(pool: PoolLike): boolean {
+  const own: unknown = Object.getPrototypeOf(pool);
+  return typeof own === "object" && own !== null && pool.connect === (own as PoolLike).connect;
 }
 
-/**
- * How many rows a statement changed, from pg's result, whose `rowCount` its command's tag sets. A result without
- * it (a client that only looks like pg's) fails the statement, which may have taken effect.
- */
-function rowCountOf(result: unknown): number {
+/** How many rows a statement changed, from pg's result (its command's tag sets `rowCount`), if it says. */
+const rowCountOf = (result: unknown): number | undefined => {
   const count = (result as { rowCount?: unknown } | null | undefined)?.rowCount;
-  if (typeof count === "number") return count;
-  throw new PostgresStorageError("client.query() answered a change without its rowCount; pass pg's own Pool or Client");
-}
+  return Number.isSafeInteger(count) && (count as number) >= 0 ? (count as number) : undefined;
+};
 
 /** Marks the error listeners of this library, of any copy of it (ESM beside CommonJS, two versions), on pooled clients. */
 const POOLED_ERROR_LISTENER = Symbol.for("grammy-postgres-storage: a pooled client's error listener");

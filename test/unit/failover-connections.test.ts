@@ -125,6 +125,7 @@ describe("breaksConnection", () => {
     ],
     ["a missing table", pgError("no such table", { code: "42P01", severity: "ERROR" }), false],
     ["a missing privilege", pgError("permission denied", { code: "42501" }), false],
+    ["an answer this library could not read", new PostgresStorageError("neither rows nor { rows }"), false],
   ] as const)("%s: %s", (_what, error, breaks) => {
     expect(breaksConnection(error)).toBe(breaks);
   });

@@ -106,12 +106,29 @@ describe("explainFailure", () => {
     expect(explainFailure({ ...table, operation: "write", key: "k" }, driverError(undefined)).inDoubt).toBe(false);
   });
 
-  it("passes a client-state error's own advice on, with no hint of its own", () => {
+  it("passes a client-state error's own advice on, saying only that an earlier try may have taken effect", () => {
     const error = explainFailure(
       { ...table, operation: "read", key: "k" },
       new ClientStateError("call await client.connect() first"),
     );
     expect(error.message).toBe('read of key "k" in table "app"."sessions" failed: call await client.connect() first');
+    const retried = explainFailure(
+      { ...table, operation: "write", key: "k", inDoubt: true },
+      new ClientStateError("connect a new one, or pass a Pool"),
+    );
+    expect({ message: retried.message, inDoubt: retried.inDoubt }).toStrictEqual({
+      message:
+        'write of key "k" in table "app"."sessions" failed: connect a new one, or pass a Pool. ' +
+        "An earlier try may have taken effect; read the key to see",
+      inDoubt: true,
+    });
+  });
+
+  it("a prune() in doubt says that running it again is safe: it has no key to read", () => {
+    const error = explainFailure({ ...table, operation: "prune", inDoubt: true }, driverError("ECONNRESET", "reset"));
+    expect(error.message).toBe(
+      'prune of table "app"."sessions" failed: reset. No answer came from the server, so it may have taken effect; running it again is safe',
+    );
   });
 
   it("keeps an error of ours as it is, filling in only the operation, key and table it lacks", () => {
