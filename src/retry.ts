@@ -110,10 +110,17 @@ export function pauseBeforeRetry(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
 }
 
-/** The error of a set that lost {@link MAX_SET_ATTEMPTS} times in a row. */
-export function attemptsLost(operation: Operation, at: KeyContext): PostgresStorageError {
+/**
+ * The error of a set that lost {@link MAX_SET_ATTEMPTS} times in a row.
+ *
+ * @param inDoubt whether a try whose answer was lost may have been stored before another writer's change
+ */
+export function attemptsLost(operation: Operation, at: KeyContext, inDoubt = false): PostgresStorageError {
   return new PostgresStorageError(
     `${operation}() of key ${showKey(at.grammyKey)} lost to concurrent writers ${MAX_SET_ATTEMPTS} times in a row; ` +
-      "nothing was written, try again",
+      (inDoubt
+        ? "a try whose answer was lost may have been written before another writer's change: read the key to see"
+        : "nothing was written, try again"),
+    { inDoubt },
   );
 }

@@ -146,7 +146,7 @@ export async function applyWriteBack<T>(
       }
       sent = stored;
     }
-    if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at);
+    if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at, doubt.earlierTryMayHaveApplied);
     await pauseBeforeRetry(attempt);
     const found = (await rows.read(at)).stored;
     if (found !== null && found === sent) {

@@ -20,6 +20,7 @@ import {
 } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { useFixture } from "./support/fixture.js";
+import { losingFirstSetAnswer } from "./support/lost-answer.js";
 
 type Session = Record<string, unknown>;
 
@@ -83,21 +84,9 @@ describe("write-back conflicts: what onConflict and writeBacks decide", () => {
     const table = db.table("conflict_lost_answer");
     const other = new PostgresStorage<Session>({ client: isolate(), tableName: table });
     await other.write("k", { s: "x", a: 1 });
-    const pool = isolate();
-    let loseNextSet = true;
     // The compare-and-set reaches the database and commits; before its answer arrives another writer changes s,
     // and then the connection breaks, so the answer is lost.
-    const lossy = {
-      query: async (text: string, params: unknown[]) => {
-        const result = await pool.query(text, params);
-        if (loseNextSet && text.includes("(UPDATE ")) {
-          loseNextSet = false;
-          await other.write("k", { s: "t", a: 1 });
-          throw new Error("Connection terminated unexpectedly");
-        }
-        return result;
-      },
-    };
+    const lossy = losingFirstSetAnswer(isolate(), () => other.write("k", { s: "t", a: 1 }));
     const a = new PostgresStorage<Session>({
       client: lossy,
       tableName: table,

@@ -13,6 +13,7 @@ import {
 } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { collect, sleep, useTables } from "./support/fixture.js";
+import { losingFirstSetAnswer } from "./support/lost-answer.js";
 import { rejection } from "./support/rejections.js";
 
 // What the mutation run of the database-facing modules (npm run mutate:database) found no test of: the operation
@@ -300,6 +301,36 @@ describe("operation edges", () => {
       expect({ operation: error.operation, key: error.key }).toStrictEqual({ operation: "write", key: "k" });
       expect(updates()).toBe(100);
       expect(await storage.read("k")).toStrictEqual({ n: 1 });
+    });
+
+    it("a write-back whose first set's answer was lost may have been written: losing 100 times, it says so", async () => {
+      const space = tables.schema("lost_answer_then_lost");
+      const tableName = `${space}.sessions`;
+      // The first set commits; before its answer arrives another writer changes the row, every later set starts to
+      // lose (a trigger skips each UPDATE), and the connection breaks, so the answer is lost.
+      const lossy = losingFirstSetAnswer(pool, async () => {
+        await tables.admin(`UPDATE "${space}".sessions SET value = '{"n":1,"m":1}'`);
+        await tables.admin(
+          `CREATE FUNCTION "${space}".skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+        );
+        await tables.admin(
+          `CREATE TRIGGER skip BEFORE UPDATE ON "${space}".sessions FOR EACH ROW EXECUTE FUNCTION "${space}".skip()`,
+        );
+      });
+      const storage = new PostgresStorage<{ n: number; m?: number }>({ client: lossy, tableName });
+      await storage.write("k", { n: 1 });
+      const session = (await storage.read("k")) as { n: number };
+      session.n = 2;
+      const error = await rejection(storage.write("k", session));
+      expect(error.message).toBe(
+        'write() of key "k" lost to concurrent writers 100 times in a row; a try whose answer was lost may have been ' +
+          "written before another writer's change: read the key to see",
+      );
+      expect({ operation: error.operation, inDoubt: error.inDoubt }).toStrictEqual({
+        operation: "write",
+        inDoubt: true,
+      });
+      expect(await storage.read("k")).toStrictEqual({ n: 1, m: 1 });
     });
   });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { retryPolicy, retrying, type RetryPolicy } from "../../src/retry.js";
+import { KeyContext } from "../../src/codec.js";
+import { attemptsLost, retryPolicy, retrying, type RetryPolicy } from "../../src/retry.js";
 import { optionError } from "../support/refusals.js";
 
 // How often a failed statement is tried, without a database: failures are made up with real drivers' codes.
@@ -198,5 +199,27 @@ describe("retrying: backoff", () => {
   it("caps a base delay above the maximum at the maximum", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.5);
     expect(await waits({ attempts: 3, baseDelayMs: 5000, maxDelayMs: 200 }, 5)).toStrictEqual([150, 150]);
+  });
+});
+
+describe("attemptsLost", () => {
+  const at = new KeyContext("chat", "bot:chat");
+
+  it("says nothing was written, and is not in doubt, when every try was answered", () => {
+    const error = attemptsLost("update", at);
+    expect({ message: error.message, inDoubt: error.inDoubt }).toStrictEqual({
+      message: 'update() of key "chat" lost to concurrent writers 100 times in a row; nothing was written, try again',
+      inDoubt: false,
+    });
+  });
+
+  it("says a try whose answer was lost may have been written, and is in doubt, when one was", () => {
+    const error = attemptsLost("write", at, true);
+    expect({ message: error.message, inDoubt: error.inDoubt }).toStrictEqual({
+      message:
+        'write() of key "chat" lost to concurrent writers 100 times in a row; a try whose answer was lost may have ' +
+        "been written before another writer's change: read the key to see",
+      inDoubt: true,
+    });
   });
 });
