@@ -1,8 +1,8 @@
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { countStatements } from "../dev/counting.js";
+import { poolQueryingThrough, reshapingAnswers } from "./support/counting-pool.js";
 import { PostgresStorage, createTableSql, type OperationEvent, type PostgresClient } from "../src/index.js";
-import { clientKinds, databaseUrl, onServer, type Admin, type ClientKind } from "./support/clients.js";
+import { clientKinds, onServer, type Admin, type ClientKind } from "./support/clients.js";
 import { rewindExpiries, useTables } from "./support/fixture.js";
 import { neonClientKinds } from "./support/neon-clients.js";
 import { rejection } from "./support/rejections.js";
@@ -16,18 +16,11 @@ import { rejection } from "./support/rejections.js";
 type Session = { n?: number; m?: number };
 
 /** A pg Pool whose clients answer `{ rows }` alone, as a Pool's own `Client` class or a wrapper may. */
-const rowsOnly = onServer("a pg Pool whose Client class answers { rows } alone", async (url) => {
-  class RowsOnly extends pg.Client {
-    override query(...args: unknown[]): never {
-      const answer = args.at(-1);
-      if (typeof answer !== "function") return (super.query as (...a: unknown[]) => never)(...args);
-      return (super.query as (...a: unknown[]) => never)(
-        ...args.slice(0, -1),
-        (error: Error | null, result?: pg.QueryResult) => answer(error, result && { rows: result.rows }),
-      );
-    }
-  }
-  const pool = new pg.Pool({ connectionString: url, max: 2, Client: RowsOnly });
+const rowsOnly = onServer("a pg Pool whose Client class answers { rows } alone", async () => {
+  const pool = poolQueryingThrough(
+    reshapingAnswers((result) => ({ rows: result.rows })),
+    2,
+  );
   return { client: pool, close: () => pool.end() };
 });
 
@@ -105,21 +98,12 @@ describe("compare-and-sets", () => {
   }
 
   it("through a pg Pool whose answers to changes alone leave out rowCount, fail in doubt and say what to pass", async () => {
-    class Uncounted extends pg.Client {
-      override query(...args: unknown[]): never {
-        const answer = args.at(-1);
-        const config = args[0] as string | { text: string };
-        const text = typeof config === "string" ? config : config.text;
-        if (typeof answer !== "function" || !text.startsWith("UPDATE")) {
-          return (super.query as (...a: unknown[]) => never)(...args);
-        }
-        return (super.query as (...a: unknown[]) => never)(
-          ...args.slice(0, -1),
-          (error: Error | null, result?: pg.QueryResult) => answer(error, result && { rows: result.rows }),
-        );
-      }
-    }
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Uncounted });
+    const pool = poolQueryingThrough(
+      reshapingAnswers(
+        (result) => ({ rows: result.rows }),
+        (text) => text.startsWith("UPDATE"),
+      ),
+    );
     try {
       const tableName = tables.table("uncounted");
       await tables.admin(createTableSql(tableName));

@@ -5,7 +5,7 @@ import { statementsFor } from "../src/statements.js";
 import { databaseUrl } from "./support/clients.js";
 import { useTables } from "./support/fixture.js";
 import { rejection } from "./support/rejections.js";
-import { countingPool } from "./support/counting-pool.js";
+import { countingPool, poolQueryingThrough } from "./support/counting-pool.js";
 import { wrappedPool } from "./support/wrapped-pool.js";
 
 // A pg Pool whose connect() is its class's own gets each untraced statement sent alone: checked out with a callback,
@@ -117,19 +117,16 @@ describe("a pg Pool's statements sent alone", () => {
   });
 
   it("give a connection back once when its client answers a statement both by the callback and by a promise", async () => {
-    class Twice extends pg.Client {
-      override query(...args: unknown[]): never {
-        const callback = args.at(-1);
-        if (typeof callback !== "function") return (super.query as (...a: unknown[]) => never)(...args);
-        return new Promise((resolve, reject) => {
-          (super.query as (...a: unknown[]) => void)(...args.slice(0, -1), (error: Error | null, result: unknown) => {
-            (callback as (error: Error | null, result: unknown) => void)(error, result);
-            return error ? reject(error) : resolve(result);
-          });
-        }) as never;
-      }
-    }
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Twice });
+    const pool = poolQueryingThrough((query, args) => {
+      const callback = args.at(-1);
+      if (typeof callback !== "function") return query(...args);
+      return new Promise((resolve, reject) => {
+        query(...args.slice(0, -1), (error: Error | null, result: unknown) => {
+          (callback as (error: Error | null, result: unknown) => void)(error, result);
+          return error ? reject(error) : resolve(result);
+        });
+      });
+    });
     try {
       const tableName = tables.table("alone_twice");
       await tables.admin(createTableSql(tableName));
@@ -175,13 +172,10 @@ describe("a pg Pool's statement sent alone, on a client that throws", () => {
 
   it("rejects, and gives the connection back", async () => {
     let throwing = false;
-    class Throwing extends pg.Client {
-      override query(...args: unknown[]): never {
-        if (throwing) throw new TypeError("refused at once");
-        return (super.query as (...a: unknown[]) => never)(...args);
-      }
-    }
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Throwing });
+    const pool = poolQueryingThrough((query, args) => {
+      if (throwing) throw new TypeError("refused at once");
+      return query(...args);
+    });
     try {
       const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_throwing") });
       await storage.write("k", 1);
@@ -203,13 +197,7 @@ describe("a pg Pool's statement sent alone, answered strangely", () => {
 
   it("fails when the client's promise rejects with no reason, saying so", async () => {
     let silent = false;
-    class Silent extends pg.Client {
-      override query(...args: unknown[]): never {
-        if (silent) return Promise.reject(undefined) as never;
-        return (super.query as (...a: unknown[]) => never)(...args);
-      }
-    }
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1, Client: Silent });
+    const pool = poolQueryingThrough((query, args) => (silent ? Promise.reject(undefined) : query(...args)));
     try {
       const storage = new PostgresStorage<number>({ client: pool, tableName: tables.table("alone_silent") });
       await storage.write("k", 1);
