@@ -104,7 +104,7 @@ export class Rows {
       const params = [block, PRUNE_BLOCKS, quotedTable];
       const [row] = await this.#driver.run(this.#statements.prune, params, runOptions("empty", { trace }));
       deleted += Number(row?.deleted ?? 0);
-      if (row?.more !== true) return deleted;
+      if (Number(row?.more) !== 1) return deleted;
     }
   }
 

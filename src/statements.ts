@@ -47,7 +47,8 @@ export interface Statements {
   page(options: PageQuery): Statement;
   /**
    * Deletes the expired rows in `$2` blocks of the table from block `$1`, `$3`
-   * the quoted table name → `deleted`, and `more` when blocks lie beyond.
+   * the quoted table name → `deleted`, and `more`, 1 when blocks lie beyond (a number, which every client answers
+   * alike, where a boolean may come back as `"t"`).
    */
   readonly prune: Statement;
 }
@@ -186,7 +187,7 @@ export function statementsFor(
       `WITH gone AS (DELETE FROM ${table} WHERE ctid >= format('(%s,0)', $1::bigint)::tid ` +
         `AND ctid < format('(%s,0)', $1::bigint + $2::int)::tid AND expires_at <= now() RETURNING 1) ` +
         `SELECT (SELECT count(*)::int FROM gone) AS deleted, ` +
-        `$1::bigint + $2::int < pg_relation_size($3::regclass) / current_setting('block_size')::int AS more`,
+        `($1::bigint + $2::int < pg_relation_size($3::regclass) / current_setting('block_size')::int)::int AS more`,
     ),
   };
 }

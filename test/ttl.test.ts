@@ -65,6 +65,21 @@ describe("millisecondsToLive", () => {
     expect(await db.admin(`SELECT key FROM "${name}"`)).toStrictEqual([{ key: "forever" }]);
   });
 
+  it("prune() goes on past the first 256 blocks through a query() client that answers every column as its text", async () => {
+    const name = db.table("ttl_prune_text");
+    // PostgreSQL's text for each column, as a client that parses nothing would hand it on: a boolean as "t".
+    const text = { getTypeParser: () => (value: string) => value };
+    const client = { query: (sql: string, values?: unknown[]) => db.pool.query({ text: sql, values, types: text }) };
+    const store = new PostgresStorage({ client, tableName: name, millisecondsToLive: 600 });
+    await store.write("forever", 1);
+    await db.admin(
+      `INSERT INTO "${name}" (key, value, expires_at) SELECT 'gone:' || lpad(i::text, 4, '0'), json_build_object('pad', repeat('x', 1000)), ` +
+        `now() - interval '1 second' FROM generate_series(1, 2345) AS i`,
+    );
+    expect(await store.prune()).toBe(2345);
+    expect(await db.admin(`SELECT count(*)::int AS left FROM "${name}"`)).toStrictEqual([{ left: 1 }]);
+  });
+
   it("prune() of a table that does not exist yet deletes nothing and creates nothing", async () => {
     const name = db.table("ttl_prune_missing");
     expect(await new PostgresStorage({ client: db.pool, tableName: name }).prune()).toBe(0);
