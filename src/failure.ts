@@ -9,6 +9,7 @@ import {
   ClientStateError,
   PostgresStorageError,
   StatementFailure,
+  StorageConflictError,
   describe,
   showKey,
   type Operation,
@@ -74,6 +75,24 @@ export function explainFailure(context: FailureContext, error: unknown): Postgre
     `${operation} of ${target} failed${creating ? " creating the table" : ""}: ${describe(error)}${code ? ` (SQLSTATE ${code})` : ""}${hint ? `. ${hint}` : ""}`,
     { code, cause: error, operation, key, table: tableName, inDoubt },
   );
+}
+
+/**
+ * A write-back's failure after one of its tries whose answer was lost, and whose retry found another writer's change:
+ * that try may have been stored before the change, so the write is in doubt whatever failed after it (a statement, a
+ * value of the other writer's this storage cannot decode, a conflict). Errors of other code pass unchanged.
+ */
+export function afterLostTry(error: unknown): unknown {
+  if (error instanceof StatementFailure) {
+    return error.inDoubt ? error : new StatementFailure(error.cause, error.code, true, error.statement);
+  }
+  if (!(error instanceof PostgresStorageError) || error.inDoubt) return error;
+  if (error instanceof StorageConflictError) return new StorageConflictError(error.key, error.fields, true);
+  // Made by this operation for this failure, and not yet thrown: completed here, as completed() does, keeping its class.
+  return Object.assign(error, {
+    message: `${error.message}. A try of this write whose answer was lost may have been stored before another writer's change replaced it`,
+    inDoubt: true,
+  });
 }
 
 /** Whether an operation changes what is stored, so that a failure of it may leave a change behind. */

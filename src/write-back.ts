@@ -6,6 +6,7 @@
  */
 import { decode, encode, type KeyContext } from "./codec.ts";
 import { StorageConflictError, StorageOptionError } from "./errors.ts";
+import { afterLostTry } from "./failure.ts";
 import type { WriteOutcome } from "./observe.ts";
 import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./retry.ts";
 import type { Doubt } from "./driver/run-options.ts";
@@ -114,49 +115,49 @@ export async function applyWriteBack<T>(
   let guessed = theirs !== undefined;
   // Whether a set of ours whose answer was lost may have been stored, and then overwritten by another writer.
   const doubt: Doubt = { earlierTryMayHaveApplied: false };
-  for (let attempt = 1; ; attempt += 1) {
-    let target: Encoded<T> | undefined = ours;
-    let sent: string | undefined;
-    if (theirs !== undefined) {
-      target = await resolve(scope, at, base, ours, theirs).catch((error: unknown) => {
-        throw error instanceof StorageConflictError && doubt.earlierTryMayHaveApplied
-          ? new StorageConflictError(error.key, error.fields, true)
-          : error;
-      });
-      if (target === undefined || target.plain === theirs.plain) {
-        // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
-        // of the same text renews its expiry too).
-        if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
-          backs.kept(value, at.key, theirs.stored);
-          outcome(at, "kept theirs");
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      let target: Encoded<T> | undefined = ours;
+      let sent: string | undefined;
+      if (theirs !== undefined) {
+        target = await resolve(scope, at, base, ours, theirs);
+        if (target === undefined || target.plain === theirs.plain) {
+          // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
+          // of the same text renews its expiry too).
+          if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
+            backs.kept(value, at.key, theirs.stored);
+            outcome(at, "kept theirs");
+            return;
+          }
+          target = undefined;
+        }
+      }
+      if (target !== undefined) {
+        let stored = sealed(rules, at, target.plain);
+        if (typeof stored !== "string") stored = await stored; // a promise only when the codec encrypts or compresses
+        const sentAt = backs.now();
+        if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false, doubt)) {
+          const merged = target.plain !== ours.plain;
+          backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
+          outcome(at, theirs === undefined ? "set" : "merged");
           return;
         }
-        target = undefined;
+        sent = stored;
       }
-    }
-    if (target !== undefined) {
-      let stored = sealed(rules, at, target.plain);
-      if (typeof stored !== "string") stored = await stored; // a promise only when the codec encrypts or compresses
-      const sentAt = backs.now();
-      if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false, doubt)) {
-        const merged = target.plain !== ours.plain;
-        backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
+      if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at, doubt.earlierTryMayHaveApplied);
+      await pauseBeforeRetry(attempt);
+      const found = (await rows.read(at)).stored;
+      if (found !== null && found === sent) {
+        // A try whose answer was lost applied, and the retried set then found its own text: it is written.
+        backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil: -1, merged: target !== ours });
         outcome(at, theirs === undefined ? "set" : "merged");
         return;
       }
-      sent = stored;
+      theirs = await decodeTheirs(rules, at, found);
+      guessed = false;
     }
-    if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("write", at, doubt.earlierTryMayHaveApplied);
-    await pauseBeforeRetry(attempt);
-    const found = (await rows.read(at)).stored;
-    if (found !== null && found === sent) {
-      // A try whose answer was lost applied, and the retried set then found its own text: it is written.
-      backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil: -1, merged: target !== ours });
-      outcome(at, theirs === undefined ? "set" : "merged");
-      return;
-    }
-    theirs = await decodeTheirs(rules, at, found);
-    guessed = false;
+  } catch (error) {
+    throw doubt.earlierTryMayHaveApplied ? afterLostTry(error) : error;
   }
 }
 

@@ -9,14 +9,17 @@ import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
 import {
   PostgresStorage,
+  PostgresStorageError,
   StorageConflictError,
   StorageOptionError,
+  StorageValidationError,
   compressedCodec,
   encryptedCodec,
   jsonWithDates,
   prefixKeys,
   type Codec,
   type PostgresStorageOptions,
+  type QueryParameter,
 } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { useFixture } from "./support/fixture.js";
@@ -104,6 +107,65 @@ describe("write-back conflicts: what onConflict and writeBacks decide", () => {
     expect(await row(table)).toBe('{"s":"t","a":1}');
     // Without a lost answer, the same conflict is certain: nothing was written.
     expect((await conflict({ onConflict: "throw" }, theirs)).error).toMatchObject({ inDoubt: false });
+  });
+
+  it("after a set whose answer was lost, another writer's value the schema refuses leaves the write in doubt", async () => {
+    const table = db.table("conflict_lost_invalid");
+    const other = new PostgresStorage<Session>({ client: isolate(), tableName: table });
+    await other.write("k", { s: "x", a: 1 });
+    const lossy = losingFirstSetAnswer(isolate(), () => other.write("k", { s: 7 }));
+    const a = new PostgresStorage({
+      client: lossy,
+      tableName: table,
+      schema: z.object({ s: z.string(), a: z.number() }),
+      retry: { attempts: 3, baseDelayMs: 0, maxDelayMs: 0 },
+    });
+    const session = (await a.read("k")) as { s: string; a: number };
+    session.s = "o";
+    const error = (await a.write("k", session).catch((failure: unknown) => failure)) as StorageValidationError;
+    expect(error).toBeInstanceOf(StorageValidationError);
+    expect({ operation: error.operation, key: error.key, inDoubt: error.inDoubt }).toStrictEqual({
+      operation: "write",
+      key: "k",
+      inDoubt: true,
+    });
+    expect(error.message).toMatch(
+      /fails the schema: .*\. A try of this write whose answer was lost may have been stored before another writer's change replaced it$/,
+    );
+    expect(await row(table)).toBe('{"s":7}');
+  });
+
+  it("after a set whose answer was lost, a statement that fails with the server's answer leaves the write in doubt", async () => {
+    const table = db.table("conflict_lost_then_refused");
+    const other = new PostgresStorage<Session>({ client: isolate(), tableName: table });
+    await other.write("k", { s: "x", a: 1 });
+    const lossy = losingFirstSetAnswer(isolate(), () => other.write("k", { s: "t", a: 1 }));
+    let lost = false;
+    // The read that follows the retried set is refused by the server, which proves that read did nothing; the lost set may still have been stored.
+    const refusing = {
+      query: async (text: string, params: QueryParameter[]) => {
+        if (lost && text.startsWith("SELECT")) throw Object.assign(new Error("permission denied"), { code: "42501" });
+        return lossy.query(text, params).catch((error: unknown) => {
+          lost = true;
+          throw error;
+        });
+      },
+    };
+    const a = new PostgresStorage<Session>({
+      client: refusing,
+      tableName: table,
+      retry: { attempts: 3, baseDelayMs: 0, maxDelayMs: 0 },
+    });
+    const session = (await a.read("k")) as Session;
+    session.s = "o";
+    const error = (await a.write("k", session).catch((failure: unknown) => failure)) as PostgresStorageError;
+    expect({ code: error.code, operation: error.operation, inDoubt: error.inDoubt }).toStrictEqual({
+      code: "42501",
+      operation: "write",
+      inDoubt: true,
+    });
+    expect(error.message).toMatch(/It may have taken effect; read the key to see$/);
+    expect(await row(table)).toBe('{"s":"t","a":1}');
   });
 
   it("a function: called with base, ours, theirs and the fields; what it answers is stored (undefined: nothing)", async () => {

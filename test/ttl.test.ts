@@ -69,7 +69,9 @@ describe("millisecondsToLive", () => {
     const name = db.table("ttl_prune_text");
     // PostgreSQL's text for each column, as a client that parses nothing would hand it on: a boolean as "t".
     const text = { getTypeParser: () => (value: string) => value };
-    const client = { query: (sql: string, values?: unknown[]) => db.pool.query({ text: sql, values, types: text }) };
+    const client = {
+      query: (sql: string, values: unknown[] = []) => db.pool.query({ text: sql, values, types: text }),
+    };
     const store = new PostgresStorage({ client, tableName: name, millisecondsToLive: 600 });
     await store.write("forever", 1);
     await db.admin(
