@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ClientStateError, PostgresStorageError, StorageValidationError } from "../../src/errors.js";
-import { explainFailure, type FailureContext } from "../../src/failure.js";
+import {
+  ClientStateError,
+  PostgresStorageError,
+  StatementFailure,
+  StorageConflictError,
+  StorageValidationError,
+} from "../../src/errors.js";
+import { afterLostTry, explainFailure, type FailureContext } from "../../src/failure.js";
 
 // What an error says to do, for each SQLSTATE the storage explains, without a database.
 const table: Omit<FailureContext, "operation"> = {
@@ -204,5 +210,36 @@ describe("explainFailure", () => {
         /\. It was aborted \(an AbortSignal, or a cancelled query\), and it was not retried$/,
       );
     });
+  });
+});
+
+describe("afterLostTry", () => {
+  it("makes every failure of ours in doubt, keeping its class, and passes others' errors and doubtful ones unchanged", () => {
+    const refused = new StatementFailure(driverError("42501"), "42501", false);
+    const failed = afterLostTry(refused) as StatementFailure;
+    expect(failed).toBeInstanceOf(StatementFailure);
+    expect({ cause: failed.cause, code: failed.code, inDoubt: failed.inDoubt }).toStrictEqual({
+      cause: refused.cause,
+      code: "42501",
+      inDoubt: true,
+    });
+    const doubtful = new StatementFailure(driverError(undefined), undefined, true);
+    expect(afterLostTry(doubtful)).toBe(doubtful);
+    const invalid = new StorageValidationError('value for key "k" fails the schema: s: expected string', "k", []);
+    expect(afterLostTry(invalid)).toBe(invalid);
+    expect({ inDoubt: invalid.inDoubt, message: invalid.message }).toStrictEqual({
+      inDoubt: true,
+      message:
+        'value for key "k" fails the schema: s: expected string. A try of this write whose answer was lost may have ' +
+        "been stored before another writer's change replaced it",
+    });
+    const conflict = afterLostTry(new StorageConflictError("k", ["s"])) as StorageConflictError;
+    expect(conflict).toBeInstanceOf(StorageConflictError);
+    expect({ fields: conflict.fields, inDoubt: conflict.inDoubt }).toStrictEqual({ fields: ["s"], inDoubt: true });
+    const already = new PostgresStorageError("lost 100 times; may have been written", { inDoubt: true });
+    expect(afterLostTry(already)).toBe(already);
+    expect(already.message).toBe("lost 100 times; may have been written");
+    const users = new Error("the resolver threw");
+    expect(afterLostTry(users)).toBe(users);
   });
 });
