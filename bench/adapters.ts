@@ -35,7 +35,7 @@ type Query = (statement: Statement, params: unknown[]) => Promise<{ rows: unknow
  * adapter costs at the least, short of preparing them.
  */
 function bare(name: string, via: Adapter["via"], table: string, query: Query): Adapter {
-  const sql = statementsFor(`"${table}"`, false);
+  const sql = statementsFor(`"${table}"`);
   return {
     name,
     via,

@@ -93,19 +93,22 @@ function withMergedText(result: unknown): Row[] {
   return rows;
 }
 
-/**
- * The statements for one table name that is already validated and quoted.
- * Without a TTL they leave out the expiry arithmetic, which costs a read
- * about a tenth of its time.
- *
- * @param changedRows how the client says how many rows a statement changed, when it does
- */
+/** What shapes a storage's statements besides its table. */
+export interface StatementOptions {
+  /** Whether rows get an expiry; without, the statements leave out its arithmetic, which costs a read a tenth of its time. */
+  readonly withTtl?: boolean | undefined;
+  /** Whether the codec stores a Date as a tagged object (`jsonWithDates`), which `update()` must not merge into. */
+  readonly dateTags?: boolean | undefined;
+  /** The driver, which reads how many rows a statement changed from its client's answer when the client says. */
+  readonly driver?: { readonly changedRows: Driver["changedRows"] } | undefined;
+}
+
+/** The statements for one table name that is already validated and quoted. */
 export function statementsFor(
   table: string,
-  withTtl: boolean,
-  dateTags = false,
-  changedRows?: Driver["changedRows"],
+  { withTtl = false, dateTags = false, driver }: StatementOptions = {},
 ): Statements {
+  const changedRows = driver?.changedRows;
   // Whether an answer of the client has said how many rows its statement changed: a client of pg's kind may still
   // hand back results of another shape (a Pool's own `Client` class, a wrapper), which then never do.
   let counts = false;

@@ -69,7 +69,7 @@ export class PostgresStorage<T = unknown> {
       quotedTable: this.#quotedTable,
     });
     const dateTags = TAGS_DATES in this.#rules.codec;
-    this.#statements = statementsFor(this.#quotedTable, ttl !== null, dateTags, this.#driver.changedRows);
+    this.#statements = statementsFor(this.#quotedTable, { withTtl: ttl !== null, dateTags, driver: this.#driver });
     this.#rows = new Rows(this.#driver, this.#statements, ttl);
     this.#merge = mergesWriteBacks(options.writeBacks);
     this.#observer = observerOf(options, this.tableName);

@@ -110,7 +110,7 @@ describe("driver edges", () => {
       const storage = new PostgresStorage<number>({ client, tableName, onEvent: observed.onEvent });
       await storage.write("k", 1);
       expect(await storage.read("k")).toBe(1);
-      await client.query(`DEALLOCATE "${statementsFor(`"${tableName}"`, false).read.name}"`);
+      await client.query(`DEALLOCATE "${statementsFor(`"${tableName}"`).read.name}"`);
       observed.events.length = 0;
       expect(await storage.read("k")).toBe(1);
       expect(await storage.has("k")).toBe(true);

@@ -15,7 +15,7 @@ describe("Hyperdrive's query cache", () => {
     const [now] = await admin("SELECT provolatile FROM pg_proc WHERE oid = 'now()'::regprocedure");
     expect(now?.provolatile).toBe("s");
     for (const ttl of [false, true]) {
-      const statements = statementsFor('"sessions"', ttl);
+      const statements = statementsFor('"sessions"', { withTtl: ttl });
       const reads = [statements.read, statements.has];
       for (const values of [false, true]) {
         for (const first of [false, true]) {

@@ -322,7 +322,7 @@ describe("mutation probe", () => {
         const storage = new PostgresStorage<number>({ client: connected, tableName: name });
         await storage.write("k", 1);
         expect(await storage.read("k")).toBe(1);
-        const { read } = statementsFor(`"${name}"`, false);
+        const { read } = statementsFor(`"${name}"`);
         const prepared = await connected.query("SELECT name FROM pg_prepared_statements WHERE name = $1", [read.name]);
         expect(prepared.rows).toHaveLength(1);
         // pg still believes it is prepared, so it sends no Parse: the server does not know the name.
@@ -340,14 +340,14 @@ describe("mutation probe", () => {
       try {
         await db.admin(createTableSql(name));
         await db.admin(`INSERT INTO "${name}" (key, value) VALUES ('k', '5')`);
-        const { read } = statementsFor(`"${name}"`, false);
+        const { read } = statementsFor(`"${name}"`);
         await connected.query(`PREPARE "${read.name}" AS SELECT 1`);
         const storage = new PostgresStorage<number>({ client: connected, tableName: name });
         expect(await storage.read("k")).toBe(5);
         await storage.write("k", 6);
         expect(await storage.read("k")).toBe(6);
       } finally {
-        await connected.query(`DEALLOCATE "${statementsFor(`"${name}"`, false).read.name}"`).catch(() => {});
+        await connected.query(`DEALLOCATE "${statementsFor(`"${name}"`).read.name}"`).catch(() => {});
         await connected.end();
       }
     });

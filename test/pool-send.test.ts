@@ -66,7 +66,7 @@ describe("a pg Pool's statements sent alone", () => {
       expect(await storage.read("k")).toBe(1);
       const connection = await (pool as pg.Pool).connect();
       try {
-        await connection.query(`DEALLOCATE "${statementsFor(`"${name}"`, false).read.name}"`);
+        await connection.query(`DEALLOCATE "${statementsFor(`"${name}"`).read.name}"`);
       } finally {
         connection.release();
       }
