@@ -125,7 +125,9 @@ export async function applyWriteBack<T>(
           // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
           // of the same text renews its expiry too).
           if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
-            backs.kept(value, at.key, theirs.stored);
+            // A further write of this object applies its change onto the row as it is now, as after a merge.
+            const merged = theirs.plain !== ours.plain;
+            backs.wrote(value, { key: at.key, stored: theirs.stored, plain: ours.plain, quietUntil: -1, merged });
             outcome(at, "kept theirs");
             return;
           }

@@ -119,19 +119,13 @@ export class WriteBacks {
     return !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs ? fallback : undefined;
   }
 
-  /** After a write-back of `value` applied: a further write of the same object builds on what it wrote. */
+  /**
+   * After a write-back of `value` applied, or found nothing to apply to the row as it is: a further write of the same
+   * object builds on the row it left.
+   */
   wrote(value: unknown, base: Base): void {
     if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
     this.#saw(this.#state(base.key), base.stored);
-  }
-
-  /**
-   * After a write-back of `value` found nothing to apply to the row as it is
-   * (`stored`): a further write of the same object replaces the row.
-   */
-  kept(value: unknown, key: string, stored: string | null): void {
-    if (typeof value === "object" && value !== null) this.#byObject.delete(value);
-    this.#saw(this.#state(key), stored);
   }
 
   /** Records what the row of `key` held after this storage wrote, updated or deleted it: `null` for no row. */

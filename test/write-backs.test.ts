@@ -556,6 +556,34 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     expect(await stored(name)).toBe('{"a":2,"b":1}');
   });
 
+  it("the same object written twice after a write-back that kept the other writer's row keeps that row's changes", async () => {
+    const name = await table("wb_twice_after_kept");
+    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name });
+    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    await a.write("k", { a: 1, b: 1 });
+    const session = (await a.read("k")) as Record<string, number>;
+    await b.update("k", { a: 2, b: 5 });
+    session.a = 2;
+    await a.write("k", session); // kept theirs: the row already holds a = 2
+    expect(await stored(name)).toBe('{"a":2,"b":5}');
+    session.c = 3;
+    await a.write("k", session);
+    expect(await stored(name)).toBe('{"a":2,"b":5,"c":3}');
+  });
+
+  it("the same object written again unchanged after a write-back that kept the row deleted leaves it deleted", async () => {
+    const name = await table("wb_twice_after_kept_deleted");
+    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name, onConflict: "theirs" });
+    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    await a.write("k", { a: 1 });
+    const session = (await a.read("k")) as Record<string, number>;
+    await b.delete("k");
+    session.a = 2;
+    await a.write("k", session); // theirs: the row stays deleted
+    await a.write("k", session); // unchanged since: nothing to apply
+    expect(await stored(name)).toBeUndefined();
+  });
+
   it("merges against the session as the schema read it: a default the handler never touched is no change of its", async () => {
     const name = await table("wb_schema_base");
     const Session = z.object({ step: z.string(), lang: z.string().default("en") });

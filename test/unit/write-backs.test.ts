@@ -58,16 +58,13 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("b", session)).toBeUndefined();
   });
 
-  it("a write-back applied moves the object's base to what it wrote; kept() makes its next write a plain one", () => {
+  it("a write-back applied moves the object's base to what it wrote", () => {
     const backs = new WriteBacks();
     const session = { v: 1 };
     backs.read(base("k", '{"v":1}'), session);
     backs.wrote(session, base("k", '{"v":2}'));
     expect(backs.take("k", session)?.stored).toBe('{"v":2}');
     expect(backs.latest("k")).toBe('{"v":2}');
-    backs.kept(session, "k", '{"v":3}');
-    expect(backs.take("k", session)).toBeUndefined();
-    expect(backs.latest("k")).toBe('{"v":3}');
   });
 
   it("the fallback lapses: a write long after the read is a plain write", () => {
