@@ -32,6 +32,9 @@ export interface Merged {
  * The merged object lists our fields in our order, then fields only theirs has.
  *
  * @param prefer which side a conflicting field takes
+ * @param unsure whether our change may have been stored already and theirs made on top of it: then a field that
+ *   theirs holds at its base value may be one theirs changed back, and a field ours changed is a conflict unless
+ *   theirs holds our value
  */
 export async function mergeChange(
   base: Side,
@@ -39,13 +42,16 @@ export async function mergeChange(
   theirs: Side,
   prefer: "ours" | "theirs",
   textOf: (value: unknown) => string | Promise<string>,
+  unsure = false,
 ): Promise<Merged> {
   const same = async (a: unknown, b: unknown) =>
     a === b ||
     (a !== ABSENT && b !== ABSENT && a !== undefined && b !== undefined && (await textOf(a)) === (await textOf(b)));
+  const onlyOursChanged = async (b: unknown, t: unknown, o: unknown) =>
+    (await same(o, t)) || (!unsure && (await same(b, t)));
   if (!(isFields(ours) && isFields(theirs) && (base === ABSENT || isFields(base)))) {
     if (await same(base, ours)) return { value: theirs, conflicts: [] };
-    if ((await same(base, theirs)) || (await same(ours, theirs))) return { value: ours, conflicts: [] };
+    if (await onlyOursChanged(base, theirs, ours)) return { value: ours, conflicts: [] };
     return { value: prefer === "ours" ? ours : theirs, conflicts: [WHOLE_VALUE] };
   }
   const before: Record<string, unknown> = base === ABSENT ? {} : base;
@@ -58,7 +64,7 @@ export async function mergeChange(
     const [b, o, t] = [field(before, key), field(ours, key), field(theirs, key)];
     let value = t;
     if (!(await same(b, o))) {
-      if ((await same(b, t)) || (await same(o, t))) value = o;
+      if (await onlyOursChanged(b, t, o)) value = o;
       else {
         conflicts.push(key);
         value = prefer === "ours" ? o : t;

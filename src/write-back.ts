@@ -120,7 +120,7 @@ export async function applyWriteBack<T>(
       let target: Encoded<T> | undefined = ours;
       let sent: string | undefined;
       if (theirs !== undefined) {
-        target = await resolve(scope, at, base, ours, theirs);
+        target = await resolve(scope, at, base, ours, theirs, doubt.earlierTryMayHaveApplied);
         if (target === undefined || target.plain === theirs.plain) {
           // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
           // of the same text renews its expiry too).
@@ -189,13 +189,18 @@ async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Fou
   return { stored, plain, value: value === undefined ? ABSENT : value };
 }
 
-/** What to store after a conflict: the merge, decided by `onConflict`; `undefined` to leave the row alone. */
+/**
+ * What to store after a conflict: the merge, decided by `onConflict`; `undefined` to leave the row alone.
+ *
+ * @param unsure whether a try of ours whose answer was lost may have been stored before the row became `theirs`
+ */
 async function resolve<T>(
   scope: WriteBackScope<T>,
   at: KeyContext,
   base: Base,
   ours: Encoded<T>,
   theirs: Theirs,
+  unsure: boolean,
 ): Promise<Encoded<T> | undefined> {
   const { rules, onConflict } = scope;
   const plainCodec = rules.stack.plain;
@@ -207,9 +212,8 @@ async function resolve<T>(
           .then(() => decodePlain(rules, at, base.plain as string))
           .catch(() => decode(plainCodec, base.plain as string, at))) ?? ABSENT);
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
-  const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, (field) =>
-    encode(plainCodec, field, at),
-  );
+  const textOf = (field: unknown) => encode(plainCodec, field, at);
+  const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, textOf, unsure);
   const decide = async (fields: readonly string[]): Promise<Encoded<T> | undefined> => {
     if (onConflict === "ours") return ours;
     if (onConflict === "theirs") return undefined;

@@ -109,6 +109,43 @@ describe("write-back conflicts: what onConflict and writeBacks decide", () => {
     expect((await conflict({ onConflict: "throw" }, theirs)).error).toMatchObject({ inDoubt: false });
   });
 
+  it.each([
+    ["throw", "rejects in doubt", '{"step":"idle","n":2}'],
+    ["theirs", "keeps the row", '{"step":"idle","n":2}'],
+    ["ours", "takes its own value", '{"step":"name","n":2}'],
+  ] as const)(
+    'after a set whose answer was lost, a field another writer holds at its read value is a conflict: "%s" %s',
+    async (onConflict, _, expected) => {
+      const table = db.table("conflict_lost_reverted");
+      const other = new PostgresStorage<Session>({ client: isolate(), tableName: table });
+      await other.write("k", { step: "idle", n: 1 });
+      // A's set commits, and its answer is lost; meanwhile another isolate reads A's value, puts step back and sets n.
+      const lossy = losingFirstSetAnswer(isolate(), async () => {
+        const theirs = (await other.read("k")) as Session;
+        expect(theirs).toStrictEqual({ step: "name", n: 1 });
+        theirs.step = "idle";
+        theirs.n = 2;
+        await other.write("k", theirs);
+      });
+      const a = new PostgresStorage<Session>({
+        client: lossy,
+        tableName: table,
+        onConflict,
+        retry: { attempts: 3, baseDelayMs: 0, maxDelayMs: 0 },
+      });
+      const session = (await a.read("k")) as Session;
+      session.step = "name";
+      const error = await a.write("k", session).catch((failure: unknown) => failure);
+      if (onConflict === "throw") {
+        expect(error).toBeInstanceOf(StorageConflictError);
+        expect(error).toMatchObject({ fields: ["step"], inDoubt: true });
+      } else {
+        expect(error).toBeUndefined();
+      }
+      expect(await row(table)).toBe(expected);
+    },
+  );
+
   it("after a set whose answer was lost, another writer's value the schema refuses leaves the write in doubt", async () => {
     const table = db.table("conflict_lost_invalid");
     const other = new PostgresStorage<Session>({ client: isolate(), tableName: table });

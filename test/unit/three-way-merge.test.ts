@@ -35,6 +35,29 @@ describe("mergeChange: the change from base to ours, laid onto theirs", () => {
     expect(await merge(base, { n: 1 }, theirs)).toStrictEqual({ value: { n: 2 }, conflicts: ["s"] });
   });
 
+  it("unsure whether ours was stored before theirs: a field ours changed that theirs holds at its base is a conflict", async () => {
+    const [base, ours, theirs] = [
+      { step: "idle", n: 1, m: 1 },
+      { step: "name", n: 1, m: 2 },
+      { step: "idle", n: 2, m: 2 },
+    ];
+    const unsure = (prefer: "ours" | "theirs") => mergeChange(base, ours, theirs, prefer, text, true);
+    // step: theirs may have changed it back; m: theirs holds our value; n: only theirs changed it.
+    expect(await unsure("ours")).toStrictEqual({ value: { step: "name", n: 2, m: 2 }, conflicts: ["step"] });
+    expect(await unsure("theirs")).toStrictEqual({ value: { step: "idle", n: 2, m: 2 }, conflicts: ["step"] });
+    expect(await merge(base, ours, theirs)).toStrictEqual({ value: { step: "name", n: 2, m: 2 }, conflicts: [] });
+    // A whole value: theirs at the base may be ours changed back; theirs at ours is none.
+    expect(await mergeChange("a", "b", "a", "theirs", text, true)).toStrictEqual({
+      value: "a",
+      conflicts: [WHOLE_VALUE],
+    });
+    expect(await mergeChange("a", "b", "b", "theirs", text, true)).toStrictEqual({ value: "b", conflicts: [] });
+    expect(await mergeChange(ABSENT, { a: 1 }, ABSENT, "ours", text, true)).toStrictEqual({
+      value: { a: 1 },
+      conflicts: [WHOLE_VALUE],
+    });
+  });
+
   it("compares nested values by their encoding, and fields set to undefined as absent", async () => {
     const merged = await merge({ cart: { a: 1 } }, { cart: { a: 1 }, x: undefined }, { cart: { a: 1, b: 2 } });
     expect(merged).toStrictEqual({ value: { cart: { a: 1, b: 2 } }, conflicts: [] });
