@@ -100,11 +100,12 @@ const writes = (operation: Operation) => operation !== "read" && operation !== "
 
 /** An error of ours raised inside an operation (a value the codec or schema refused, say), with the operation's details it lacks. */
 function completed(error: PostgresStorageError, { operation, key, tableName }: FailureContext): PostgresStorageError {
-  if (error.operation === undefined) {
-    // The fields are read-only to users; this is the one place that completes them.
-    Object.assign(error, { operation, key: error.key ?? key, table: tableName });
-  }
-  return error;
+  // The fields are read-only to users; this is the one place that completes them.
+  return Object.assign(error, {
+    operation: error.operation ?? operation,
+    key: error.key ?? key,
+    table: error.table ?? tableName,
+  });
 }
 
 /** How to tell whether what failed took effect: a key's row shows it; prune() and createTable() can run again. */

@@ -160,6 +160,15 @@ describe("explainFailure", () => {
       key: "a",
       table: "t",
     });
+
+    // A conflict names its operation and key itself; the table is filled in all the same.
+    const conflict = new StorageConflictError("k", ["s"]);
+    explainFailure({ ...table, operation: "write", key: "k" }, conflict);
+    expect({ operation: conflict.operation, key: conflict.key, table: conflict.table }).toStrictEqual({
+      operation: "write",
+      key: "k",
+      table: "app.sessions",
+    });
   });
 
   it("explains an error of ours raised reading the answer of a write that may have run, as in doubt", () => {
