@@ -165,7 +165,7 @@ export class PostgresStorage<T = unknown> {
    * objects as JSON objects, this is one statement that merges inside the
    * database; otherwise the merge happens here and is stored with a
    * compare-and-set, tried again when another writer came first (one
-   * statement after this storage's own read, two otherwise). A session
+   * statement right after this storage's own read, more otherwise). A session
    * written back after an `update()` of its key keeps the update. The rules:
    * docs/updates.md.
    *
