@@ -69,9 +69,10 @@ export interface PostgresStorageOptions<T = unknown> {
    * instead of on every call. Defaults to `true`. Behind a pooler that does not
    * keep prepared statements (PgBouncer in transaction mode before 1.21, say),
    * a pg-style client's first statement that misses its preparation runs again
-   * unprepared, and so does every later one of that storage and of storages made
-   * on that client afterwards, without failing a call. postgres.js prepares again on its own and cannot fall back:
-   * behind such a pooler create it with `postgres(url, { prepare: false })`.
+   * unprepared, and so does every later one of that storage and of storages
+   * made on that client afterwards, without failing a call. postgres.js
+   * prepares again on its own and cannot fall back: behind such a pooler
+   * create it with `postgres(url, { prepare: false })`.
    * Bun's `SQL` prepares as its own `prepare` option says (this one does not
    * apply to it): behind such a pooler use `new SQL({ url, prepare: false })`.
    */

@@ -127,7 +127,8 @@ export async function applyWriteBack<T>(
           if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
             // A further write of this object applies its change onto the row as it is now, as after a merge.
             const merged = theirs.plain !== ours.plain;
-            backs.wrote(value, { key: at.key, stored: theirs.stored, plain: ours.plain, quietUntil: -1, merged });
+            const quietUntil = expiryUnknown(scope);
+            backs.wrote(value, { key: at.key, stored: theirs.stored, plain: ours.plain, quietUntil, merged });
             outcome(at, "kept theirs");
             return;
           }
@@ -151,7 +152,8 @@ export async function applyWriteBack<T>(
       const found = (await rows.read(at)).stored;
       if (found !== null && found === sent) {
         // A try whose answer was lost applied, and the retried set then found its own text: it is written.
-        backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil: -1, merged: target !== ours });
+        const quietUntil = expiryUnknown(scope);
+        backs.wrote(value, { key: at.key, stored: found, plain: ours.plain, quietUntil, merged: target !== ours });
         outcome(at, theirs === undefined ? "set" : "merged");
         return;
       }
@@ -176,6 +178,13 @@ export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: B
     outcome(at, "unchanged");
   }
 }
+
+/**
+ * The quiet time of a row whose expiry this storage did not just set (another writer's, or a set whose answer was
+ * lost): with a TTL, none, so that the next unchanged write-back renews it; without, forever.
+ */
+const expiryUnknown = ({ quietMs }: { readonly quietMs: number }) =>
+  quietMs === Number.POSITIVE_INFINITY ? quietMs : -1;
 
 /** Records how the write was applied, when the storage is observed. */
 function outcome(at: KeyContext, write: WriteOutcome): void {

@@ -571,6 +571,32 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     expect(await stored(name)).toBe('{"a":2,"b":5,"c":3}');
   });
 
+  it.each([
+    ["without a TTL, sends nothing", undefined, "unchanged", 0],
+    ["with a TTL, renews the row, whose expiry the other writer set", 60_000, "renewed", 1],
+  ] as const)(
+    "the same object written again unchanged after a write-back that kept the other writer's row %s",
+    async (_, millisecondsToLive, write, statements) => {
+      const name = await table("wb_kept_then_unchanged");
+      const events: StorageEvent[] = [];
+      const a = new PostgresStorage<Record<string, number>>({
+        client: db.pool,
+        tableName: name,
+        millisecondsToLive,
+        onEvent: (event) => events.push(event),
+      });
+      const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name, millisecondsToLive });
+      await a.write("k", { a: 1 });
+      const session = (await a.read("k")) as Record<string, number>;
+      await b.update("k", { a: 2 });
+      session.a = 2;
+      await a.write("k", session); // kept theirs
+      await a.write("k", session);
+      expect(events.at(-1)).toMatchObject({ operation: "write", write, statements });
+      expect(await stored(name)).toBe('{"a":2}');
+    },
+  );
+
   it("the same object written again unchanged after a write-back that kept the row deleted leaves it deleted", async () => {
     const name = await table("wb_twice_after_kept_deleted");
     const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name, onConflict: "theirs" });
