@@ -141,7 +141,6 @@ export class StorageConflictError extends PostgresStorageError {
       : "nothing was written:";
     super(`${written} ${what}, key ${showKey(key)}; read it again and retry, or choose another onConflict`, {
       key,
-      operation: "write",
       inDoubt,
     });
     this.name = "StorageConflictError";

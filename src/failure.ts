@@ -80,13 +80,15 @@ export function explainFailure(context: FailureContext, error: unknown): Postgre
 /**
  * A write-back's failure after one of its tries whose answer was lost, and whose retry found another writer's change:
  * that try may have been stored before the change, so the write is in doubt whatever failed after it (a statement, a
- * value of the other writer's this storage cannot decode, a conflict). Errors of other code pass unchanged.
+ * value of the other writer's this storage cannot decode, a conflict). Errors of other code, or of other operations,
+ * pass unchanged.
  */
 export function afterLostTry(error: unknown): unknown {
   if (error instanceof StatementFailure) {
     return error.inDoubt ? error : new StatementFailure(error.cause, error.code, true, error.statement);
   }
-  if (!(error instanceof PostgresStorageError) || error.inDoubt) return error;
+  // An error that names an operation already is another operation's (one an onConflict function threw, say).
+  if (!(error instanceof PostgresStorageError) || error.inDoubt || error.operation !== undefined) return error;
   if (error instanceof StorageConflictError) return new StorageConflictError(error.key, error.fields, true);
   // Made by this operation for this failure, and not yet thrown: completed here, as completed() does, keeping its class.
   return Object.assign(error, {
@@ -100,12 +102,11 @@ const writes = (operation: Operation) => operation !== "read" && operation !== "
 
 /** An error of ours raised inside an operation (a value the codec or schema refused, say), with the operation's details it lacks. */
 function completed(error: PostgresStorageError, { operation, key, tableName }: FailureContext): PostgresStorageError {
-  // The fields are read-only to users; this is the one place that completes them.
-  return Object.assign(error, {
-    operation: error.operation ?? operation,
-    key: error.key ?? key,
-    table: error.table ?? tableName,
-  });
+  if (error.operation === undefined) {
+    // The fields are read-only to users; this is the one place that completes them.
+    Object.assign(error, { operation, key: error.key ?? key, table: tableName });
+  }
+  return error;
 }
 
 /** How to tell whether what failed took effect: a key's row shows it; prune() and createTable() can run again. */

@@ -123,11 +123,11 @@ export async function applyWriteBack<T>(
         target = await resolve(scope, at, base, ours, theirs, doubt.earlierTryMayHaveApplied);
         if (target === undefined || target.plain === theirs.plain) {
           // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
-          // of the same text renews its expiry too).
-          if (!guessed || theirs.stored === null || (await rows.replaceIf(at, theirs.stored, theirs.stored, false))) {
+          // of the same text renews its expiry too). A guess of no row cannot be checked so: the row is read.
+          if (!guessed || (theirs.stored !== null && (await rows.replaceIf(at, theirs.stored, theirs.stored, false)))) {
             // A further write of this object applies its change onto the row as it is now, as after a merge.
             const merged = theirs.plain !== ours.plain;
-            const quietUntil = expiryUnknown(scope);
+            const quietUntil = theirs.stored === null ? Number.POSITIVE_INFINITY : expiryUnknown(scope);
             backs.wrote(value, { key: at.key, stored: theirs.stored, plain: ours.plain, quietUntil, merged });
             outcome(at, "kept theirs");
             return;
@@ -167,7 +167,7 @@ export async function applyWriteBack<T>(
 
 /** Renews the expiry of a row written back unchanged, if it still holds what was read. */
 export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: Base, value: T): Promise<void> {
-  if (base.stored === null) return;
+  if (base.stored === null) return outcome(at, "unchanged");
   const sentAt = scope.backs.now();
   // When the set fails, another writer wrote the row since (renewing it) or deleted it: nothing to apply either way.
   // It renews a row that expired while the handler ran too, as long as prune() has not deleted it.

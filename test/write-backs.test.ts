@@ -599,7 +599,10 @@ describe("write-backs: applied as the change from what was read; an acknowledged
 
   it("the same object written again unchanged after a write-back that kept the row deleted leaves it deleted", async () => {
     const name = await table("wb_twice_after_kept_deleted");
-    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name, onConflict: "theirs" });
+    const events: StorageEvent[] = [];
+    const onEvent = (event: StorageEvent) => events.push(event);
+    const options = { tableName: name, onConflict: "theirs", millisecondsToLive: 60_000, onEvent } as const;
+    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, ...options });
     const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
     await a.write("k", { a: 1 });
     const session = (await a.read("k")) as Record<string, number>;
@@ -607,7 +610,23 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     session.a = 2;
     await a.write("k", session); // theirs: the row stays deleted
     await a.write("k", session); // unchanged since: nothing to apply
+    expect(events.at(-1)).toMatchObject({ operation: "write", write: "unchanged", statements: 0 });
     expect(await stored(name)).toBeUndefined();
+  });
+
+  it("after a write-back that kept the row deleted, the same object changed is merged onto a row re-created meanwhile", async () => {
+    const name = await table("wb_kept_deleted_recreated");
+    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name, onConflict: "theirs" });
+    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    await a.write("k", { a: 1 });
+    const session = (await a.read("k")) as Record<string, number>;
+    await b.delete("k");
+    session.a = 2;
+    await a.write("k", session); // theirs: the row stays deleted
+    await b.write("k", { a: 1, z: 9 }); // another isolate creates it again
+    session.c = 3;
+    await a.write("k", session);
+    expect(await stored(name)).toBe('{"a":1,"c":3,"z":9}');
   });
 
   it("merges against the session as the schema read it: a default the handler never touched is no change of its", async () => {

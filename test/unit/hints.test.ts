@@ -161,7 +161,7 @@ describe("explainFailure", () => {
       table: "t",
     });
 
-    // A conflict names its operation and key itself; the table is filled in all the same.
+    // A conflict names its key itself; the operation and table are filled in.
     const conflict = new StorageConflictError("k", ["s"]);
     explainFailure({ ...table, operation: "write", key: "k" }, conflict);
     expect({ operation: conflict.operation, key: conflict.key, table: conflict.table }).toStrictEqual({
@@ -250,5 +250,11 @@ describe("afterLostTry", () => {
     expect(already.message).toBe("lost 100 times; may have been written");
     const users = new Error("the resolver threw");
     expect(afterLostTry(users)).toBe(users);
+    const anothers = new PostgresStorageError("read failed", { operation: "read", key: "cfg" });
+    expect(afterLostTry(anothers)).toBe(anothers);
+    expect({ inDoubt: anothers.inDoubt, message: anothers.message }).toStrictEqual({
+      inDoubt: false,
+      message: "read failed",
+    });
   });
 });
