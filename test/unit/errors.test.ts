@@ -57,7 +57,7 @@ describe("StorageConflictError", () => {
       false,
       "k",
       ["s", "t"],
-      "write",
+      undefined, // the storage fills in the operation and table, as for every error of ours (hints.test.ts)
       "StorageConflictError",
     ]);
     expect(said([""])[0]).toBe(
