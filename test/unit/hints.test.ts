@@ -6,7 +6,7 @@ import {
   StorageConflictError,
   StorageValidationError,
 } from "../../src/errors.js";
-import { afterLostTry, explainFailure, type FailureContext } from "../../src/failure.js";
+import { afterLostTry, explainFailure, inOperation, type FailureContext } from "../../src/failure.js";
 
 // What an error says to do, for each SQLSTATE the storage explains, without a database.
 const table: Omit<FailureContext, "operation"> = {
@@ -242,9 +242,18 @@ describe("afterLostTry", () => {
         'value for key "k" fails the schema: s: expected string. A try of this write whose answer was lost may have ' +
         "been stored before another writer's change replaced it",
     });
-    const conflict = afterLostTry(new StorageConflictError("k", ["s"])) as StorageConflictError;
+    const certain = new StorageConflictError("k", ["s"]);
+    const conflict = afterLostTry(certain) as StorageConflictError;
     expect(conflict).toBeInstanceOf(StorageConflictError);
     expect({ fields: conflict.fields, inDoubt: conflict.inDoubt }).toStrictEqual({ fields: ["s"], inDoubt: true });
+    // A conflict says it in its own words, and the certain one is left as it was.
+    expect(conflict.message).toMatch(
+      /^a try whose answer was lost may have been written before the other writer's change/,
+    );
+    expect({ inDoubt: certain.inDoubt, message: certain.message }).toMatchObject({
+      inDoubt: false,
+      message: expect.stringMatching(/^nothing was written:/),
+    });
     const already = new PostgresStorageError("lost 100 times; may have been written", { inDoubt: true });
     expect(afterLostTry(already)).toBe(already);
     expect(already.message).toBe("lost 100 times; may have been written");
@@ -257,4 +266,23 @@ describe("afterLostTry", () => {
       message: "read failed",
     });
   });
+});
+
+describe("inOperation", () => {
+  it.each([
+    ["read", false],
+    ["has", false],
+    ["readAll", false],
+    ["write", true],
+    ["update", true],
+    ["delete", true],
+    ["prune", true],
+  ] as const)(
+    "a statement that may have run is in doubt only for an operation that writes: %s → %s",
+    (operation, inDoubt) => {
+      const failure = new StatementFailure(driverError("ECONNRESET", "reset"), undefined, true);
+      const error = inOperation({ ...table, operation, key: "k" }, failure) as PostgresStorageError;
+      expect({ operation: error.operation, inDoubt: error.inDoubt }).toStrictEqual({ operation, inDoubt });
+    },
+  );
 });
