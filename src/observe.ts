@@ -203,6 +203,7 @@ export function observerOf({ onEvent, tracer, logKeys }: ObserveOptions, table: 
                 "db.grammy.retries": event.retries,
                 "db.grammy.write": event.write,
                 "db.grammy.created_table": event.createdTable,
+                "db.grammy.unprepared": event.unprepared,
                 "db.response.status_code": code,
                 "error.type": event.error,
                 "db.grammy.in_doubt": event.inDoubt,

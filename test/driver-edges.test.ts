@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from "node:net";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
@@ -107,7 +108,9 @@ describe("driver edges", () => {
     try {
       const tableName = tables.table("deallocated");
       const observed = recorder();
-      const storage = new PostgresStorage<number>({ client, tableName, onEvent: observed.onEvent });
+      const exporter = new InMemorySpanExporter();
+      const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer("test");
+      const storage = new PostgresStorage<number>({ client, tableName, onEvent: observed.onEvent, tracer });
       await storage.write("k", 1);
       expect(await storage.read("k")).toBe(1);
       await client.query(`DEALLOCATE "${statementsFor(`"${tableName}"`).read.name}"`);
@@ -123,6 +126,8 @@ describe("driver edges", () => {
         { operation: "read", unprepared: true },
         { operation: "has", unprepared: undefined },
       ]);
+      const spans = exporter.getFinishedSpans().slice(-2);
+      expect(spans.map((span) => span.attributes["db.grammy.unprepared"])).toStrictEqual([true, undefined]);
     } finally {
       await client.end();
     }
