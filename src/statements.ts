@@ -80,8 +80,8 @@ const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT arra
 
 const NO_COLUMNS: Row = Object.freeze({});
 const UNCOUNTED =
-  "client.query() answered a change without the rowCount its earlier answers carried; a Pool's Client class, or a " +
-  "wrapper, must pass pg's result on whole";
+  "the client answered a change without the count of changed rows its earlier answers carried (pg's rowCount, " +
+  "postgres.js's count); a Pool's Client class, or a wrapper, must pass the driver's result on whole";
 
 /**
  * The merge's rows, their text checked within the statement's try: the change ran, so an answer that cannot be read

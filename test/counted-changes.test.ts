@@ -7,9 +7,9 @@ import { rewindExpiries, useTables } from "./support/fixture.js";
 import { neonClientKinds } from "./support/neon-clients.js";
 import { rejection } from "./support/rejections.js";
 
-// A compare-and-set answers whether it changed the row. Through a pg-style client whose answers carry pg's rowCount
-// (pg, Neon's Pool and Client, @vercel/postgres), it goes alone once an answer has shown that count; through any
-// other client it goes inside `WITH changed AS (… RETURNING 1) SELECT FROM changed`, which returns a row per row
+// A compare-and-set answers whether it changed the row. Through a client whose answers carry how many rows a statement
+// changed (pg's rowCount: pg, Neon's Pool and Client, @vercel/postgres; postgres.js's and Bun's count), it goes alone
+// once an answer has shown that count; through any other client it goes inside `WITH changed AS (… RETURNING 1) SELECT FROM changed`, which returns a row per row
 // changed. Each client meets the same compare-and-sets, each way they can end, with another writer touching the row
 // in between, and must end with the same outcomes and the same rows.
 
@@ -24,7 +24,7 @@ const rowsOnly = onServer("a pg Pool whose Client class answers { rows } alone",
   return { client: pool, close: () => pool.end() };
 });
 
-const ALONE = /^(pg Pool|pg Client|Neon (Pool|Client)|@vercel\/postgres)/;
+const ALONE = /^(pg Pool|pg Client|postgres\.js|Neon (Pool|Client)|@vercel\/postgres)/;
 
 /** Write-backs of every kind, each with and without another writer in between; answers the compare-and-sets sent. */
 async function compareAndSets(client: PostgresClient, admin: Admin, tableName: string) {
@@ -82,7 +82,7 @@ describe("compare-and-sets", () => {
 
   for (const kind of [...clientKinds, ...neonClientKinds, rowsOnly] as ClientKind[]) {
     const alone = ALONE.test(kind.name);
-    it(`through ${kind.name}, go ${alone ? "alone, read by their rowCount" : "inside a WITH that returns their rows"}`, async () => {
+    it(`through ${kind.name}, go ${alone ? "alone, read by their count" : "inside a WITH that returns their rows"}`, async () => {
       const { client, admin, close } = await kind.open();
       try {
         const sent = await compareAndSets(client, admin, tables.table("counted"));
@@ -116,7 +116,7 @@ describe("compare-and-sets", () => {
         operation: "write",
         inDoubt: true,
       });
-      expect(error.message).toContain("without the rowCount its earlier answers carried");
+      expect(error.message).toContain("without the count of changed rows its earlier answers carried");
       expect(error.message).toContain("Its answer could not be read, so it may have taken effect; read the key to see");
       const [stored] = await tables.admin(`SELECT value::text AS v FROM "${tableName}"`);
       expect(stored?.v).toBe('{"n":2}');

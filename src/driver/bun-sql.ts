@@ -6,7 +6,7 @@
  * carry the SQLSTATE in `errno`, its own code in `code`.
  */
 import { StorageOptionError } from "../errors.ts";
-import type { ClientKind, Connection, UnsafeQueryClient } from "./clients.ts";
+import { countIn, type ClientKind, type Connection, type UnsafeQueryClient } from "./clients.ts";
 
 /** Bun's `SQL` on PostgreSQL. */
 export const bunSql: ClientKind = {
@@ -21,7 +21,7 @@ export const bunSql: ClientKind = {
     }
     const sql = client as UnsafeQueryClient;
     const connection: Connection = { query: (statement, params) => sql.unsafe(statement.text, params), release() {} };
-    return { prepares: false, acquire: () => connection };
+    return { prepares: false, acquire: () => connection, changedRows: countIn("count") };
   },
   errors: {
     // ERR_POSTGRES_CONNECTION_REFUSED also for a host it cannot resolve.

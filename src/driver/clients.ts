@@ -67,12 +67,20 @@ export interface Driver {
    */
   send?(statement: Statement, params: QueryParameter[], prepared: boolean, outcome: SendOutcome): Promise<unknown>;
   /**
-   * How many rows a statement changed, read from the driver's result where it says (pg's `rowCount`, from the
-   * command's tag): once the client's answers do, a compare-and-set goes without the `WITH … RETURNING 1` that
-   * otherwise answers a row per row changed.
+   * How many rows a statement changed, read from the driver's result where it says (pg's `rowCount`, postgres.js's
+   * and Bun's `count`, from the command's tag): once the client's answers do, a compare-and-set goes without the
+   * `WITH … RETURNING 1` that otherwise answers a row per row changed.
    */
   readonly changedRows?: (result: unknown) => number | undefined;
 }
+
+/** A {@link Driver.changedRows} that reads `field` of a result, when it holds a whole number. */
+export const countIn =
+  (field: "rowCount" | "count") =>
+  (result: unknown): number | undefined => {
+    const count = (result as Record<string, unknown> | null | undefined)?.[field];
+    return Number.isSafeInteger(count) && (count as number) >= 0 ? (count as number) : undefined;
+  };
 
 /**
  * What {@link Driver.send} is told of its failures: the runtime driver's

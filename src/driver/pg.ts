@@ -6,7 +6,15 @@
  * error, even "no such table", which would cost a reconnect per failed statement.
  */
 import { ClientStateError } from "../errors.ts";
-import type { ClientKind, Connection, ErrorSigns, QueryParameter, SendOutcome, Statement } from "./clients.ts";
+import {
+  countIn,
+  type ClientKind,
+  type Connection,
+  type ErrorSigns,
+  type QueryParameter,
+  type SendOutcome,
+  type Statement,
+} from "./clients.ts";
 import { callQuery, namedQuery, type NamingClient } from "./pg-query.ts";
 
 /** A connection checked out of a pg-style pool. */
@@ -97,10 +105,7 @@ function connectsAsPgPoolDoes(pool: PoolLike): boolean {
 }
 
 /** How many rows a statement changed, from pg's result (its command's tag sets `rowCount`), if it says. */
-const rowCountOf = (result: unknown): number | undefined => {
-  const count = (result as { rowCount?: unknown } | null | undefined)?.rowCount;
-  return Number.isSafeInteger(count) && (count as number) >= 0 ? (count as number) : undefined;
-};
+const rowCountOf = countIn("rowCount");
 
 /** Marks the error listeners of this library, of any copy of it (ESM beside CommonJS, two versions), on pooled clients. */
 const POOLED_ERROR_LISTENER = Symbol.for("grammy-postgres-storage: a pooled client's error listener");

@@ -3,7 +3,7 @@
  * runs a parameterized statement, prepared by postgres.js's own naming when
  * asked. It pipelines statements on its connections instead of handing them out.
  */
-import type { ClientKind, Connection, UnsafeQueryClient } from "./clients.ts";
+import { countIn, type ClientKind, type Connection, type UnsafeQueryClient } from "./clients.ts";
 
 /** A postgres.js `sql`. */
 export const postgresJs: ClientKind = {
@@ -14,7 +14,7 @@ export const postgresJs: ClientKind = {
       query: (statement, params, prepare) => sql.unsafe(statement.text, params, { prepare }),
       release() {},
     };
-    return { prepares: true, acquire: () => connection };
+    return { prepares: true, acquire: () => connection, changedRows: countIn("count") };
   },
   errors: {
     notApplied: { codes: ["CONNECT_TIMEOUT"] },

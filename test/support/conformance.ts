@@ -325,6 +325,24 @@ export function conformanceSuite(kind: ClientKind): void {
         expect(await store.update("k", { b: "x", a: 2 })).toStrictEqual({ a: 2, b: "x", keep: true });
         expect(await store.read("k")).toStrictEqual({ a: 2, b: "x", keep: true });
       });
+      it("applies a write-back as its change: one compare-and-set when the row is as read, merged onto another's change", async () => {
+        const name = table("write_back");
+        const counted = countStatements(open.client);
+        const store = new PostgresStorage<Record<string, number>>({ client: counted.client, tableName: name });
+        const other = storage<Record<string, number>>({ tableName: name }); // another isolate's storage
+        await store.write("k", { a: 1, b: 1 });
+        const session = (await store.read("k")) as Record<string, number>;
+        session.a = 2;
+        counted.statements.length = 0;
+        await store.write("k", session);
+        expect(counted.statements).toHaveLength(1);
+        expect(counted.statements[0]).toMatch(/^(WITH changed AS \()?UPDATE /);
+        const again = (await store.read("k")) as Record<string, number>;
+        await other.update("k", { c: 3 });
+        again.b = 5;
+        await store.write("k", again);
+        expect(await other.read("k")).toStrictEqual({ a: 2, b: 5, c: 3 });
+      });
       it("writes with millisecondsToLive set an expiry on the database clock, and expired rows are invisible", async () => {
         const name = table("ttl");
         const store = storage({ tableName: name, millisecondsToLive: 60_000 });
