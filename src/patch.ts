@@ -59,7 +59,7 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
     throw error;
   }
   if (merged === null) throw notAnObject(at);
-  scope.backs.saw(at.key, merged);
+  scope.backs.updated(at.key, merged);
   try {
     return (await decode(scope.rules.codec, merged, at)) as T;
   } catch (error) {
@@ -82,7 +82,7 @@ async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyCon
     const next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
     const stored = await sealed(rules, at, next.plain);
     if (await rows.replaceIf(at, stored, known, true)) {
-      backs.saw(at.key, stored);
+      backs.updated(at.key, stored);
       return next.value;
     }
     if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("update", at);

@@ -8,9 +8,10 @@
  * once). A replaced object, a primitive session, or grammY's `initial()`
  * after a read found nothing falls back to the key's last read, where that is
  * sound: while every read of the key not yet written back saw the same text,
- * and this storage has not written, updated or deleted the key since (then
- * a write of a new object is a plain write, as code that reads a key and
- * later writes it anew expects).
+ * and this storage has not written or deleted the key since (then a write of
+ * a new object is a plain write, as code that reads a key and later writes it
+ * anew expects). An `update()` is no such write: a write-back applies its
+ * change onto the update, as onto any other writer's.
  */
 
 /** What a write-back builds on: the row as this storage last saw it, and the session as it then was. */
@@ -38,7 +39,7 @@ interface KeyState {
   open: number;
   /** Whether open reads saw different texts: then no write of the key falls back to `base`. */
   ambiguous: boolean;
-  /** Whether this storage wrote, updated or deleted the key since its last read: then no write falls back either. */
+  /** Whether this storage wrote or deleted the key since its last read: then no write falls back either. */
   touched: boolean;
   /** When `base` was read. */
   readAt: number;
@@ -128,11 +129,16 @@ export class WriteBacks {
     this.#saw(this.#state(base.key), base.stored);
   }
 
-  /** Records what the row of `key` held after this storage wrote, updated or deleted it: `null` for no row. */
+  /** Records what the row of `key` held after this storage wrote or deleted it: `null` for no row. */
   saw(key: string, stored: string | null): void {
     const state = this.#state(key);
     state.touched = true;
     this.#saw(state, stored);
+  }
+
+  /** Records what the row of `key` held after an `update()` of it: the next write-back of the key builds on it. */
+  updated(key: string, stored: string): void {
+    this.#saw(this.#state(key), stored);
   }
 
   /** What the row of `key` held after this storage's last operation of it, as far as it knows: a guess to compare-and-set against. */

@@ -4,6 +4,7 @@ import { sequentialize } from "@grammyjs/runner";
 import { Bot, enhanceStorage, session, type Context, type SessionFlavor } from "grammy";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
 import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
@@ -66,6 +67,25 @@ describe("exact updates: a write-back never undoes a change made while its handl
     // read, update, and the write-back merged at once onto what the update left: no failed set, no extra read.
     expect(counted.statements.length - before).toBe(3);
   });
+
+  it.each([
+    ["", {}],
+    [" with a schema", { schema: z.object({ count: z.number().default(0), plan: z.string().optional() }) }],
+  ] as const)(
+    "an update() inside the handler of a chat with no session yet%s is kept beside initial()'s",
+    async (_, options) => {
+      const table = db.table("exact_handler_update_new");
+      const storage = new PostgresStorage<Session>({ client: isolatePool(), tableName: table, ...options });
+      const bot = newBot();
+      bot.use(session({ initial: () => ({ count: 0 }), storage }));
+      bot.command("upgrade", async (ctx) => {
+        (ctx.session.count as number) += 1;
+        await storage.update(String(ctx.chat.id), { plan: "pro" });
+      });
+      await bot.handleUpdate(textMessage(302, "/upgrade"));
+      expect(await row(table, "302")).toBe('{"count":1,"plan":"pro"}');
+    },
+  );
 
   it("another isolate's update() while the handler runs is kept: a payment webhook's { premium: true } survives", async () => {
     const table = db.table("exact_webhook");
