@@ -76,7 +76,8 @@ const MERGED =
   `FULL JOIN json_each(EXCLUDED.value) WITH ORDINALITY p(k, v, o) ON s.k = p.k)`;
 // jsonWithDates stores a Date as this one-key object: a Date, not an object of fields to merge into.
 // (Only asked of objects: PostgreSQL does not promise to evaluate AND's operands in order.)
-const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN (SELECT array_agg(k) FROM json_object_keys(t.value) k) = ARRAY['$date'] ELSE false END`;
+// (An object of no keys aggregates to NULL, which would make the comparison NULL: coalesced to no keys.)
+const TAGGED_DATE = `CASE WHEN json_typeof(t.value) = 'object' THEN coalesce((SELECT array_agg(k) FROM json_object_keys(t.value) k), '{}') = ARRAY['$date'] ELSE false END`;
 
 const NO_COLUMNS: Row = Object.freeze({});
 const UNCOUNTED =

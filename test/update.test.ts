@@ -386,5 +386,9 @@ describe("update()", () => {
     await store.write("d", when);
     await expect(store.update("d", { n: 2 })).rejects.toThrow(/merges into objects/);
     expect(await store.read("d")).toStrictEqual(when);
+    // An object of no fields is an object, not a Date: merged into, as under the default codec.
+    await store.write("empty", {});
+    expect(await store.update("empty", { n: 3 })).toStrictEqual({ n: 3 });
+    expect(await store.read("empty")).toStrictEqual({ n: 3 });
   });
 });
