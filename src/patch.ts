@@ -19,8 +19,9 @@ import {
 } from "./values.ts";
 import type { WriteBacks } from "./write-backs.ts";
 
-// PostgreSQL's JSON functions cannot read U+0000 in a string; the statement then did not run.
-const UNREADABLE_JSON = "22P05";
+// PostgreSQL's JSON functions cannot read U+0000 in a string (22P05), nor a lone surrogate's escape, which the json
+// column takes (22P02); the statement then did not run, and the merge is made here instead.
+const UNREADABLE_JSON = new Set(["22P05", "22P02"]);
 
 /** What an update needs of its storage. */
 export interface PatchScope<T> {
@@ -55,7 +56,8 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
   try {
     merged = await scope.rows.merge(at, await encodePatch(scope.rules, at, patch));
   } catch (error) {
-    if (error instanceof StatementFailure && error.code === UNREADABLE_JSON) return mergeChecked(scope, at, patch);
+    if (error instanceof StatementFailure && UNREADABLE_JSON.has(error.code ?? ""))
+      return mergeChecked(scope, at, patch);
     throw error;
   }
   if (merged === null) throw notAnObject(at);

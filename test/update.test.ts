@@ -73,6 +73,20 @@ describe("update()", () => {
     expect(await store.read("k")).toStrictEqual({ before: "a\0b", after: "plain" });
   });
 
+  it("merges values holding a lone surrogate, which PostgreSQL's JSON functions refuse though the column took them, in JavaScript", async () => {
+    const store = new PostgresStorage<Record<string, string>>({
+      client: db.pool,
+      tableName: db.table("update_surrogate"),
+    });
+    await store.write("k", { before: "half\ud83d" });
+    expect(await store.update("k", { after: "plain" })).toStrictEqual({ before: "half\ud83d", after: "plain" });
+    expect(await store.update("k", { after: "\udc00half" })).toStrictEqual({
+      before: "half\ud83d",
+      after: "\udc00half",
+    });
+    expect(await store.read("k")).toStrictEqual({ before: "half\ud83d", after: "\udc00half" });
+  });
+
   it("never brings an expired row back: it merges into nothing, in the database and in the checked merge after a read", async () => {
     for (const schema of [
       undefined,
