@@ -22,6 +22,7 @@ export interface Found {
 const ONCE = runOptions("create", { onlyIfNotApplied: true });
 const RETRIED = runOptions("create");
 const EMPTY = runOptions("empty");
+const READ = runOptions("empty", { readsOnly: true });
 // 2 MB of the table per statement: no statement holds the rows of the whole table, or runs for long.
 const PRUNE_BLOCKS = 256;
 
@@ -44,7 +45,7 @@ export class Rows {
 
   /** Reads the live row of a key. */
   async read(at: KeyContext): Promise<Found> {
-    const [row] = await this.#run(at, this.#statements.read, [at.key], EMPTY);
+    const [row] = await this.#run(at, this.#statements.read, [at.key], READ);
     if (row === undefined) return { stored: null, quietMs: Number.POSITIVE_INFINITY };
     const msLeft = row.msleft == null ? null : Number(row.msleft);
     return { stored: textOf(row, "value"), quietMs: skippableMs(this.#ttl, msLeft) };
@@ -115,7 +116,7 @@ export class Rows {
 
   /** Whether a live row exists under a key. */
   async has(at: KeyContext): Promise<boolean> {
-    return (await this.#run(at, this.#statements.has, [at.key], EMPTY)).length > 0;
+    return (await this.#run(at, this.#statements.has, [at.key], READ)).length > 0;
   }
 
   #run(at: KeyContext, statement: Statement, params: QueryParameter[], options: RunOptions): Promise<Row[]> {

@@ -40,7 +40,7 @@ export async function* scanRows(
   for (let first = true; ; first = false) {
     const text = statements.page({ values: withValues, first, bounded: upper !== undefined });
     const params = upper === undefined ? [cursor, pageSize] : [cursor, upper, pageSize];
-    const rows = await driver.run(text, params, runOptions("empty", { trace }));
+    const rows = await driver.run(text, params, runOptions("empty", { trace, readsOnly: true }));
     for (const row of rows) {
       const key = parse.call(keys, textOf(row, "key"));
       if (key !== undefined) yield [key, row];

@@ -9,6 +9,7 @@ import {
   StorageValidationError,
   prefixKeys,
   type OperationEvent,
+  type QueryParameter,
   type StorageEvent,
 } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
@@ -204,6 +205,51 @@ describe("operation edges", () => {
       ]);
       expect(await collect(discarding.readAllValues())).toStrictEqual([{ n: 1 }, { n: 3 }]);
       expect(await collect(discarding.readAllKeys())).toStrictEqual(["k1", "k2", "k3"]);
+    });
+  });
+
+  describe("a read inside a write that loses its connection changed nothing: the write is not in doubt", () => {
+    /** A query() client on the pool whose reads (SELECT) lose their connection after `healthyReads` of them. */
+    const losingReads = (healthyReads: number) => {
+      let reads = 0;
+      return {
+        query: async (text: string, params: QueryParameter[]) => {
+          if (text.startsWith("SELECT") && ++reads > healthyReads)
+            throw new Error("Connection terminated unexpectedly");
+          return pool.query(text, params);
+        },
+      };
+    };
+    const retry = { attempts: 2, baseDelayMs: 0, maxDelayMs: 0 };
+
+    it("update() with a schema, whose read of the row fails", async () => {
+      const name = tables.table("lost_read_update");
+      await new PostgresStorage({ client: pool, tableName: name }).write("k", { a: 1 });
+      const schema = z.object({ a: z.number(), b: z.number().optional() });
+      const storage = new PostgresStorage({ client: losingReads(0), tableName: name, schema, retry });
+      const error = await rejection(storage.update("k", { b: 2 }));
+      expect({ operation: error.operation, inDoubt: error.inDoubt }).toStrictEqual({
+        operation: "update",
+        inDoubt: false,
+      });
+      expect(error.message).not.toMatch(/may have taken effect/);
+      expect(await new PostgresStorage({ client: pool, tableName: name }).read("k")).toStrictEqual({ a: 1 });
+    });
+
+    it("a write-back that lost to another writer, whose read of the row fails", async () => {
+      const name = tables.table("lost_read_write_back");
+      const other = new PostgresStorage<Record<string, number>>({ client: pool, tableName: name });
+      await other.write("k", { a: 1 });
+      const storage = new PostgresStorage<Record<string, number>>({ client: losingReads(1), tableName: name, retry });
+      const session = (await storage.read("k")) as Record<string, number>;
+      await other.update("k", { c: 3 });
+      session.b = 2;
+      const error = await rejection(storage.write("k", session));
+      expect({ operation: error.operation, inDoubt: error.inDoubt }).toStrictEqual({
+        operation: "write",
+        inDoubt: false,
+      });
+      expect(await other.read("k")).toStrictEqual({ a: 1, c: 3 });
     });
   });
 

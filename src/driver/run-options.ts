@@ -11,6 +11,8 @@ export interface RunOptions {
   readonly missing: "empty" | "create";
   /** Retry only failures that prove it did not run: it must not take effect twice. */
   readonly onlyIfNotApplied: boolean;
+  /** The statement changes nothing (a read inside a write, say): its failure is never in doubt. */
+  readonly readsOnly: boolean;
   /** The operation's trace, when the storage is observed: statements, retries and creation are counted into it. */
   readonly trace: Trace | undefined;
   /** Told when the statement succeeded after an earlier try that may have taken effect too. */
@@ -20,8 +22,8 @@ export interface RunOptions {
 /** {@link RunOptions}, every field in place. */
 export const runOptions = (
   missing: RunOptions["missing"],
-  { onlyIfNotApplied = false, trace, doubt }: Partial<Omit<RunOptions, "missing">> = {},
-): RunOptions => ({ missing, onlyIfNotApplied, trace, doubt });
+  { onlyIfNotApplied = false, readsOnly = false, trace, doubt }: Partial<Omit<RunOptions, "missing">> = {},
+): RunOptions => ({ missing, onlyIfNotApplied, readsOnly, trace, doubt });
 
 /** Whether a statement that succeeded on a retry may have taken effect on an earlier try as well. */
 export interface Doubt {

@@ -135,14 +135,14 @@ export class RuntimeDriver {
     params: QueryParameter[],
     options: RunOptions,
   ): Promise<Row[]> {
-    // Whether any try may have taken effect (unless its error proves it did not).
-    let inDoubt = mayHaveTakenEffect(first);
+    // Whether any try may have taken effect (unless its error proves it did not, or it changes nothing).
+    let inDoubt = !options.readsOnly && mayHaveTakenEffect(first);
     const again = async () => {
       if (options.trace !== undefined) options.trace.retries += 1;
       try {
         return await this.#attempt(statement, params, options);
       } catch (error) {
-        inDoubt ||= mayHaveTakenEffect(error);
+        inDoubt ||= !options.readsOnly && mayHaveTakenEffect(error);
         throw error;
       }
     };
