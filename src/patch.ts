@@ -23,6 +23,11 @@ import type { WriteBacks } from "./write-backs.ts";
 // column takes (22P02); the statement then did not run, and the merge is made here instead.
 const UNREADABLE_JSON = new Set(["22P05", "22P02"]);
 
+/** The fields a patch sets: those it holds but as `undefined`. */
+const fieldsSet = (patch: object) => Object.keys(patch).filter((field) => (patch as Fields)[field] !== undefined);
+
+type Fields = Record<string, unknown>;
+
 /** What an update needs of its storage. */
 export interface PatchScope<T> {
   readonly rows: Rows;
@@ -61,7 +66,7 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
     throw error;
   }
   if (merged === null) throw notAnObject(at);
-  scope.backs.updated(at.key, merged);
+  scope.backs.updated(at.key, merged, fieldsSet(patch));
   try {
     return (await decode(scope.rules.codec, merged, at)) as T;
   } catch (error) {
@@ -84,7 +89,7 @@ async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyCon
     const next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
     const stored = await sealed(rules, at, next.plain);
     if (await rows.replaceIf(at, stored, known, true)) {
-      backs.updated(at.key, stored);
+      backs.updated(at.key, stored, fieldsSet(patch));
       return next.value;
     }
     if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("update", at);

@@ -12,7 +12,16 @@ import { attemptsLost, pauseBeforeRetry, MAX_SET_ATTEMPTS } from "./retry.ts";
 import type { Doubt } from "./driver/run-options.ts";
 import type { Found, Rows } from "./rows.ts";
 import { ABSENT, mergeChange, type Side } from "./three-way-merge.ts";
-import { decodePlain, encodeValue, schemaIssues, sealed, unsealed, type Encoded, type ValueRules } from "./values.ts";
+import {
+  decodePlain,
+  encodeValue,
+  isFields,
+  schemaIssues,
+  sealed,
+  unsealed,
+  type Encoded,
+  type ValueRules,
+} from "./values.ts";
 import type { Base, WriteBacks } from "./write-backs.ts";
 
 /** What a conflict resolver is told besides the three values. */
@@ -186,6 +195,16 @@ export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: B
 const expiryUnknown = ({ quietMs }: { readonly quietMs: number }) =>
   quietMs === Number.POSITIVE_INFINITY ? quietMs : -1;
 
+/**
+ * The base of a write-back whose read found no row: none, but for the fields this storage's `update()` set since,
+ * whose values in ours are `initial()`'s (grammY writes its object back), not changes the handler made.
+ */
+function initialValues(base: Base, ours: unknown): Side {
+  const fields = base.updatedFields;
+  if (fields === undefined || !isFields(ours)) return ABSENT;
+  return Object.fromEntries(fields.filter((field) => Object.hasOwn(ours, field)).map((field) => [field, ours[field]]));
+}
+
 /** Records how the write was applied, when the storage is observed. */
 function outcome(at: KeyContext, write: WriteOutcome): void {
   if (at.trace !== undefined) at.trace.write = write;
@@ -216,7 +235,7 @@ async function resolve<T>(
   // The base as the handler saw it: through the schema (its defaults, transforms, repairs), as ours and theirs are.
   const baseValue: Side =
     base.plain === null
-      ? ABSENT
+      ? initialValues(base, ours.value)
       : ((await Promise.resolve()
           .then(() => decodePlain(rules, at, base.plain as string))
           .catch(() => decode(plainCodec, base.plain as string, at))) ?? ABSENT);

@@ -8,10 +8,11 @@
  * once). A replaced object, a primitive session, or grammY's `initial()`
  * after a read found nothing falls back to the key's last read, where that is
  * sound: while every read of the key not yet written back saw the same text,
- * and this storage has not written or deleted the key since (then a write of
- * a new object is a plain write, as code that reads a key and later writes it
- * anew expects). An `update()` is no such write: a write-back applies its
- * change onto the update, as onto any other writer's.
+ * and this storage has not written, deleted or updated the key since (then a
+ * write of a new object is a plain write, as code that reads a key and later
+ * writes it anew expects). After a read that found no row, an `update()` is no
+ * such write: grammY writes `initial()`'s object back, which applies its change
+ * onto the update.
  */
 
 /** What a write-back builds on: the row as this storage last saw it, and the session as it then was. */
@@ -29,6 +30,11 @@ export interface Base {
   readonly quietUntil: number;
   /** Whether the row holds a merge of this session with another writer's change, not this session alone. */
   readonly merged?: boolean | undefined;
+  /**
+   * The fields this storage's `update()`s set after the read found no row: a write-back of grammY's `initial()` object
+   * holds initial values of them, which are no change of the handler's.
+   */
+  readonly updatedFields?: readonly string[] | undefined;
 }
 
 /** What is known of one key. */
@@ -39,8 +45,10 @@ interface KeyState {
   open: number;
   /** Whether open reads saw different texts: then no write of the key falls back to `base`. */
   ambiguous: boolean;
-  /** Whether this storage wrote or deleted the key since its last read: then no write falls back either. */
+  /** Whether this storage wrote, deleted or updated the key since its last read: then no write falls back either. */
   touched: boolean;
+  /** The fields this storage's `update()`s set since the key's last read found no row (see {@link Base.updatedFields}). */
+  updatedFields: string[] | undefined;
   /** When `base` was read. */
   readAt: number;
   /** The text the row held after this storage's last operation of the key; `null`: no row. A guess, checked by compare-and-set. */
@@ -99,6 +107,7 @@ export class WriteBacks {
     state.base = (base.stored?.length ?? 0) + (base.plain?.length ?? 0) > this.#maxGuessChars ? undefined : base;
     state.readAt = now;
     state.touched = false;
+    state.updatedFields = undefined;
     this.#saw(state, base.stored);
   }
 
@@ -117,7 +126,9 @@ export class WriteBacks {
     // With no read open, the key's base serves nothing more: let its texts go.
     if (state.open === 0) state.base = undefined;
     if (own !== undefined) return own;
-    return !state.ambiguous && !state.touched && this.now() - state.readAt < this.#fallbackMs ? fallback : undefined;
+    if (state.ambiguous || state.touched || this.now() - state.readAt >= this.#fallbackMs) return undefined;
+    const updatedFields = state.updatedFields;
+    return fallback === undefined || updatedFields === undefined ? fallback : { ...fallback, updatedFields };
   }
 
   /**
@@ -136,9 +147,16 @@ export class WriteBacks {
     this.#saw(state, stored);
   }
 
-  /** Records what the row of `key` held after an `update()` of it: the next write-back of the key builds on it. */
-  updated(key: string, stored: string): void {
-    this.#saw(this.#state(key), stored);
+  /**
+   * Records what the row of `key` held after an `update()` that set `fields` in it. After a read that found no row,
+   * a write of a new object (grammY's `initial()`) still builds on that read, and applies its change onto the update;
+   * otherwise, as after a write, it replaces the row.
+   */
+  updated(key: string, stored: string, fields: readonly string[]): void {
+    const state = this.#state(key);
+    if (state.open > 0 && state.base?.stored === null) (state.updatedFields ??= []).push(...fields);
+    else state.touched = true;
+    this.#saw(state, stored);
   }
 
   /** What the row of `key` held after this storage's last operation of it, as far as it knows: a guess to compare-and-set against. */
@@ -156,7 +174,15 @@ export class WriteBacks {
     if (state !== undefined) {
       this.#keys.delete(key);
     } else {
-      state = { base: undefined, open: 0, ambiguous: false, touched: false, readAt: 0, latest: undefined };
+      state = {
+        base: undefined,
+        open: 0,
+        ambiguous: false,
+        touched: false,
+        updatedFields: undefined,
+        readAt: 0,
+        latest: undefined,
+      };
     }
     this.#keys.set(key, state);
     if (this.#keys.size > this.#maxKeys) {

@@ -87,6 +87,28 @@ describe("exact updates: a write-back never undoes a change made while its handl
     },
   );
 
+  it.each([
+    ["ours", '{"plan":"pro","count":0}'],
+    ["throw", '{"plan":"pro","count":0}'],
+  ] as const)(
+    "a new chat's update() of a field initial() sets is kept, not undone by initial()'s value (\"%s\")",
+    async (onConflict, expected) => {
+      const table = db.table("exact_handler_update_initial");
+      const storage = new PostgresStorage<Session>({ client: isolatePool(), tableName: table, onConflict });
+      const bot = newBot();
+      bot.use(session({ initial: () => ({ plan: "free", count: 0 }), storage }));
+      bot.command("upgrade", async (ctx) => {
+        await storage.update(String(ctx.chat.id), { plan: "pro" });
+      });
+      bot.command("count", (ctx) => void ((ctx.session.count as number) += 1));
+      await bot.handleUpdate(textMessage(303, "/upgrade"));
+      expect(await row(table, "303")).toBe(expected);
+      // Later updates are write-backs of what was read, as ever.
+      await bot.handleUpdate(textMessage(303, "/count"));
+      expect(await row(table, "303")).toBe('{"plan":"pro","count":1}');
+    },
+  );
+
   it("another isolate's update() while the handler runs is kept: a payment webhook's { premium: true } survives", async () => {
     const table = db.table("exact_webhook");
     const storage = new PostgresStorage<Session>({ client: isolatePool(), tableName: table });

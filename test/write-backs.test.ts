@@ -556,6 +556,16 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     expect(await stored(name)).toBe('{"a":2,"b":1}');
   });
 
+  it("after a read of an existing row, an update() then a write of a new object replaces the row, as after a write()", async () => {
+    const name = await table("wb_update_then_new_object");
+    const storage = new PostgresStorage<Record<string, unknown>>({ client: db.pool, tableName: name });
+    await storage.write("k", { step: "a" });
+    await storage.read("k");
+    await storage.update("k", { step: "b", tmp: true });
+    await storage.write("k", { step: "a" });
+    expect(await stored(name)).toBe('{"step":"a"}');
+  });
+
   it("the same object written twice after a write-back that kept the other writer's row keeps that row's changes", async () => {
     const name = await table("wb_twice_after_kept");
     const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name });

@@ -58,6 +58,21 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("b", session)).toBeUndefined();
   });
 
+  it("an update() after a read that found no row leaves the fallback, naming the fields it set; after any other read, ends it", () => {
+    const backs = new WriteBacks();
+    backs.read(base("new", null), undefined);
+    backs.updated("new", '{"plan":"pro"}', ["plan"]);
+    backs.updated("new", '{"plan":"pro","n":1}', ["n"]);
+    expect(backs.take("new", { plan: "free" })).toStrictEqual({ ...base("new", null), updatedFields: ["plan", "n"] });
+    expect(backs.latest("new")).toBe('{"plan":"pro","n":1}');
+    backs.read(base("old", '{"plan":"free"}'), { plan: "free" });
+    backs.updated("old", '{"plan":"pro"}', ["plan"]);
+    expect(backs.take("old", { plan: "free" })).toBeUndefined();
+    // A read starts afresh: fields an update() set before it are no longer the update's own.
+    backs.read(base("new", null), undefined);
+    expect(backs.take("new", { plan: "free" })).toStrictEqual(base("new", null));
+  });
+
   it("a write-back applied moves the object's base to what it wrote", () => {
     const backs = new WriteBacks();
     const session = { v: 1 };
