@@ -23,10 +23,9 @@ import type { WriteBacks } from "./write-backs.ts";
 // column takes (22P02); the statement then did not run, and the merge is made here instead.
 const UNREADABLE_JSON = new Set(["22P05", "22P02"]);
 
-/** The fields a patch sets: those it holds but as `undefined`. */
-const fieldsSet = (patch: object) => Object.keys(patch).filter((field) => (patch as Fields)[field] !== undefined);
-
-type Fields = Record<string, unknown>;
+/** The fields a patch sets: those it holds with a value other than `undefined`. */
+const fieldsSet = (patch: object) =>
+  Object.keys(patch).filter((field) => (patch as Record<string, unknown>)[field] !== undefined);
 
 /** What an update needs of its storage. */
 export interface PatchScope<T> {

@@ -247,7 +247,8 @@ async function resolve<T>(
     if (onConflict === "theirs") return undefined;
     if (onConflict === "throw") throw new StorageConflictError(at.grammyKey, fields);
     const chosen = await onConflict(
-      (baseValue === ABSENT ? undefined : baseValue) as T | undefined,
+      // A read that found no row has no base to tell, whatever the merge took from initialValues().
+      (baseValue === ABSENT || base.plain === null ? undefined : baseValue) as T | undefined,
       ours.value,
       (theirs.value === ABSENT ? undefined : theirs.value) as T | undefined,
       { key: at.grammyKey, fields },

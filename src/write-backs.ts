@@ -96,6 +96,12 @@ export class WriteBacks {
     if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
     const state = this.#state(base.key);
     const now = this.now();
+    if (state.updatedFields !== undefined && state.open > 0 && base.stored === state.latest) {
+      // The row this storage's own update() left, after a read that found none: the write-back of that read's
+      // initial() object still builds on it (the object this read returned has its own base).
+      state.open += 1;
+      return;
+    }
     if (state.open > 0 && now - state.readAt < this.#fallbackMs) {
       if (state.base?.stored !== base.stored) state.ambiguous = true;
       state.open += 1;

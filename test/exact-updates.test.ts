@@ -109,6 +109,32 @@ describe("exact updates: a write-back never undoes a change made while its handl
     },
   );
 
+  it("a new chat's update() is kept when the handler reads the key after it, and a resolver is told there was no base", async () => {
+    const table = db.table("exact_handler_update_reread");
+    const bases: unknown[] = [];
+    const storage = new PostgresStorage<Session>({
+      client: isolatePool(),
+      tableName: table,
+      onConflict: (base, ours, theirs) => {
+        bases.push(base);
+        return { ...theirs, ...ours, plan: theirs?.plan };
+      },
+    });
+    const bot = newBot();
+    bot.use(session({ initial: () => ({ plan: "free", count: 0 }), storage }));
+    const other = new PostgresStorage<Session>({ client: isolatePool(), tableName: table });
+    bot.command("upgrade", async (ctx) => {
+      (ctx.session.count as number) += 1;
+      await storage.update(String(ctx.chat.id), { plan: "pro" });
+      expect(await storage.read(String(ctx.chat.id))).toStrictEqual({ plan: "pro" });
+      await other.update(String(ctx.chat.id), { count: 7 }); // another isolate
+    });
+    await bot.handleUpdate(textMessage(304, "/upgrade"));
+    // count: both set it (the handler from initial()'s 0, the other isolate to 7): the resolver decides, told no base.
+    expect(bases).toStrictEqual([undefined]);
+    expect(await row(table, "304")).toBe('{"plan":"pro","count":1}');
+  });
+
   it("another isolate's update() while the handler runs is kept: a payment webhook's { premium: true } survives", async () => {
     const table = db.table("exact_webhook");
     const storage = new PostgresStorage<Session>({ client: isolatePool(), tableName: table });

@@ -71,6 +71,14 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     // A read starts afresh: fields an update() set before it are no longer the update's own.
     backs.read(base("new", null), undefined);
     expect(backs.take("new", { plan: "free" })).toStrictEqual(base("new", null));
+    // Unless it reads the very row the update left while the read that found none is open: that read's write-back
+    // still builds on it, and the object this read returned on its own base.
+    backs.read(base("again", null), undefined);
+    backs.updated("again", '{"plan":"pro"}', ["plan"]);
+    const reread = { plan: "pro" };
+    backs.read(base("again", '{"plan":"pro"}'), reread);
+    expect(backs.take("again", reread)).toStrictEqual(base("again", '{"plan":"pro"}'));
+    expect(backs.take("again", { plan: "free" })).toStrictEqual({ ...base("again", null), updatedFields: ["plan"] });
   });
 
   it("a write-back applied moves the object's base to what it wrote", () => {
