@@ -5,7 +5,13 @@ import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
 import { startFakeBotApi, type FakeBotApi } from "../dev/fake-bot-api.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
-import { PostgresStorage, StorageValidationError, encryptedCodec, type StorageEvent } from "../src/index.js";
+import {
+  PostgresStorage,
+  StorageValidationError,
+  encryptedCodec,
+  type PostgresStorageOptions,
+  type StorageEvent,
+} from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
 import { rewindExpiries, sleep, useFixture } from "./support/fixture.js";
 
@@ -29,6 +35,13 @@ describe("write-backs: applied as the change from what was read; an acknowledged
     const name = db.table(label);
     await new PostgresStorage({ client: db.pool, tableName: name }).createTable();
     return name;
+  };
+  /** Two isolates' storages of one new table: `a` on this file's pool (with `options`), `b` on a pool of its own. */
+  const twoIsolates = async (label: string, options: Partial<PostgresStorageOptions<Record<string, number>>> = {}) => {
+    const name = await table(label);
+    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name, ...options });
+    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    return { name, a, b };
   };
   const stored = async (name: string, key = "k") =>
     (await db.admin(`SELECT value::text AS value FROM "${name}" WHERE key = $1`, [key]))[0]?.value;
@@ -543,9 +556,7 @@ describe("write-backs: applied as the change from what was read; an acknowledged
   });
 
   it("the same object written twice after a merge keeps what the other writer changed", async () => {
-    const name = await table("wb_twice_after_merge");
-    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name });
-    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    const { name, a, b } = await twoIsolates("wb_twice_after_merge");
     await a.write("k", { a: 0, b: 0 });
     const session = (await a.read("k")) as Record<string, number>;
     await b.update("k", { b: 1 });
@@ -567,9 +578,7 @@ describe("write-backs: applied as the change from what was read; an acknowledged
   });
 
   it("the same object written twice after a write-back that kept the other writer's row keeps that row's changes", async () => {
-    const name = await table("wb_twice_after_kept");
-    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name });
-    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    const { name, a, b } = await twoIsolates("wb_twice_after_kept");
     await a.write("k", { a: 1, b: 1 });
     const session = (await a.read("k")) as Record<string, number>;
     await b.update("k", { a: 2, b: 5 });
@@ -625,9 +634,7 @@ describe("write-backs: applied as the change from what was read; an acknowledged
   });
 
   it("after a write-back that kept the row deleted, the same object changed is merged onto a row re-created meanwhile", async () => {
-    const name = await table("wb_kept_deleted_recreated");
-    const a = new PostgresStorage<Record<string, number>>({ client: db.pool, tableName: name, onConflict: "theirs" });
-    const b = new PostgresStorage<Record<string, number>>({ client: isolate(), tableName: name });
+    const { name, a, b } = await twoIsolates("wb_kept_deleted_recreated", { onConflict: "theirs" });
     await a.write("k", { a: 1 });
     const session = (await a.read("k")) as Record<string, number>;
     await b.delete("k");
