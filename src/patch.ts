@@ -15,6 +15,7 @@ import {
   notAnObject,
   sealed,
   setsAField,
+  type Encoded,
   type ValueRules,
 } from "./values.ts";
 import type { WriteBacks } from "./write-backs.ts";
@@ -82,10 +83,22 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
 async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyContext, patch: Partial<T>): Promise<T> {
   // `known`: the stored text this merge builds on; null when there is no row, undefined when it must be read.
   let known = backs.latest(at.key);
+  let guessed = known !== undefined;
   for (let attempt = 1; ; attempt += 1) {
     known ??= (await rows.read(at)).stored;
-    const previous = known === null ? undefined : await decodeFromRead(rules, at, known);
-    const next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
+    let next: Encoded<T>;
+    try {
+      const previous = known === null ? undefined : await decodeFromRead(rules, at, known);
+      next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
+    } catch (error) {
+      if (!guessed) throw error;
+      // Refused on a guess of the row (another writer may have replaced a value that is no object, say): read it.
+      guessed = false;
+      known = undefined;
+      attempt -= 1;
+      continue;
+    }
+    guessed = false;
     const stored = await sealed(rules, at, next.plain);
     if (await rows.replaceIf(at, stored, known, true)) {
       backs.updated(at.key, stored, fieldsSet(patch));

@@ -129,7 +129,14 @@ export async function applyWriteBack<T>(
       let target: Encoded<T> | undefined = ours;
       let sent: string | undefined;
       if (theirs !== undefined) {
-        target = await resolve(scope, at, base, ours, theirs, doubt.earlierTryMayHaveApplied);
+        let resolved = await resolve(scope, at, base, ours, theirs, doubt.earlierTryMayHaveApplied, guessed);
+        if (resolved === UNCONFIRMED) {
+          // A conflict is decided (thrown, or put to onConflict's function) only on the row as it is, never on a guess.
+          theirs = await decodeTheirs(rules, at, (await rows.read(at)).stored);
+          guessed = false;
+          resolved = await resolve(scope, at, base, ours, theirs, doubt.earlierTryMayHaveApplied, false);
+        }
+        target = resolved as Encoded<T> | undefined;
         if (target === undefined || target.plain === theirs.plain) {
           // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
           // of the same text renews its expiry too). A guess of no row cannot be checked so: the row is read.
@@ -217,10 +224,14 @@ async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Fou
   return { stored, plain, value: value === undefined ? ABSENT : value };
 }
 
+/** What {@link resolve} answers when it would decide a conflict on a guess of the row: read the row first. */
+const UNCONFIRMED: unique symbol = Symbol("unconfirmed");
+
 /**
  * What to store after a conflict: the merge, decided by `onConflict`; `undefined` to leave the row alone.
  *
  * @param unsure whether a try of ours whose answer was lost may have been stored before the row became `theirs`
+ * @param guessed whether `theirs` is this storage's guess of the row, not yet checked by a statement
  */
 async function resolve<T>(
   scope: WriteBackScope<T>,
@@ -229,7 +240,8 @@ async function resolve<T>(
   ours: Encoded<T>,
   theirs: Theirs,
   unsure: boolean,
-): Promise<Encoded<T> | undefined> {
+  guessed: boolean,
+): Promise<Encoded<T> | undefined | typeof UNCONFIRMED> {
   const { rules, onConflict } = scope;
   const plainCodec = rules.stack.plain;
   // The base as the handler saw it: through the schema (its defaults, transforms, repairs), as ours and theirs are.
@@ -242,9 +254,10 @@ async function resolve<T>(
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
   const textOf = (field: unknown) => encode(plainCodec, field, at);
   const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, textOf, unsure);
-  const decide = async (fields: readonly string[]): Promise<Encoded<T> | undefined> => {
+  const decide = async (fields: readonly string[]): Promise<Encoded<T> | undefined | typeof UNCONFIRMED> => {
     if (onConflict === "ours") return ours;
     if (onConflict === "theirs") return undefined;
+    if (guessed) return UNCONFIRMED;
     if (onConflict === "throw") throw new StorageConflictError(at.grammyKey, fields);
     const chosen = await onConflict(
       // A read that found no row has no base to tell, whatever the merge took from initialValues().
