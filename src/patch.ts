@@ -66,7 +66,7 @@ async function mergeInDatabase<T>(scope: PatchScope<T>, at: KeyContext, patch: P
     throw error;
   }
   if (merged === null) throw notAnObject(at);
-  scope.backs.updated(at.key, merged, fieldsSet(patch));
+  scope.backs.updated(at.key, merged, merged, fieldsSet(patch));
   try {
     return (await decode(scope.rules.codec, merged, at)) as T;
   } catch (error) {
@@ -101,7 +101,7 @@ async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyCon
     guessed = false;
     const stored = await sealed(rules, at, next.plain);
     if (await rows.replaceIf(at, stored, known, true)) {
-      backs.updated(at.key, stored, fieldsSet(patch));
+      backs.updated(at.key, stored, next.plain, fieldsSet(patch));
       return next.value;
     }
     if (attempt >= MAX_SET_ATTEMPTS) throw attemptsLost("update", at);

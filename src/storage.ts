@@ -12,7 +12,16 @@ import { Rows } from "./rows.ts";
 import { scanRows } from "./scan.ts";
 import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
-import { decodeFromRead, decodePlain, encodeValue, sealed, unsealed, valueRules, type ValueRules } from "./values.ts";
+import {
+  decodeFromRead,
+  decodePlain,
+  encodeValue,
+  sealed,
+  seenPlain,
+  unsealed,
+  valueRules,
+  type ValueRules,
+} from "./values.ts";
 import { applyPatch } from "./patch.ts";
 import { applyWriteBack, checkOnConflict, mergesWriteBacks, renew, type WriteBackScope } from "./write-back.ts";
 import { WriteBacks } from "./write-backs.ts";
@@ -100,7 +109,9 @@ export class PostgresStorage<T = unknown> {
       if (plain instanceof Promise) plain = await plain;
       let value = plain === null ? undefined : decodePlain(this.#rules, at, plain);
       if (value instanceof Promise) value = await value;
-      this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs }, value);
+      let seen = seenPlain(this.#rules, at, plain, value);
+      if (seen instanceof Promise) seen = await seen;
+      this.#backs.read({ key: at.key, stored, plain: seen, quietUntil: sentAt + quietMs }, value);
       trace?.end();
       return value;
     } catch (error) {

@@ -96,6 +96,27 @@ export function unsealed<T>(rules: ValueRules<T>, at: KeyContext, stored: string
   return rules.stack.layers.length === 0 ? stored : unseal(rules.stack, stored, at);
 }
 
+/**
+ * The plain text of a session as a read hands it out, to compare its write-back with: with a schema, the text of what
+ * the schema made of it (defaults filled, unknown fields stripped, fields in its order), so that a session written
+ * back unchanged is seen as unchanged; the stored plain text when that cannot be encoded. `null` for no session.
+ */
+export function seenPlain<T>(
+  rules: ValueRules<T>,
+  at: KeyContext,
+  plain: string | null,
+  value: unknown,
+): string | null | Promise<string | null> {
+  if (value === undefined) return null;
+  if (rules.schema === undefined) return plain;
+  try {
+    const text = encode(rules.stack.plain, value, at);
+    return typeof text === "string" ? text : text.catch(() => plain);
+  } catch {
+    return plain;
+  }
+}
+
 /** Decodes and checks a stored value; `undefined` means "read it as missing". */
 export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, stored: string): Promise<T | undefined> {
   return decodePlain(rules, at, await unsealed(rules, at, stored));
@@ -138,12 +159,16 @@ const invalid = (what: string, key: string, issues: readonly StandardIssue[], hi
     issues,
   );
 
-/** Checks a value against the schema (when writes are checked); answers its issues, or `undefined` when it passes. */
+/**
+ * Checks a value against the schema (when writes are checked, or `always`); answers its issues, or `undefined` when
+ * it passes.
+ */
 export async function schemaIssues<T>(
   rules: ValueRules<T>,
   value: unknown,
+  always = false,
 ): Promise<readonly StandardIssue[] | undefined> {
-  if (rules.schema === undefined || !rules.validateOnWrite) return undefined;
+  if (rules.schema === undefined || !(rules.validateOnWrite || always)) return undefined;
   return (await runSchema(rules.schema, value)).issues;
 }
 

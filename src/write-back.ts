@@ -18,6 +18,7 @@ import {
   isFields,
   schemaIssues,
   sealed,
+  seenPlain,
   unsealed,
   type Encoded,
   type ValueRules,
@@ -221,7 +222,7 @@ async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Fou
   if (stored === null) return { stored, plain: null, value: ABSENT };
   const plain = await unsealed(rules, at, stored);
   const value = await decodePlain(rules, at, plain);
-  return { stored, plain, value: value === undefined ? ABSENT : value };
+  return { stored, plain: await seenPlain(rules, at, plain, value), value: value === undefined ? ABSENT : value };
 }
 
 /** What {@link resolve} answers when it would decide a conflict on a guess of the row: read the row first. */
@@ -244,13 +245,10 @@ async function resolve<T>(
 ): Promise<Encoded<T> | undefined | typeof UNCONFIRMED> {
   const { rules, onConflict } = scope;
   const plainCodec = rules.stack.plain;
-  // The base as the handler saw it: through the schema (its defaults, transforms, repairs), as ours and theirs are.
+  // The base as the handler saw it: its text is the schema's output (its defaults, transforms, repairs), as ours and
+  // theirs are, so it is decoded without running the schema again (a default that draws a random id draws another).
   const baseValue: Side =
-    base.plain === null
-      ? initialValues(base, ours.value)
-      : ((await Promise.resolve()
-          .then(() => decodePlain(rules, at, base.plain as string))
-          .catch(() => decode(plainCodec, base.plain as string, at))) ?? ABSENT);
+    base.plain === null ? initialValues(base, ours.value) : ((await decode(plainCodec, base.plain, at)) ?? ABSENT);
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
   const textOf = (field: unknown) => encode(plainCodec, field, at);
   const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, textOf, unsure);
@@ -272,7 +270,8 @@ async function resolve<T>(
     return decide(merged.conflicts);
   }
   if (merged.value === ABSENT) return undefined;
-  // A merge of two valid values can still fail the schema (fields that must agree): then the rule decides the whole value.
-  if ((await schemaIssues(rules, merged.value)) !== undefined) return decide(merged.conflicts);
+  // A merge of two valid values can still fail the schema (fields that must agree): then the rule decides the whole
+  // value. Checked even when writes are not: neither side wrote this value, the storage made it.
+  if ((await schemaIssues(rules, merged.value, true)) !== undefined) return decide(merged.conflicts);
   return encodeValue(rules, at, merged.value as T);
 }

@@ -21,7 +21,11 @@ export interface Base {
   readonly key: string;
   /** The row's stored text, or `null` when there was no row. */
   readonly stored: string | null;
-  /** The plain codec's text of the session (the stored text unless the codec encrypts or compresses); `null` without a row. */
+  /**
+   * The plain codec's text of the session as the read handed it out (see `seenPlain`: the stored text unless the codec
+   * encrypts or compresses, or a schema shapes it); `null` when the read handed none out (no row, or one `onInvalid`
+   * discards).
+   */
   readonly plain: string | null;
   /**
    * Until when (on {@link WriteBacksOptions.now}'s clock) writing the session
@@ -49,6 +53,8 @@ interface KeyState {
   touched: boolean;
   /** The fields this storage's `update()`s set since the key's last read found no row (see {@link Base.updatedFields}). */
   updatedFields: string[] | undefined;
+  /** The plain text of the row those `update()`s left. */
+  updatedPlain: string | undefined;
   /** When `base` was read. */
   readAt: number;
   /** The text the row held after this storage's last operation of the key; `null`: no row. A guess, checked by compare-and-set. */
@@ -96,14 +102,15 @@ export class WriteBacks {
     if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
     const state = this.#state(base.key);
     const now = this.now();
-    if (state.updatedFields !== undefined && state.open > 0 && base.stored === state.latest) {
+    // Plain texts are compared, not stored ones: a codec that encrypts stores one session under many texts.
+    if (state.updatedFields !== undefined && state.open > 0 && base.plain === state.updatedPlain) {
       // The row this storage's own update() left, after a read that found none: the write-back of that read's
       // initial() object still builds on it (the object this read returned has its own base).
       state.open += 1;
       return;
     }
     if (state.open > 0 && now - state.readAt < this.#fallbackMs) {
-      if (state.base?.stored !== base.stored) state.ambiguous = true;
+      if (state.base?.plain !== base.plain) state.ambiguous = true;
       state.open += 1;
     } else {
       state.open = 1;
@@ -114,6 +121,7 @@ export class WriteBacks {
     state.readAt = now;
     state.touched = false;
     state.updatedFields = undefined;
+    state.updatedPlain = undefined;
     this.#saw(state, base.stored);
   }
 
@@ -154,14 +162,16 @@ export class WriteBacks {
   }
 
   /**
-   * Records what the row of `key` held after an `update()` that set `fields` in it. After a read that found no row,
-   * a write of a new object (grammY's `initial()`) still builds on that read, and applies its change onto the update;
-   * otherwise, as after a write, it replaces the row.
+   * Records what the row of `key` held after an `update()` that set `fields` in it (`plain`: its plain text). After a
+   * read that handed out no session, a write of a new object (grammY's `initial()`) still builds on that read, and
+   * applies its change onto the update; otherwise, as after a write, it replaces the row.
    */
-  updated(key: string, stored: string, fields: readonly string[]): void {
+  updated(key: string, stored: string, plain: string, fields: readonly string[]): void {
     const state = this.#state(key);
-    if (state.open > 0 && state.base?.stored === null) (state.updatedFields ??= []).push(...fields);
-    else state.touched = true;
+    if (state.open > 0 && state.base !== undefined && state.base.plain === null) {
+      (state.updatedFields ??= []).push(...fields);
+      state.updatedPlain = plain;
+    } else state.touched = true;
     this.#saw(state, stored);
   }
 
@@ -186,6 +196,7 @@ export class WriteBacks {
         ambiguous: false,
         touched: false,
         updatedFields: undefined,
+        updatedPlain: undefined,
         readAt: 0,
         latest: undefined,
       };

@@ -61,12 +61,12 @@ describe("WriteBacks: which write is the write-back of which read", () => {
   it("an update() after a read that found no row leaves the fallback, naming the fields it set; after any other read, ends it", () => {
     const backs = new WriteBacks();
     backs.read(base("new", null), undefined);
-    backs.updated("new", '{"plan":"pro"}', ["plan"]);
-    backs.updated("new", '{"plan":"pro","n":1}', ["n"]);
+    backs.updated("new", '{"plan":"pro"}', '{"plan":"pro"}', ["plan"]);
+    backs.updated("new", '{"plan":"pro","n":1}', '{"plan":"pro","n":1}', ["n"]);
     expect(backs.take("new", { plan: "free" })).toStrictEqual({ ...base("new", null), updatedFields: ["plan", "n"] });
     expect(backs.latest("new")).toBe('{"plan":"pro","n":1}');
     backs.read(base("old", '{"plan":"free"}'), { plan: "free" });
-    backs.updated("old", '{"plan":"pro"}', ["plan"]);
+    backs.updated("old", '{"plan":"pro"}', '{"plan":"pro"}', ["plan"]);
     expect(backs.take("old", { plan: "free" })).toBeUndefined();
     // A read starts afresh: fields an update() set before it are no longer the update's own.
     backs.read(base("new", null), undefined);
@@ -74,7 +74,7 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     // Unless it reads the very row the update left while the read that found none is open: that read's write-back
     // still builds on it, and the object this read returned on its own base.
     backs.read(base("again", null), undefined);
-    backs.updated("again", '{"plan":"pro"}', ["plan"]);
+    backs.updated("again", '{"plan":"pro"}', '{"plan":"pro"}', ["plan"]);
     const reread = { plan: "pro" };
     backs.read(base("again", '{"plan":"pro"}'), reread);
     expect(backs.take("again", reread)).toStrictEqual(base("again", '{"plan":"pro"}'));
