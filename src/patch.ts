@@ -100,7 +100,7 @@ async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyCon
     }
     guessed = false;
     const stored = await sealed(rules, at, next.plain);
-    if (await rows.replaceIf(at, stored, known, true)) {
+    if (await rows.replaceIf(at, stored, known, { once: true })) {
       backs.updated(at.key, stored, next.plain, fieldsSet(patch));
       return next.value;
     }

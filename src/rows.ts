@@ -63,20 +63,25 @@ export class Rows {
    * `update()`'s patch must not apply twice. Without, it is retried like a
    * plain write: if a write-back's lost set applied, the retry finds the row
    * holding the write-back's own value, and the merge that follows has nothing left to apply. `doubt` is told
-   * when a retried set succeeded or failed after a try that may have applied.
+   * when a retried set succeeded or failed after a try that may have applied. With `expiredToo`, a row that holds
+   * `expected` but expired (and that prune() has not deleted yet) is replaced as well.
    */
   async replaceIf(
     at: KeyContext,
     stored: string,
     expected: string | null,
-    once: boolean,
-    doubt?: Doubt,
+    { once = false, doubt, expiredToo = false }: { once?: boolean; doubt?: Doubt; expiredToo?: boolean } = {},
   ): Promise<boolean> {
     const options = once ? ONCE : doubt === undefined ? RETRIED : runOptions("create", { doubt });
     const rows =
       expected === null
         ? await this.#run(at, this.#statements.insertIfAbsent, this.#withTtl(at.key, stored), options)
-        : await this.#run(at, this.#statements.replaceIf, this.#withTtl(at.key, stored, expected), options);
+        : await this.#run(
+            at,
+            expiredToo ? this.#statements.renewIf : this.#statements.replaceIf,
+            this.#withTtl(at.key, stored, expected),
+            options,
+          );
     return rows.length > 0;
   }
 

@@ -141,10 +141,16 @@ export async function applyWriteBack<T>(
         if (target === undefined || target.plain === theirs.plain) {
           // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
           // of the same text renews its expiry too). A guess of no row cannot be checked so: the row is read.
-          if (!guessed || (theirs.stored !== null && (await rows.replaceIf(at, theirs.stored, theirs.stored, false)))) {
+          const checkedAt = backs.now();
+          if (!guessed || (theirs.stored !== null && (await rows.replaceIf(at, theirs.stored, theirs.stored)))) {
             // A further write of this object applies its change onto the row as it is now, as after a merge.
             const merged = theirs.plain !== ours.plain;
-            const quietUntil = theirs.stored === null ? Number.POSITIVE_INFINITY : expiryUnknown(scope);
+            const quietUntil =
+              theirs.stored === null
+                ? Number.POSITIVE_INFINITY
+                : guessed
+                  ? checkedAt + scope.quietMs
+                  : expiryUnknown(scope);
             backs.wrote(value, { key: at.key, stored: theirs.stored, plain: ours.plain, quietUntil, merged });
             outcome(at, "kept theirs");
             return;
@@ -156,7 +162,10 @@ export async function applyWriteBack<T>(
         let stored = sealed(rules, at, target.plain);
         if (typeof stored !== "string") stored = await stored; // a promise only when the codec encrypts or compresses
         const sentAt = backs.now();
-        if (await rows.replaceIf(at, stored, theirs === undefined ? base.stored : theirs.stored, false, doubt)) {
+        // Against the text read, a row that expired while the handler ran (and that prune() has not deleted) is the
+        // session read, not another writer's deletion: it is set, as an unchanged one is renewed.
+        const expected = theirs === undefined ? base.stored : theirs.stored;
+        if (await rows.replaceIf(at, stored, expected, { doubt, expiredToo: theirs === undefined })) {
           const merged = target.plain !== ours.plain;
           backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
           outcome(at, theirs === undefined ? "set" : "merged");
@@ -184,7 +193,10 @@ export async function applyWriteBack<T>(
 
 /** Renews the expiry of a row written back unchanged, if it still holds what was read. */
 export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: Base, value: T): Promise<void> {
-  if (base.stored === null) return outcome(at, "unchanged");
+  // When the row is known to hold another text (this storage's own update() or write changed it, or a later read saw
+  // another writer's change), whoever wrote it renewed it since the read, and a renewal of the text read finds nothing.
+  const latest = scope.backs.latest(at.key);
+  if (base.stored === null || (latest !== undefined && latest !== base.stored)) return outcome(at, "unchanged");
   const sentAt = scope.backs.now();
   // When the set fails, another writer wrote the row since (renewing it) or deleted it: nothing to apply either way.
   // It renews a row that expired while the handler ran too, as long as prune() has not deleted it.
