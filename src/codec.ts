@@ -112,6 +112,21 @@ export class KeyContext implements CodecContext {
   get grammyKey(): string {
     return this.#grammyKey;
   }
+
+  /** Whether a codec layer read the stored text with an older secret than the one it writes with. */
+  get readWithOlderSecret(): boolean {
+    return this.#olderSecret;
+  }
+
+  /**
+   * Called by a codec layer (`encryptedCodec`) that read the stored text with an older secret: a write-back of the
+   * session unchanged then stores it again under the current one, which is how rows move to a new secret.
+   */
+  olderSecretRead(): void {
+    this.#olderSecret = true;
+  }
+
+  #olderSecret = false;
 }
 
 /**

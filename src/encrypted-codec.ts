@@ -12,12 +12,12 @@ export interface EncryptedCodecOptions {
    *
    * To rotate, pass `[newSecret, oldSecret]`: new values are written with the
    * first secret, and each stored value is read with whichever secret it was
-   * written with (still bound to its key). A session written back unchanged is
-   * not written (sessions are compared before encryption), so one that is only
-   * read keeps its old encryption: before dropping the old secret, write every
-   * row again (`for await (const [key, value] of storage.readAllEntries())
-   * await storage.write(key, value)`: values `readAll*` yields are written as
-   * plain writes), or wait until they have all expired.
+   * written with (still bound to its key). A session read with the old secret
+   * and written back unchanged is stored again under the new one, if the row
+   * still holds what was read; before dropping the old secret, do that for every
+   * row (`for await (const key of storage.readAllKeys()) { const value = await
+   * storage.read(key); if (value !== undefined) await storage.write(key, value); }`),
+   * or wait until they have all expired.
    */
   secret: string | readonly string[];
   /**
@@ -61,7 +61,8 @@ const decoder = new TextDecoder();
  * old key builder and write it with one using the new one.
  *
  * Rotation: with `secret: [newSecret, oldSecret]` values are written with the
- * first secret and read with whichever one they were written with.
+ * first secret and read with whichever one they were written with; a session
+ * read with the old one is stored again under the new one when it is written back.
  *
  * Not protected: an older value of the same key written back in place of the
  * current one (it is a valid value for that key), deleted rows, and anything
@@ -99,13 +100,16 @@ export function encryptedCodec(options: EncryptedCodecOptions): LayeredCodec {
   const unwrap = async (text: string, context?: CodecContext) => {
     const additionalData = boundTo(context);
     const { iv, sealed } = readToken(text);
-    for (const key of await allKeys()) {
+    for (const [index, key] of (await allKeys()).entries()) {
       // GCM authenticates key, IV, ciphertext and AAD together: a wrong secret, a
       // wrong stored key or a flipped bit fails here, never yields garbage.
       const plaintext = await crypto.subtle
         .decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed)
         .catch(() => undefined);
-      if (plaintext !== undefined) return decoder.decode(plaintext);
+      if (plaintext !== undefined) {
+        if (index > 0) (context as { olderSecretRead?: () => void } | undefined)?.olderSecretRead?.();
+        return decoder.decode(plaintext);
+      }
     }
     throw new Error(
       "the stored value cannot be decrypted: it was encrypted with another secret, for another key, or altered",

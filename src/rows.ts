@@ -85,12 +85,6 @@ export class Rows {
     return rows.length > 0;
   }
 
-  /** Renews the expiry of a row that still holds `stored`, expired or not; answers whether it did. */
-  async renew(at: KeyContext, stored: string): Promise<boolean> {
-    const params = this.#withTtl(at.key, stored, stored);
-    return (await this.#run(at, this.#statements.renewIf, params, RETRIED)).length > 0;
-  }
-
   /** Merges a patch's JSON text into the stored object in the database; answers the merged text, or `null` when the stored value is no object. */
   async merge(at: KeyContext, patch: string): Promise<string | null> {
     const [row] = await this.#run(at, this.#statements.merge, this.#withTtl(at.key, patch), ONCE);

@@ -38,9 +38,10 @@ export interface Statements {
   /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row (of no columns) when it did. */
   readonly replaceIf: Statement;
   /**
-   * The same as {@link replaceIf} of the text expected, expired or not (a row
-   * that expired while its handler ran, and that prune() has not deleted yet,
-   * lives on): renews the row's expiry → a row when it did.
+   * The same as {@link replaceIf}, expired or not (a row that expired while
+   * its handler ran, and that prune() has not deleted yet, lives on): a
+   * write-back against the text its read found, and the renewal of one
+   * unchanged → a row when it did.
    */
   readonly renewIf: Statement;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */

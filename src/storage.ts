@@ -111,7 +111,8 @@ export class PostgresStorage<T = unknown> {
       if (value instanceof Promise) value = await value;
       let seen = seenPlain(this.#rules, at, plain, value);
       if (seen instanceof Promise) seen = await seen;
-      this.#backs.read({ key: at.key, stored, plain: seen, quietUntil: sentAt + quietMs }, value);
+      const base = { key: at.key, stored, plain: seen, quietUntil: sentAt + quietMs };
+      this.#backs.read(at.readWithOlderSecret ? { ...base, olderSecret: true } : base, value);
       trace?.end();
       return value;
     } catch (error) {
@@ -144,8 +145,10 @@ export class PostgresStorage<T = unknown> {
       let ours = encodeValue(this.#rules, at, value);
       if (ours instanceof Promise) ours = await ours;
       if (base !== undefined && ours.plain === base.plain) {
-        // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding).
-        if (this.#backs.now() >= base.quietUntil) await renew(this.#writeBack, at, base, value);
+        // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding), or its
+        // text was read with an older secret.
+        if (base.olderSecret || this.#backs.now() >= base.quietUntil)
+          await renew(this.#writeBack, at, base, value, ours);
         else if (trace !== undefined) trace.write = "unchanged";
       } else if (base !== undefined && this.#merge) {
         await applyWriteBack(this.#writeBack, at, base, value, ours);

@@ -191,17 +191,27 @@ export async function applyWriteBack<T>(
   }
 }
 
-/** Renews the expiry of a row written back unchanged, if it still holds what was read. */
-export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: Base, value: T): Promise<void> {
+/**
+ * Renews the expiry of a row written back unchanged, if it still holds what was read; one read with an older secret
+ * of the codec is stored again under the current one.
+ */
+export async function renew<T>(
+  scope: WriteBackScope<T>,
+  at: KeyContext,
+  base: Base,
+  value: T,
+  ours: Encoded<T>,
+): Promise<void> {
   // When the row is known to hold another text (this storage's own update() or write changed it, or a later read saw
   // another writer's change), whoever wrote it renewed it since the read, and a renewal of the text read finds nothing.
   const latest = scope.backs.latest(at.key);
   if (base.stored === null || (latest !== undefined && latest !== base.stored)) return outcome(at, "unchanged");
   const sentAt = scope.backs.now();
+  const stored = base.olderSecret ? await sealed(scope.rules, at, ours.plain) : base.stored;
   // When the set fails, another writer wrote the row since (renewing it) or deleted it: nothing to apply either way.
   // It renews a row that expired while the handler ran too, as long as prune() has not deleted it.
-  if (await scope.rows.renew(at, base.stored)) {
-    scope.backs.wrote(value, { ...base, quietUntil: sentAt + scope.quietMs });
+  if (await scope.rows.replaceIf(at, stored, base.stored, { expiredToo: true })) {
+    scope.backs.wrote(value, { ...base, stored, olderSecret: false, quietUntil: sentAt + scope.quietMs });
     outcome(at, "renewed");
   } else {
     outcome(at, "unchanged");

@@ -32,6 +32,8 @@ export interface Base {
    * back unchanged needs no statement as far as the row's expiry goes.
    */
   readonly quietUntil: number;
+  /** Whether the stored text was read with an older secret of the codec: written back unchanged, it is stored again. */
+  readonly olderSecret?: boolean | undefined;
   /** Whether the row holds a merge of this session with another writer's change, not this session alone. */
   readonly merged?: boolean | undefined;
   /**

@@ -416,6 +416,41 @@ describe("encryptedCodec in a PostgresStorage", () => {
     ).rejects.toThrow(cannotDecrypt);
   });
 
+  it("rotation: a session read with the old secret and written back unchanged is stored under the new one; one another isolate changed meanwhile keeps that change", async () => {
+    const name = db.table("enc_rotate_rows");
+    const old = new PostgresStorage({
+      client: db.pool,
+      tableName: name,
+      codec: encryptedCodec({ secret: otherSecret }),
+    });
+    await old.write("read-only", value);
+    await old.write("changed", value);
+    const rotated = () =>
+      new PostgresStorage<typeof value & { paid?: boolean }>({
+        client: db.pool,
+        tableName: name,
+        codec: encryptedCodec({ secret: [secret, otherSecret] }),
+      });
+    const job = rotated();
+    const webhook = rotated(); // another isolate, which writes with the new secret too
+    const before = await rowOf(name, "read-only");
+    // The documented loop, with another isolate's update() between the job's read and its write of one key.
+    for await (const key of job.readAllKeys()) {
+      const session = await job.read(key);
+      if (key === "changed") await webhook.update(key, { paid: true });
+      if (session !== undefined) await job.write(key, session);
+    }
+    const current = new PostgresStorage({ client: db.pool, tableName: name, codec: encryptedCodec({ secret }) });
+    expect(await current.read("read-only")).toStrictEqual(value);
+    expect(await current.read("changed")).toStrictEqual({ ...value, paid: true });
+    expect((await rowOf(name, "read-only"))?.text).not.toBe(before?.text);
+    // A row already under the new secret is not written again.
+    const again = await rowOf(name, "read-only");
+    const session = await job.read("read-only");
+    await job.write("read-only", session as typeof value);
+    expect(await rowOf(name, "read-only")).toStrictEqual(again);
+  });
+
   it("encrypts what an inner codec produced", async () => {
     const store = new PostgresStorage({
       client: db.pool,
