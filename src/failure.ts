@@ -90,9 +90,10 @@ export function afterLostTry(error: unknown): unknown {
   // An error that names an operation already is another operation's (one an onConflict function threw, say).
   if (!(error instanceof PostgresStorageError) || error.inDoubt || error.operation !== undefined) return error;
   if (error instanceof StorageConflictError) return new StorageConflictError(error.key, error.fields, true);
-  // Made by this operation for this failure, and not yet thrown: completed here, as completed() does, keeping its class.
+  // Made by this operation for this failure, and not yet thrown: completed here, as completed() does, keeping its class
+  // (no longer saying that nothing was written).
   return Object.assign(error, {
-    message: `${error.message}. A try of this write whose answer was lost may have been stored before another writer's change replaced it`,
+    message: `${error.message.replace(/^nothing was written: /, "")}. A try of this write whose answer was lost may have been stored before another writer's change replaced it`,
     inDoubt: true,
   });
 }

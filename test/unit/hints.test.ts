@@ -257,6 +257,12 @@ describe("afterLostTry", () => {
     const already = new PostgresStorageError("lost 100 times; may have been written", { inDoubt: true });
     expect(afterLostTry(already)).toBe(already);
     expect(already.message).toBe("lost 100 times; may have been written");
+    // A refusal that says nothing was written no longer says so.
+    const refusal = new StorageValidationError('nothing was written: the value for key "k" fails the schema', "k", []);
+    expect((afterLostTry(refusal) as Error).message).toBe(
+      'the value for key "k" fails the schema. A try of this write whose answer was lost may have been stored ' +
+        "before another writer's change replaced it",
+    );
     const users = new Error("the resolver threw");
     expect(afterLostTry(users)).toBe(users);
     const anothers = new PostgresStorageError("read failed", { operation: "read", key: "cfg" });
