@@ -86,6 +86,7 @@ export class KeyContext implements CodecContext {
   readonly #storedKey: string;
   readonly #grammyKey: string;
   readonly #trace: Trace | undefined;
+  #otherSecret = false;
 
   /**
    * @param grammyKey the key grammY asked for
@@ -113,20 +114,21 @@ export class KeyContext implements CodecContext {
     return this.#grammyKey;
   }
 
-  /** Whether a codec layer read the stored text with an older secret than the one it writes with. */
-  get readWithOlderSecret(): boolean {
-    return this.#olderSecret;
+  /**
+   * Whether a codec layer read the stored text with another secret than the one it writes with (an older one after
+   * a rotation, or a newer one while the rotation rolls out).
+   */
+  get readWithOtherSecret(): boolean {
+    return this.#otherSecret;
   }
 
   /**
-   * Called by a codec layer (`encryptedCodec`) that read the stored text with an older secret: a write-back of the
-   * session unchanged then stores it again under the current one, which is how rows move to a new secret.
+   * Called by `encryptedCodec` when it read the stored text with another secret than the one it writes with: a
+   * write-back of the session unchanged then stores it again under that one, which is how rows move to a new secret.
    */
-  olderSecretRead(): void {
-    this.#olderSecret = true;
+  markOtherSecret(): void {
+    this.#otherSecret = true;
   }
-
-  #olderSecret = false;
 }
 
 /**

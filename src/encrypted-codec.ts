@@ -1,4 +1,4 @@
-import { strictJson, type Codec, type CodecContext, type LayeredCodec } from "./codec.ts";
+import { KeyContext, strictJson, type Codec, type CodecContext, type LayeredCodec } from "./codec.ts";
 import { fromCanonicalBase64Url, toBase64Url } from "./base64url.ts";
 import { StorageOptionError } from "./errors.ts";
 
@@ -107,7 +107,7 @@ export function encryptedCodec(options: EncryptedCodecOptions): LayeredCodec {
         .decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed)
         .catch(() => undefined);
       if (plaintext !== undefined) {
-        if (index > 0) (context as { olderSecretRead?: () => void } | undefined)?.olderSecretRead?.();
+        if (index > 0 && context instanceof KeyContext) context.markOtherSecret();
         return decoder.decode(plaintext);
       }
     }

@@ -78,7 +78,7 @@ export class Rows {
         ? await this.#run(at, this.#statements.insertIfAbsent, this.#withTtl(at.key, stored), options)
         : await this.#run(
             at,
-            expiredToo ? this.#statements.renewIf : this.#statements.replaceIf,
+            expiredToo ? this.#statements.replaceIfExpiredToo : this.#statements.replaceIf,
             this.#withTtl(at.key, stored, expected),
             options,
           );

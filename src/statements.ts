@@ -38,12 +38,12 @@ export interface Statements {
   /** `$1` key, `$2` encoded value (and TTL), last `$n` the text expected now: replaces it only if so → a row (of no columns) when it did. */
   readonly replaceIf: Statement;
   /**
-   * The same as {@link replaceIf}, expired or not (a row that expired while
-   * its handler ran, and that prune() has not deleted yet, lives on): a
-   * write-back against the text its read found, and the renewal of one
-   * unchanged → a row when it did.
+   * The same as {@link replaceIf}, but a row that holds the text expected and
+   * has expired (while its handler ran, and prune() has not deleted it yet) is
+   * replaced too: a write-back against the text its read found, and the renewal
+   * of one unchanged → a row when it did.
    */
-  readonly renewIf: Statement;
+  readonly replaceIfExpiredToo: Statement;
   /** A page of live rows in key order: `$1` lower key, `[$2]` upper bound, last `$n` page size. */
   page(options: PageQuery): Statement;
   /**
@@ -150,7 +150,7 @@ export function statementsFor(
     `WHERE key = $1 AND value::text = $${withTtl ? 4 : 3}`;
   const insertIfAbsent = counted(upsert("EXCLUDED.value", ` WHERE NOT ${live("t.")}`));
   const replaceIf = counted(`${replace} AND ${live()}`);
-  const renewIf = counted(replace);
+  const replaceIfExpiredToo = counted(replace);
   return {
     read: statement(
       `SELECT value::text, ${withTtl ? "extract(epoch FROM expires_at - now()) * 1000" : "CASE WHEN expires_at IS NOT NULL THEN 0 END"} ` +
@@ -173,8 +173,8 @@ export function statementsFor(
     get replaceIf() {
       return replaceIf();
     },
-    get renewIf() {
-      return renewIf();
+    get replaceIfExpiredToo() {
+      return replaceIfExpiredToo();
     },
     page({ values, first, bounded }) {
       // COLLATE "C" keeps the order bytewise, so a prefix is one contiguous

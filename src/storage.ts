@@ -12,16 +12,7 @@ import { Rows } from "./rows.ts";
 import { scanRows } from "./scan.ts";
 import { statementsFor, type Statements } from "./statements.ts";
 import { DEFAULT_TABLE_NAME, quoteTableName } from "./table.ts";
-import {
-  decodeFromRead,
-  decodePlain,
-  encodeValue,
-  sealed,
-  seenPlain,
-  unsealed,
-  valueRules,
-  type ValueRules,
-} from "./values.ts";
+import { decodeFromRead, encodeValue, readSession, sealed, valueRules, type ValueRules } from "./values.ts";
 import { applyPatch } from "./patch.ts";
 import { applyWriteBack, checkOnConflict, mergesWriteBacks, renew, type WriteBackScope } from "./write-back.ts";
 import { WriteBacks } from "./write-backs.ts";
@@ -104,33 +95,27 @@ export class PostgresStorage<T = unknown> {
       const at = keyContext(this.#keys, key, trace);
       const sentAt = this.#backs.now();
       const { stored, quietMs } = await this.#rows.read(at);
-      // Awaited only when they answer promises: a read without layers or a schema costs no extra promise.
-      let plain = stored === null ? null : unsealed(this.#rules, at, stored);
-      if (plain instanceof Promise) plain = await plain;
-      let value = plain === null ? undefined : decodePlain(this.#rules, at, plain);
-      if (value instanceof Promise) value = await value;
-      let seen = seenPlain(this.#rules, at, plain, value);
-      if (seen instanceof Promise) seen = await seen;
-      const base = { key: at.key, stored, plain: seen, quietUntil: sentAt + quietMs };
-      this.#backs.read(at.readWithOlderSecret ? { ...base, olderSecret: true } : base, value);
+      // Awaited only when it answers a promise: a read without layers or a schema costs no extra promise.
+      let read = readSession(this.#rules, at, stored);
+      if (read instanceof Promise) read = await read;
+      const { seen: plain, resealFrom } = read;
+      this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs, resealFrom }, read.value);
       trace?.end();
-      return value;
+      return read.value;
     } catch (error) {
       throw this.#in(error, "read", key, trace);
     }
   }
 
   /**
-   * Stores `value` under `key`. A plain write replaces what was there (and
-   * pushes its expiry forward), in one `INSERT … ON CONFLICT` statement: when
-   * it resolves, the value is in the database, and a later read in any process
-   * sees it unless another write, update or delete of the key came after it or
-   * overlapped it (or the row expired).
+   * Stores `value` under `key`. A plain write replaces what was there (and pushes its expiry forward), in one
+   * `INSERT … ON CONFLICT` statement: when it resolves, the value is in the database, and a later read in any process
+   * sees it unless another write, update or delete of the key came after it or overlapped it (or the row expired).
    *
-   * A write-back (of a session this storage read, as grammY's session does)
-   * applies the change from what was read onto what the row holds now, keeping
-   * another writer's change (see `writeBacks`, `onConflict`, docs/updates.md):
-   * unchanged, it sends nothing (but renews a TTL that is half gone).
+   * A write-back (of a session this storage read, as grammY's session does) applies the change from what was read
+   * onto what the row holds now, keeping another writer's change (see `writeBacks`, `onConflict`, docs/updates.md):
+   * unchanged, it sends nothing, but renews a TTL that is half gone, and stores a session read with another
+   * `encryptedCodec` secret again under its own.
    *
    * @throws StorageValidationError when the value fails the schema (nothing is written)
    * @throws StorageConflictError when `onConflict` is `"throw"` and another writer changed a field this one changed
@@ -145,10 +130,9 @@ export class PostgresStorage<T = unknown> {
       let ours = encodeValue(this.#rules, at, value);
       if (ours instanceof Promise) ours = await ours;
       if (base !== undefined && ours.plain === base.plain) {
-        // Unchanged: nothing to apply, unless the row's expiry needs renewing (judged now, after encoding), or its
-        // text was read with an older secret.
-        if (base.olderSecret || this.#backs.now() >= base.quietUntil)
-          await renew(this.#writeBack, at, base, value, ours);
+        // Unchanged: nothing to apply, unless the row needs renewing (judged now) or storing under the codec's secret.
+        if (base.resealFrom !== undefined || this.#backs.now() >= base.quietUntil)
+          await renew(this.#writeBack, at, base, value);
         else if (trace !== undefined) trace.write = "unchanged";
       } else if (base !== undefined && this.#merge) {
         await applyWriteBack(this.#writeBack, at, base, value, ours);
@@ -243,15 +227,17 @@ export class PostgresStorage<T = unknown> {
     for await (const [, value] of this.readAllEntries()) yield value;
   }
 
-  /** Every `[key, value]` pair this storage's key builder owns, paginated like {@link readAllKeys}. */
+  /**
+   * Every `[key, value]` pair this storage's key builder owns, paginated like {@link readAllKeys}. A value it yields
+   * is no read: a `write()` of it replaces the row (to change sessions while bots run, `update()` them).
+   */
   async *readAllEntries(): AsyncGenerator<[key: string, value: T], void, undefined> {
     for await (const [key, row] of this.#scan(true)) {
-      let value: T | undefined;
-      try {
-        value = await decodeFromRead(this.#rules, new KeyContext(key, textOf(row, "key")), textOf(row, "value"));
-      } catch (error) {
-        throw this.#in(error, "readAll", key);
-      }
+      const value = await decodeFromRead(
+        this.#rules,
+        new KeyContext(key, textOf(row, "key")),
+        textOf(row, "value"),
+      ).catch((error: unknown) => Promise.reject(this.#in(error, "readAll", key)));
       if (value !== undefined) yield [key, value];
     }
   }

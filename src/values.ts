@@ -96,25 +96,57 @@ export function unsealed<T>(rules: ValueRules<T>, at: KeyContext, stored: string
   return rules.stack.layers.length === 0 ? stored : unseal(rules.stack, stored, at);
 }
 
+/** A stored text as a read hands it out. */
+export interface ReadSession<T> {
+  /** The session; `undefined` for none (no row, or one `onInvalid` discards). */
+  readonly value: T | undefined;
+  /**
+   * The plain text a write-back of the session is compared with: with a schema, the text of what the schema made of
+   * it (defaults filled, unknown fields stripped, fields in its order), so that a session written back unchanged is
+   * seen as unchanged; the stored plain text when `onInvalid` repaired it (so that its write-back stores the repair)
+   * or that cannot be encoded. `null` for no session.
+   */
+  readonly seen: string | null;
+  /** The stored plain text, when a codec layer read it with another secret than the one it writes with. */
+  readonly resealFrom?: string | undefined;
+}
+
+const NO_SESSION: ReadSession<never> = { value: undefined, seen: null };
+
 /**
- * The plain text of a session as a read hands it out, to compare its write-back with: with a schema, the text of what
- * the schema made of it (defaults filled, unknown fields stripped, fields in its order), so that a session written
- * back unchanged is seen as unchanged; the stored plain text when that cannot be encoded. `null` for no session.
+ * Decodes and checks a stored text (`null`: no row) as a read hands it out. Without codec layers or a schema, a
+ * synchronous codec's session is answered without a promise.
  */
-export function seenPlain<T>(
+export function readSession<T>(
   rules: ValueRules<T>,
   at: KeyContext,
-  plain: string | null,
-  value: unknown,
-): string | null | Promise<string | null> {
-  if (value === undefined) return null;
-  if (rules.schema === undefined) return plain;
-  try {
-    const text = encode(rules.stack.plain, value, at);
-    return typeof text === "string" ? text : text.catch(() => plain);
-  } catch {
-    return plain;
+  stored: string | null,
+): ReadSession<T> | Promise<ReadSession<T>> {
+  if (stored === null) return NO_SESSION;
+  if (rules.stack.layers.length > 0 || rules.schema !== undefined) return checkedSession(rules, at, stored);
+  const value = decode(rules.stack.plain, stored, at) as T | Promise<T>;
+  return value instanceof Promise ? value.then((found) => session(found, stored)) : session(value, stored);
+}
+
+const session = <T>(value: T | undefined, seen: string): ReadSession<T> =>
+  value === undefined ? NO_SESSION : { value, seen };
+
+async function checkedSession<T>(rules: ValueRules<T>, at: KeyContext, stored: string): Promise<ReadSession<T>> {
+  const plain = await unsealed(rules, at, stored);
+  const resealFrom = at.readWithOtherSecret ? plain : undefined;
+  if (rules.schema === undefined) {
+    return { ...session((await decode(rules.stack.plain, plain, at)) as T | undefined, plain), resealFrom };
   }
+  const { value, repaired } = await checkedPlain(rules, rules.schema, at, plain);
+  if (value === undefined) return NO_SESSION;
+  if (repaired) return { value, seen: plain, resealFrom };
+  let seen = plain;
+  try {
+    seen = await encode(rules.stack.plain, value, at);
+  } catch {
+    // A schema's output the codec cannot encode: compared with the stored text, as its write-back fails anyway.
+  }
+  return { value, seen, resealFrom };
 }
 
 /** Decodes and checks a stored value; `undefined` means "read it as missing". */
@@ -123,32 +155,32 @@ export async function decodeFromRead<T>(rules: ValueRules<T>, at: KeyContext, st
 }
 
 /** Decodes and checks a plain text; `undefined` means "read it as missing". */
-export function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain: string): Promise<T | undefined> | T {
-  // Without a schema, a synchronous codec's value is answered without a promise per read.
-  if (rules.schema === undefined) return decode(rules.stack.plain, plain, at) as T | Promise<T>;
-  return checkedPlain(rules, rules.schema, at, plain);
+export async function decodePlain<T>(rules: ValueRules<T>, at: KeyContext, plain: string): Promise<T | undefined> {
+  if (rules.schema === undefined) return (await decode(rules.stack.plain, plain, at)) as T;
+  return (await checkedPlain(rules, rules.schema, at, plain)).value;
 }
 
+/** A plain text decoded and checked by the schema; `repaired` when `onInvalid`'s function made the value. */
 async function checkedPlain<T>(
   rules: ValueRules<T>,
   schema: StandardSchema<T>,
   at: KeyContext,
   plain: string,
-): Promise<T | undefined> {
+): Promise<{ value: T | undefined; repaired: boolean }> {
   const value = await decode(rules.stack.plain, plain, at);
   const result = await runSchema(schema, value);
-  if (result.issues === undefined) return result.value;
+  if (result.issues === undefined) return { value: result.value, repaired: false };
   const { onInvalid } = rules;
   const key = at.grammyKey;
-  if (onInvalid === "discard") return undefined;
+  if (onInvalid === "discard") return { value: undefined, repaired: false };
   if (onInvalid === "throw") {
     throw invalid("the stored value", key, result.issues, "; onInvalid can discard or repair such values");
   }
   const repaired = await onInvalid({ key, value, issues: result.issues });
-  if (repaired === undefined) return undefined;
+  if (repaired === undefined) return { value: undefined, repaired: false };
   const again = await runSchema(schema, repaired);
   if (again.issues !== undefined) throw invalid("onInvalid's repair of the value", key, again.issues);
-  return again.value;
+  return { value: again.value, repaired: true };
 }
 
 /** The error of a value that fails the schema: `what` it is, then under which key, the issues and `hint`. */
@@ -160,15 +192,14 @@ const invalid = (what: string, key: string, issues: readonly StandardIssue[], hi
   );
 
 /**
- * Checks a value against the schema (when writes are checked, or `always`); answers its issues, or `undefined` when
- * it passes.
+ * Checks a value against the schema, whatever `validateOnWrite` says; answers its issues, or `undefined` when it
+ * passes or there is no schema.
  */
 export async function schemaIssues<T>(
   rules: ValueRules<T>,
   value: unknown,
-  always = false,
 ): Promise<readonly StandardIssue[] | undefined> {
-  if (rules.schema === undefined || !(rules.validateOnWrite || always)) return undefined;
+  if (rules.schema === undefined) return undefined;
   return (await runSchema(rules.schema, value)).issues;
 }
 

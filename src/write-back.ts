@@ -16,10 +16,9 @@ import {
   decodePlain,
   encodeValue,
   isFields,
+  readSession,
   schemaIssues,
   sealed,
-  seenPlain,
-  unsealed,
   type Encoded,
   type ValueRules,
 } from "./values.ts";
@@ -192,26 +191,22 @@ export async function applyWriteBack<T>(
 }
 
 /**
- * Renews the expiry of a row written back unchanged, if it still holds what was read; one read with an older secret
- * of the codec is stored again under the current one.
+ * Renews the expiry of a row written back unchanged, if it still holds what was read; one read with another secret
+ * of the codec than the one it writes with is stored again under that one.
  */
-export async function renew<T>(
-  scope: WriteBackScope<T>,
-  at: KeyContext,
-  base: Base,
-  value: T,
-  ours: Encoded<T>,
-): Promise<void> {
+export async function renew<T>(scope: WriteBackScope<T>, at: KeyContext, base: Base, value: T): Promise<void> {
   // When the row is known to hold another text (this storage's own update() or write changed it, or a later read saw
   // another writer's change), whoever wrote it renewed it since the read, and a renewal of the text read finds nothing.
+  // A later read that found no row renewed nothing: the row may have expired, and is renewed if it still holds it.
   const latest = scope.backs.latest(at.key);
-  if (base.stored === null || (latest !== undefined && latest !== base.stored)) return outcome(at, "unchanged");
+  if (base.stored === null || (typeof latest === "string" && latest !== base.stored)) return outcome(at, "unchanged");
   const sentAt = scope.backs.now();
-  const stored = base.olderSecret ? await sealed(scope.rules, at, ours.plain) : base.stored;
+  // The stored plain text, not the schema's output of it: what another version's schema wrote stays.
+  const stored = base.resealFrom === undefined ? base.stored : await sealed(scope.rules, at, base.resealFrom);
   // When the set fails, another writer wrote the row since (renewing it) or deleted it: nothing to apply either way.
   // It renews a row that expired while the handler ran too, as long as prune() has not deleted it.
   if (await scope.rows.replaceIf(at, stored, base.stored, { expiredToo: true })) {
-    scope.backs.wrote(value, { ...base, stored, olderSecret: false, quietUntil: sentAt + scope.quietMs });
+    scope.backs.wrote(value, { ...base, stored, resealFrom: undefined, quietUntil: sentAt + scope.quietMs });
     outcome(at, "renewed");
   } else {
     outcome(at, "unchanged");
@@ -241,10 +236,8 @@ function outcome(at: KeyContext, write: WriteOutcome): void {
 }
 
 async function decodeTheirs<T>(rules: ValueRules<T>, at: KeyContext, stored: Found["stored"]): Promise<Theirs> {
-  if (stored === null) return { stored, plain: null, value: ABSENT };
-  const plain = await unsealed(rules, at, stored);
-  const value = await decodePlain(rules, at, plain);
-  return { stored, plain: await seenPlain(rules, at, plain, value), value: value === undefined ? ABSENT : value };
+  const { value, seen } = await readSession(rules, at, stored);
+  return { stored, plain: seen, value: value === undefined ? ABSENT : value };
 }
 
 /** What {@link resolve} answers when it would decide a conflict on a guess of the row: read the row first. */
@@ -267,10 +260,14 @@ async function resolve<T>(
 ): Promise<Encoded<T> | undefined | typeof UNCONFIRMED> {
   const { rules, onConflict } = scope;
   const plainCodec = rules.stack.plain;
-  // The base as the handler saw it: its text is the schema's output (its defaults, transforms, repairs), as ours and
-  // theirs are, so it is decoded without running the schema again (a default that draws a random id draws another).
+  // The base as the handler saw it, through the schema (its transforms, as ours and theirs): its text holds what the
+  // schema drew at the read (a default's random id), which the schema keeps; one it refuses is decoded as it is.
   const baseValue: Side =
-    base.plain === null ? initialValues(base, ours.value) : ((await decode(plainCodec, base.plain, at)) ?? ABSENT);
+    base.plain === null
+      ? initialValues(base, ours.value)
+      : ((await Promise.resolve()
+          .then(() => decodePlain(rules, at, base.plain as string))
+          .catch(() => decode(plainCodec, base.plain as string, at))) ?? ABSENT);
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
   const textOf = (field: unknown) => encode(plainCodec, field, at);
   const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, textOf, unsure);
@@ -294,6 +291,6 @@ async function resolve<T>(
   if (merged.value === ABSENT) return undefined;
   // A merge of two valid values can still fail the schema (fields that must agree): then the rule decides the whole
   // value. Checked even when writes are not: neither side wrote this value, the storage made it.
-  if ((await schemaIssues(rules, merged.value, true)) !== undefined) return decide(merged.conflicts);
+  if ((await schemaIssues(rules, merged.value)) !== undefined) return decide(merged.conflicts);
   return encodeValue(rules, at, merged.value as T);
 }

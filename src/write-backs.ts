@@ -22,7 +22,7 @@ export interface Base {
   /** The row's stored text, or `null` when there was no row. */
   readonly stored: string | null;
   /**
-   * The plain codec's text of the session as the read handed it out (see `seenPlain`: the stored text unless the codec
+   * The plain codec's text of the session as the read handed it out (see `ReadSession.seen`: the stored text unless the codec
    * encrypts or compresses, or a schema shapes it); `null` when the read handed none out (no row, or one `onInvalid`
    * discards).
    */
@@ -32,8 +32,11 @@ export interface Base {
    * back unchanged needs no statement as far as the row's expiry goes.
    */
   readonly quietUntil: number;
-  /** Whether the stored text was read with an older secret of the codec: written back unchanged, it is stored again. */
-  readonly olderSecret?: boolean | undefined;
+  /**
+   * The stored plain text, when the codec read it with another secret than the one it writes with: written back
+   * unchanged, it is stored again under that one.
+   */
+  readonly resealFrom?: string | undefined;
   /** Whether the row holds a merge of this session with another writer's change, not this session alone. */
   readonly merged?: boolean | undefined;
   /**
@@ -104,8 +107,9 @@ export class WriteBacks {
     if (typeof value === "object" && value !== null) this.#byObject.set(value, base);
     const state = this.#state(base.key);
     const now = this.now();
-    // Plain texts are compared, not stored ones: a codec that encrypts stores one session under many texts.
-    if (state.updatedFields !== undefined && state.open > 0 && base.plain === state.updatedPlain) {
+    // Plain texts are compared too: a codec that encrypts stores one session under many texts.
+    const updatedRow = base.stored === state.latest || base.plain === state.updatedPlain;
+    if (state.updatedFields !== undefined && state.open > 0 && updatedRow) {
       // The row this storage's own update() left, after a read that found none: the write-back of that read's
       // initial() object still builds on it (the object this read returned has its own base).
       state.open += 1;
