@@ -40,7 +40,8 @@ export interface Codec {
    * encrypts it, `compressedCodec` compresses it): that codec. Together with
    * `wrap` and `unwrap`, it lets the storage compare and merge sessions on the
    * inner codec's text, so that a session written back unchanged costs neither
-   * a statement nor an encryption.
+   * a statement nor an encryption (but once, for a session `encryptedCodec`
+   * read with another secret than the one it writes with).
    */
   readonly inner?: Codec;
   /** Turns the `inner` codec's text into the stored text; only with `inner`. */

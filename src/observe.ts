@@ -13,7 +13,10 @@ export type WriteOutcome =
   | "replaced"
   /** A write-back of an unchanged session: no statement. */
   | "unchanged"
-  /** A write-back of an unchanged session whose row needed its expiry renewed, or was read with an older secret. */
+  /**
+   * A write-back of an unchanged session whose row needed its expiry renewed, or that was read with another secret
+   * and stored again under the current one.
+   */
   | "renewed"
   /** A write-back stored with one compare-and-set: nothing else wrote the key meanwhile. */
   | "set"

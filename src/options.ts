@@ -39,15 +39,18 @@ export interface PostgresStorageOptions<T = unknown> {
   /**
    * A Standard Schema (zod, valibot, arktype, …) that session values must
    * pass. Values are checked on read, and on write unless `validateOnWrite`
-   * is `false`; the session type is inferred from it. Checking a write runs
-   * the schema on the value you write, so the schema must accept its own
-   * output (`.default()` does; a transform from string to number does not:
-   * pass `validateOnWrite: false` for such schemas).
+   * is `false`; the session type is inferred from it. What is stored is the
+   * schema's output, and the next read runs the schema on it, so the schema
+   * must accept its own output (`.default()` does; a transform from string to
+   * number does not: accept both forms, e.g. `z.coerce.number()`).
    */
   schema?: StandardSchema<T> | undefined;
   /** What a read does with a stored value that fails `schema`. Defaults to `"throw"`. */
   onInvalid?: OnInvalid<T> | undefined;
-  /** Check values against `schema` before writing them. Defaults to `true`. */
+  /**
+   * Check the values you write against `schema` before writing them. Defaults to `true`. A merge the storage makes of
+   * a write-back and another writer's change is checked even when `false`.
+   */
   validateOnWrite?: boolean | undefined;
   /**
    * Rows expire this long after their last write, on the database's clock;
@@ -82,7 +85,8 @@ export interface PostgresStorageOptions<T = unknown> {
    * session does after every update) is applied. `"merge"` (the default):
    * as the change from what was read onto what the row holds now, so a change
    * another process (or an `update()` in the handler) made meanwhile is kept;
-   * a session written back unchanged sends nothing. `"overwrite"`: a changed
+   * a session written back unchanged sends nothing (unless its TTL is half
+   * gone, or `encryptedCodec` read it with another secret). `"overwrite"`: a changed
    * session replaces the row, as a plain write does.
    */
   writeBacks?: "merge" | "overwrite" | undefined;

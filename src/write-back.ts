@@ -39,7 +39,9 @@ export interface WriteConflict {
 /**
  * Decides a conflict of a write-back: `base` is the session as the handler
  * read it (`undefined`: there was none), `ours` what the handler wrote back,
- * `theirs` what the row holds now (`undefined`: deleted or expired). Answers
+ * `theirs` what the row holds now (`undefined`: deleted, or expired after
+ * another writer's change; a row that only expired since the read is stored
+ * without asking). Answers
  * the value to store (checked against the schema), or `undefined` to leave
  * the row as it is.
  */
