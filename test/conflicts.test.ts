@@ -22,22 +22,15 @@ import {
   type QueryParameter,
 } from "../src/index.js";
 import { databaseUrl } from "./support/clients.js";
-import { useFixture } from "./support/fixture.js";
+import { useFixture, useIsolates } from "./support/fixture.js";
 import { losingFirstSetAnswer } from "./support/lost-answer.js";
 
 type Session = Record<string, unknown>;
 
 describe("write-back conflicts: what onConflict and writeBacks decide", () => {
   const db = useFixture(4);
-  const pools: pg.Pool[] = [];
-  const isolate = () => {
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-    pools.push(pool);
-    return pool;
-  };
-  afterAll(async () => {
-    await Promise.all(pools.map((pool) => pool.end()));
-  });
+  /** A pool of its own, as a separate isolate has. */
+  const isolate = useIsolates();
   const row = async (table: string) =>
     (await db.admin(`SELECT value::text AS value FROM "${table}" WHERE key = 'k'`))[0]?.value as string | undefined;
 

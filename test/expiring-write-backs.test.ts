@@ -1,6 +1,5 @@
 import { Bot, session, type Context, type SessionFlavor } from "grammy";
-import pg from "pg";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { countStatements, statementsPerUpdate } from "../dev/counting.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
 import {
@@ -11,8 +10,7 @@ import {
   type PostgresStorageOptions,
   type StorageEvent,
 } from "../src/index.js";
-import { databaseUrl } from "./support/clients.js";
-import { rewindExpiries, sleep, useFixture } from "./support/fixture.js";
+import { rewindExpiries, sleep, useFixture, useIsolates } from "./support/fixture.js";
 
 type Session = Record<string, unknown>;
 
@@ -24,16 +22,8 @@ const TTL = 60_000;
 // it renewed a row, on its own clock) has to run out.
 describe("write-backs of sessions whose row expired or was renewed while the handler ran", () => {
   const db = useFixture(2);
-  const pools: pg.Pool[] = [];
   /** A pool of its own, as a separate isolate has. */
-  const isolate = () => {
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-    pools.push(pool);
-    return pool;
-  };
-  afterAll(async () => {
-    await Promise.all(pools.map((pool) => pool.end()));
-  });
+  const isolate = useIsolates();
 
   /** A storage on a pool of its own, and how each of its write() calls was applied. */
   const observed = (tableName: string, options: Partial<PostgresStorageOptions<Session>> = {}) => {

@@ -1,11 +1,9 @@
 import { isDeepStrictEqual } from "node:util";
-import pg from "pg";
 import superjson from "superjson";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { PostgresStorage, encryptedCodec, type Codec, type PostgresStorageOptions } from "../src/index.js";
-import { databaseUrl } from "./support/clients.js";
-import { rewindExpiries, useFixture } from "./support/fixture.js";
+import { rewindExpiries, useFixture, useIsolates } from "./support/fixture.js";
 
 type Session = Record<string, unknown>;
 
@@ -14,16 +12,8 @@ type Session = Record<string, unknown>;
 // refusal, is decided on the row as the database holds it, never on that memory.
 describe("decided on the row as it is, not on what this storage last wrote", () => {
   const db = useFixture(2);
-  const pools: pg.Pool[] = [];
-  /** A pool of its own, as a separate isolate or process has. */
-  const isolate = () => {
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-    pools.push(pool);
-    return pool;
-  };
-  afterAll(async () => {
-    await Promise.all(pools.map((pool) => pool.end()));
-  });
+  /** A pool of its own, as a separate isolate has. */
+  const isolate = useIsolates();
   /** The row's value as a storage that never saw it reads it (through `codec`, when the row is encoded). */
   const fresh = (tableName: string, codec?: Codec) =>
     new PostgresStorage<Session>({ client: db.pool, tableName, ...(codec ? { codec } : {}) }).read("chat");

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Bot, session, type Context, type SessionFlavor } from "grammy";
-import pg from "pg";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { countStatements, statementsPerUpdate } from "../dev/counting.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
@@ -14,8 +13,7 @@ import {
   type WriteConflict,
   type WriteOutcome,
 } from "../src/index.js";
-import { databaseUrl } from "./support/clients.js";
-import { useFixture } from "./support/fixture.js";
+import { useFixture, useIsolates } from "./support/fixture.js";
 
 type Session = Record<string, unknown>;
 
@@ -25,16 +23,8 @@ type Session = Record<string, unknown>;
 // merge the storage makes is checked against the schema even when writes are not.
 describe("write-backs compared with the session the read handed out", () => {
   const db = useFixture(2);
-  const pools: pg.Pool[] = [];
   /** A pool of its own, as a separate isolate has. */
-  const isolate = () => {
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-    pools.push(pool);
-    return pool;
-  };
-  afterAll(async () => {
-    await Promise.all(pools.map((pool) => pool.end()));
-  });
+  const isolate = useIsolates();
   /** The row's text as the database holds it. */
   const stored = async (tableName: string, key: string) =>
     (await db.admin(`SELECT value::text AS value FROM "${tableName}" WHERE key = $1`, [key]))[0]?.value as

@@ -1,5 +1,4 @@
 import { Bot, lazySession, session, type Context, type LazySessionFlavor, type SessionFlavor } from "grammy";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
@@ -12,21 +11,12 @@ import {
   type PostgresStorageOptions,
   type StorageEvent,
 } from "../src/index.js";
-import { databaseUrl } from "./support/clients.js";
-import { rewindExpiries, sleep, useFixture } from "./support/fixture.js";
+import { rewindExpiries, sleep, useFixture, useIsolates } from "./support/fixture.js";
 
 describe("write-backs: applied as the change from what was read; an acknowledged write is in the database", () => {
   const db = useFixture(8);
-  /** Pools of their own, as separate isolates or processes have. */
-  const isolates: pg.Pool[] = [];
-  const isolate = () => {
-    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-    isolates.push(pool);
-    return pool;
-  };
-  afterAll(async () => {
-    await Promise.all(isolates.map((pool) => pool.end()));
-  });
+  /** A pool of its own, as a separate isolate has. */
+  const isolate = useIsolates();
   const counted = () => countStatements(db.pool);
   /** Statements that write: upserts, compare-and-sets and renewals. */
   const writes = (statements: string[]) => statements.filter((text) => !text.startsWith("SELECT")).length;

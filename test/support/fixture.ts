@@ -53,6 +53,22 @@ export function useFixture(poolSize = 4): Fixture {
 }
 
 /**
+ * Pools of their own, as separate isolates or processes have (two connections each), ended after the calling file:
+ * call the answer for each.
+ */
+export function useIsolates(): () => pg.Pool {
+  const pools: pg.Pool[] = [];
+  afterAll(async () => {
+    await Promise.all(pools.map((pool) => pool.end()));
+  });
+  return () => {
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+    pools.push(pool);
+    return pool;
+  };
+}
+
+/**
  * Moves every expiry in `table` `ms` milliseconds into the past. The storage
  * judges expiry by the database's `now()`, so to it this is as if `ms` had
  * passed, without waiting for them.
