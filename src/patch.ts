@@ -89,7 +89,8 @@ async function mergeChecked<T>({ rows, rules, backs }: PatchScope<T>, at: KeyCon
     let next: Encoded<T>;
     try {
       const previous = known === null ? undefined : await decodeFromRead(rules, at, known);
-      next = await encodeValue(rules, at, mergeFields<T>(at, previous ?? {}, patch));
+      // A stored null is no object to merge into, as in the database; only no session is.
+      next = await encodeValue(rules, at, mergeFields<T>(at, previous === undefined ? {} : previous, patch));
     } catch (error) {
       if (!guessed) throw error;
       // Refused on a guess of the row (another writer may have replaced a value that is no object, say): read it.

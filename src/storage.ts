@@ -98,8 +98,8 @@ export class PostgresStorage<T = unknown> {
       // Awaited only when it answers a promise: a read without layers or a schema costs no extra promise.
       let read = readSession(this.#rules, at, stored);
       if (read instanceof Promise) read = await read;
-      const { seen: plain, resealFrom } = read;
-      this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs, resealFrom }, read.value);
+      const { seen: plain, resealFrom, repaired } = read;
+      this.#backs.read({ key: at.key, stored, plain, quietUntil: sentAt + quietMs, resealFrom, repaired }, read.value);
       trace?.end();
       return read.value;
     } catch (error) {

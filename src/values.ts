@@ -109,6 +109,8 @@ export interface ReadSession<T> {
   readonly seen: string | null;
   /** The stored plain text, when a codec layer read it with another secret than the one it writes with. */
   readonly resealFrom?: string | undefined;
+  /** The plain text of the session `onInvalid` repaired: what a merge builds on, without running the repair again. */
+  readonly repaired?: string | undefined;
 }
 
 const NO_SESSION: ReadSession<never> = { value: undefined, seen: null };
@@ -139,14 +141,13 @@ async function checkedSession<T>(rules: ValueRules<T>, at: KeyContext, stored: s
   }
   const { value, repaired } = await checkedPlain(rules, rules.schema, at, plain);
   if (value === undefined) return NO_SESSION;
-  if (repaired) return { value, seen: plain, resealFrom };
-  let seen = plain;
+  let text: string | undefined;
   try {
-    seen = await encode(rules.stack.plain, value, at);
+    text = await encode(rules.stack.plain, value, at);
   } catch {
     // A schema's output the codec cannot encode: compared with the stored text, as its write-back fails anyway.
   }
-  return { value, seen, resealFrom };
+  return repaired ? { value, seen: plain, resealFrom, repaired: text } : { value, seen: text ?? plain, resealFrom };
 }
 
 /** Decodes and checks a stored value; `undefined` means "read it as missing". */

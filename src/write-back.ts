@@ -264,12 +264,13 @@ async function resolve<T>(
   const plainCodec = rules.stack.plain;
   // The base as the handler saw it, through the schema (its transforms, as ours and theirs): its text holds what the
   // schema drew at the read (a default's random id), which the schema keeps; one it refuses is decoded as it is.
+  const baseText = base.repaired ?? base.plain;
   const baseValue: Side =
-    base.plain === null
+    baseText === null
       ? initialValues(base, ours.value)
       : ((await Promise.resolve()
-          .then(() => decodePlain(rules, at, base.plain as string))
-          .catch(() => decode(plainCodec, base.plain as string, at))) ?? ABSENT);
+          .then(() => decodePlain(rules, at, baseText))
+          .catch(() => decode(plainCodec, baseText, at))) ?? ABSENT);
   const prefer = onConflict === "theirs" ? "theirs" : "ours";
   const textOf = (field: unknown) => encode(plainCodec, field, at);
   const merged = await mergeChange(baseValue, ours.value, theirs.value, prefer, textOf, unsure);

@@ -37,6 +37,8 @@ export interface Base {
    * unchanged, it is stored again under that one.
    */
   readonly resealFrom?: string | undefined;
+  /** The plain text of the session `onInvalid` repaired at the read (`plain` is then the stored one): a merge's base. */
+  readonly repaired?: string | undefined;
   /** Whether the row holds a merge of this session with another writer's change, not this session alone. */
   readonly merged?: boolean | undefined;
   /**
@@ -123,7 +125,9 @@ export class WriteBacks {
       state.ambiguous = false;
     }
     // A session too large to keep twice in memory is written back as a plain write.
-    state.base = (base.stored?.length ?? 0) + (base.plain?.length ?? 0) > this.#maxGuessChars ? undefined : base;
+    // (One text, when the plain text is the stored one, is kept once.)
+    const chars = (base.stored?.length ?? 0) + (base.plain === base.stored ? 0 : (base.plain?.length ?? 0));
+    state.base = chars > this.#maxGuessChars ? undefined : base;
     state.readAt = now;
     state.touched = false;
     state.updatedFields = undefined;
