@@ -1,10 +1,12 @@
-import { Bot, session, type Context, type SessionFlavor } from "grammy";
+import { randomUUID } from "node:crypto";
+import { Bot, BotError, session, type Context, type SessionFlavor } from "grammy";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { countStatements, statementsPerUpdate } from "../dev/counting.js";
 import { botInfo, textMessage } from "../dev/telegram.js";
 import {
   PostgresStorage,
+  StorageConflictError,
   encryptedCodec,
   type OperationEvent,
   type StorageEvent,
@@ -25,10 +27,11 @@ const signal = () => {
   return { promise, resolve };
 };
 
-// What a read hands out and what its write-back stores: a session onInvalid repaired, a session read under an older
-// encryptedCodec secret by an older schema version, a row that expired while the handler ran and that a later update
-// of the chat found missing, a new chat's update() read back by a second update, and the base an onConflict function
-// is given.
+// What a read hands out and what its write-back stores: a session onInvalid repaired (and merged with another
+// isolate's write-back of its own repair), a string session too large to keep twice in memory, a session read under an
+// older encryptedCodec secret by an older schema version, a row that expired while the handler ran and that a later
+// update of the chat found missing, a new chat's update() read back by a second update, and the base an onConflict
+// function is given.
 describe("reads and their write-backs: repairs, re-encryption, expiry, update() and conflict bases", () => {
   const db = useFixture(2);
   /** A pool of its own, as a separate isolate has. */
@@ -87,6 +90,95 @@ describe("reads and their write-backs: repairs, re-encryption, expiry, update() 
       expect(repaired).toStrictEqual([{ stage: "name", userName: "Ada" }]);
       expect(seen).toStrictEqual(["Ada", "Ada", "Ada"]);
       expect(await stored(tableName, "901")).toBe('{"step":"name","name":"Ada"}');
+    });
+
+    // v1 stored { count }; v2 has an id the schema draws at random for a session without one.
+    const WithId = z.object({
+      v: z.literal(2),
+      id: z.string().default(() => randomUUID()),
+      n: z.number(),
+      m: z.number().default(0),
+    });
+    const fromV1 = ({ value }: { value: unknown }) => ({ v: 2 as const, n: (value as { count?: number }).count ?? 0 });
+
+    for (const onConflict of ["throw", "ours"] as const) {
+      it(`onConflict "${onConflict}": two isolates repair the same row, each drawing its own random id; B changes m, then A changes n: no error, and the row keeps B's id with both changes`, async () => {
+        const tableName = db.table("rr_repair_random");
+        await new PostgresStorage<unknown>({ client: isolate(), tableName }).write("chat", { count: 1 });
+        const options = { tableName, schema: WithId, onInvalid: fromV1, onConflict };
+        const a = new PostgresStorage({ client: isolate(), ...options });
+        const b = new PostgresStorage({ client: isolate(), ...options });
+        const ours = (await a.read("chat")) as z.infer<typeof WithId>;
+        const theirs = (await b.read("chat")) as z.infer<typeof WithId>;
+        expect(ours.id).not.toBe(theirs.id); // each repair drew its own
+        theirs.m = 7;
+        await b.write("chat", theirs);
+        ours.n = 5; // A's handler leaves the id alone
+        await a.write("chat", ours);
+        expect(JSON.parse((await stored(tableName, "chat")) as string)).toStrictEqual({
+          v: 2,
+          id: theirs.id,
+          n: 5,
+          m: 7,
+        });
+      });
+    }
+  });
+
+  describe("a string session of 600,000 characters, which another isolate replaces while an update of the chat runs", () => {
+    const SIZE = 600_000;
+
+    /** A bot on a counted pool of its own whose session is a string; its handlers wait at `gate` once reached. */
+    const stringBot = (tableName: string, onConflict: "ours" | "throw") => {
+      const counted = countStatements(isolate());
+      const storage = new PostgresStorage<string>({ client: counted.client, tableName, onConflict });
+      const bot = new Bot<Context & SessionFlavor<string>>("123:offline", { botInfo });
+      bot.use(session({ initial: () => "", storage }));
+      const reached = signal();
+      const gate = signal();
+      bot.command("read", async (ctx) => {
+        void ctx.session.length; // uses ctx.session, changes nothing
+        reached.resolve();
+        await gate.promise;
+      });
+      bot.command("change", async (ctx) => {
+        ctx.session = `${ctx.session}!`;
+        reached.resolve();
+        await gate.promise;
+      });
+      return { counted, bot, reached, gate };
+    };
+
+    for (const onConflict of ["ours", "throw"] as const) {
+      it(`onConflict "${onConflict}": an update that only reads it costs one statement and keeps the other isolate's value`, async () => {
+        const tableName = db.table("rr_large_string");
+        const other = new PostgresStorage<string>({ client: isolate(), tableName });
+        await other.write("906", "x".repeat(SIZE));
+        const { counted, bot, reached, gate } = stringBot(tableName, onConflict);
+        const before = counted.statements.length;
+        const one = bot.handleUpdate(textMessage(906, "/read"));
+        await reached.promise;
+        await other.write("906", "y".repeat(SIZE));
+        gate.resolve();
+        await one;
+        expect(counted.statements.length - before).toBe(1);
+        expect(await stored(tableName, "906")).toBe(JSON.stringify("y".repeat(SIZE)));
+      });
+    }
+
+    it('onConflict "throw": an update that changes it fails with StorageConflictError, and the other isolate\'s value stays', async () => {
+      const tableName = db.table("rr_large_string_changed");
+      const other = new PostgresStorage<string>({ client: isolate(), tableName });
+      await other.write("907", "x".repeat(SIZE));
+      const { bot, reached, gate } = stringBot(tableName, "throw");
+      const one = bot.handleUpdate(textMessage(907, "/change")).catch((failure: unknown) => failure);
+      await reached.promise;
+      await other.write("907", "y".repeat(SIZE));
+      gate.resolve();
+      const failure = await one;
+      expect(failure).toBeInstanceOf(BotError);
+      expect((failure as BotError).error).toBeInstanceOf(StorageConflictError);
+      expect(await stored(tableName, "907")).toBe(JSON.stringify("y".repeat(SIZE)));
     });
   });
 

@@ -4,10 +4,12 @@ import { z } from "zod";
 import { countStatements } from "../dev/counting.js";
 import {
   PostgresStorage,
+  PostgresStorageError,
   StorageOptionError,
   StorageValidationError,
   encryptedCodec,
   jsonWithDates,
+  type PostgresStorageOptions,
   type StandardSchema,
 } from "../src/index.js";
 import { collect, useFixture } from "./support/fixture.js";
@@ -314,6 +316,25 @@ describe("update()", () => {
     await store.write("k", [1, 2]);
     await expect(store.update("k", { a: 1 } as never)).rejects.toThrow(/merges into objects/);
     expect(await store.read("k")).toStrictEqual([1, 2]);
+  });
+
+  it("refuses to merge into a stored null, and changes nothing, also where it merges in JavaScript (superjson, encryptedCodec, a nullable schema)", async () => {
+    const kinds: [string, Partial<PostgresStorageOptions<unknown>>][] = [
+      ["the default codec", {}],
+      ["superjson", { codec: superjson }],
+      ["encryptedCodec", { codec: encryptedCodec({ secret: "n".repeat(32) }) }],
+      ["a nullable schema", { schema: z.object({ a: z.number().optional() }).nullable() as StandardSchema<unknown> }],
+    ];
+    for (const [label, options] of kinds) {
+      const name = db.table("update_null");
+      const store = new PostgresStorage<unknown>({ client: db.pool, tableName: name, ...options });
+      await store.write("k", null);
+      const refused = await store.update("k", { a: 1 } as never).catch((e: unknown) => e);
+      expect(refused, label).toBeInstanceOf(PostgresStorageError);
+      expect((refused as Error).message, label).toMatch(/merges into objects/);
+      expect(await store.read("k"), label).toBeNull();
+      expect(await new PostgresStorage<unknown>({ client: db.pool, tableName: name, ...options }).read("k")).toBeNull();
+    }
   });
 
   it("says a merge was stored when a mergeable codec then cannot decode it, and marks it in doubt", async () => {
