@@ -1,7 +1,11 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { WriteBacks, type Base } from "../../src/write-backs.ts";
 
 const base = (key: string, stored: string | null): Base => ({ key, stored, plain: stored, quietUntil: Infinity });
+/** A read whose plain text is not its stored text: a codec that encrypts or compresses, a schema's output, `null` for none handed out. */
+const seen = (key: string, stored: string | null, plain: string | null): Base => ({ ...base(key, stored), plain });
 
 describe("WriteBacks: which write is the write-back of which read", () => {
   it("an object a read returned is written back on the base of that read, however many reads of the key came since", () => {
@@ -112,5 +116,238 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.latest("c")).toBeUndefined();
     backs.read(base("c", "1234"), 1234);
     expect(backs.take("c", 1234)).toBeUndefined();
+  });
+
+  it("a read of exactly the row an update() left, by its stored text or by its plain text, is one more open read of the read that found none", () => {
+    const backs = new WriteBacks();
+    // The same plain text under another stored text: a codec that encrypts stores one session under many texts.
+    backs.read(base("plain", null), undefined);
+    backs.updated("plain", "sealed-1", '{"plan":"pro"}', ["plan"]);
+    const byPlain = { plan: "pro" };
+    backs.read(seen("plain", "sealed-2", '{"plan":"pro"}'), byPlain);
+    expect(backs.take("plain", byPlain)).toStrictEqual(seen("plain", "sealed-2", '{"plan":"pro"}'));
+    expect(backs.take("plain", { plan: "free" })).toStrictEqual({ ...base("plain", null), updatedFields: ["plan"] });
+    // The same stored text, handed out as another plain text (an update() stored under validateOnWrite: false).
+    backs.read(base("stored", null), undefined);
+    backs.updated("stored", '{"plan":"pro"}', '{"plan":"pro"}', ["plan"]);
+    const byStored = { plan: "pro", n: 0 };
+    backs.read(seen("stored", '{"plan":"pro"}', '{"plan":"pro","n":0}'), byStored);
+    expect(backs.take("stored", byStored)).toStrictEqual(seen("stored", '{"plan":"pro"}', '{"plan":"pro","n":0}'));
+    expect(backs.take("stored", { plan: "free" })).toStrictEqual({ ...base("stored", null), updatedFields: ["plan"] });
+    expect(backs.take("stored", { plan: "free" })).toBeUndefined();
+  });
+
+  it("a read of another row than the update() left is no such read: it disagrees with the read that found none", () => {
+    const backs = new WriteBacks();
+    backs.read(base("k", null), undefined);
+    backs.updated("k", "sealed-1", '{"plan":"pro"}', ["plan"]);
+    const other = { plan: "pro", by: "them" };
+    backs.read(seen("k", "sealed-2", '{"plan":"pro","by":"them"}'), other);
+    expect(backs.latest("k")).toBe("sealed-2");
+    expect(backs.take("k", other)).toStrictEqual(seen("k", "sealed-2", '{"plan":"pro","by":"them"}'));
+    expect(backs.take("k", { plan: "free" })).toBeUndefined();
+  });
+
+  it("a read of the row an update() left, once the read that found none was written back, starts afresh", () => {
+    const backs = new WriteBacks();
+    backs.read(base("k", null), undefined);
+    backs.updated("k", '{"plan":"pro"}', '{"plan":"pro"}', ["plan"]);
+    expect(backs.take("k", { plan: "free" })).toStrictEqual({ ...base("k", null), updatedFields: ["plan"] });
+    backs.read(base("k", '{"plan":"pro"}'), { plan: "pro" });
+    expect(backs.take("k", { plan: "pro", n: 1 })).toStrictEqual(base("k", '{"plan":"pro"}'));
+  });
+
+  it("a read of the text the key's last read saw restarts the fallback window and clears a write of this storage", () => {
+    let now = 0;
+    const backs = new WriteBacks({ now: () => now, fallbackMs: 1000 });
+    backs.read(base("k", "1"), 1);
+    now = 900;
+    backs.read(base("k", "1"), 1);
+    now = 1500; // 1500 ms after the first read, 600 ms after the second
+    expect(backs.take("k", 1)).toStrictEqual(base("k", "1"));
+    expect(backs.take("k", 1)).toStrictEqual(base("k", "1"));
+    expect(backs.take("k", 1)).toBeUndefined();
+    // A read after all were written back, of the text last seen: open again.
+    backs.read(base("k", "1"), 1);
+    expect(backs.take("k", 2)).toStrictEqual(base("k", "1"));
+    // A read of the text this storage wrote: that write is before the read, so the fallback holds.
+    backs.read(base("j", "1"), 1);
+    expect(backs.take("j", 1)).toStrictEqual(base("j", "1"));
+    backs.saw("j", "2");
+    backs.read(base("j", "2"), 2);
+    expect(backs.take("j", 3)).toStrictEqual(base("j", "2"));
+  });
+
+  it("the fallback window: a read exactly fallbackMs after an open one starts afresh, one a millisecond earlier disagrees", () => {
+    let now = 50_000; // the clock (performance.now) does not start at the first read
+    const backs = new WriteBacks({ now: () => now, fallbackMs: 1000 });
+    backs.read(base("k", "1"), 1);
+    now = 51_000;
+    backs.read(base("k", "2"), 2);
+    expect(backs.take("k", 3)).toStrictEqual(base("k", "2"));
+    backs.read(base("j", "1"), 1);
+    now = 51_999;
+    backs.read(base("j", "2"), 2);
+    expect(backs.take("j", 3)).toBeUndefined();
+    // And a write 999 ms after its read is still its write-back.
+    backs.read(base("i", "1"), 1);
+    now = 52_998;
+    expect(backs.take("i", 3)).toStrictEqual(base("i", "1"));
+  });
+
+  it("open reads disagree when they handed out different plain texts, not when only their stored texts differ", () => {
+    const backs = new WriteBacks();
+    backs.read(seen("k", "sealed-1", '{"v":1}'), { v: 1 });
+    backs.read(seen("k", "sealed-2", '{"v":1}'), { v: 1 });
+    expect(backs.take("k", { v: 2 })).toStrictEqual(seen("k", "sealed-2", '{"v":1}'));
+    expect(backs.take("k", { v: 2 })).toStrictEqual(seen("k", "sealed-2", '{"v":1}'));
+    backs.read(seen("j", "same", '{"v":1}'), { v: 1 });
+    backs.read(seen("j", "same", '{"v":2}'), { v: 2 });
+    expect(backs.take("j", { v: 3 })).toBeUndefined();
+    // A read that handed out none and one that handed out a session disagree too.
+    backs.read(base("i", null), undefined);
+    backs.read(base("i", '{"v":1}'), { v: 1 });
+    expect(backs.take("i", { v: 3 })).toBeUndefined();
+  });
+
+  it("the bound on kept texts: a read at the bound is kept, one character more is not; a plain text equal to the stored one counts once", () => {
+    const backs = new WriteBacks({ maxGuessChars: 4 });
+    const keptOrNot = (read: Base): Base | undefined => {
+      backs.read(read, undefined);
+      return backs.take(read.key, { other: true });
+    };
+    expect(keptOrNot(base("a", "1234"))).toStrictEqual(base("a", "1234"));
+    expect(keptOrNot(base("b", "12345"))).toBeUndefined();
+    expect(keptOrNot(seen("c", "12", "ab"))).toStrictEqual(seen("c", "12", "ab"));
+    expect(keptOrNot(seen("d", "12", "abc"))).toBeUndefined();
+    expect(keptOrNot(seen("e", "1234", "a"))).toBeUndefined();
+    expect(keptOrNot(seen("f", "1", "abcd"))).toBeUndefined();
+    // A row whose session was discarded (no plain text): its stored text alone counts.
+    expect(keptOrNot(seen("g", "1234", null))).toStrictEqual(seen("g", "1234", null));
+    expect(keptOrNot(seen("h", "12345", null))).toBeUndefined();
+    expect(keptOrNot(base("i", null))).toStrictEqual(base("i", null));
+  });
+
+  it("the default bound is a million characters, a session whose plain text is its stored text counted once", () => {
+    const backs = new WriteBacks();
+    const atBound = "x".repeat(1_000_000);
+    backs.read(base("a", atBound), undefined);
+    expect(backs.latest("a")).toBe(atBound);
+    expect(backs.take("a", { other: true })?.stored).toBe(atBound);
+    backs.read(base("b", `${atBound}x`), undefined);
+    expect(backs.latest("b")).toBeUndefined();
+    expect(backs.take("b", { other: true })).toBeUndefined();
+  });
+
+  it("a read over the bound keeps no base: a later open read of the key disagrees with it, and an update() after it ends the fallback", () => {
+    const backs = new WriteBacks({ maxGuessChars: 3 });
+    backs.read(base("k", "1234"), undefined);
+    backs.read(base("k", "1"), 1);
+    expect(backs.take("k", 2)).toBeUndefined();
+    backs.read(seen("j", "1234", null), undefined);
+    backs.updated("j", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.latest("j")).toBeUndefined(); // over the bound too
+    expect(backs.take("j", { a: 2 })).toBeUndefined();
+  });
+
+  it("primitive sessions and null: a read of one, its write-back, and a write of one", () => {
+    const backs = new WriteBacks();
+    backs.read(base("n", "null"), null);
+    expect(backs.take("n", null)).toStrictEqual(base("n", "null"));
+    backs.read(base("p", "1"), 1);
+    expect(backs.take("p", 1)).toStrictEqual(base("p", "1"));
+    expect(backs.take("p", 1)).toBeUndefined();
+    backs.wrote(2, base("p", "2"));
+    expect(backs.latest("p")).toBe("2");
+    backs.wrote(null, base("n", "null"));
+    expect(backs.latest("n")).toBe("null");
+    backs.wrote("s", base("s", '"s"'));
+    expect(backs.latest("s")).toBe('"s"');
+    expect(backs.take("s", "s")).toBeUndefined();
+  });
+
+  it("update() after a read that handed out no session keeps the fallback; after one that did, or with no read open, ends it", () => {
+    const backs = new WriteBacks();
+    // A row whose session onInvalid discarded: no session handed out, so grammY writes initial() back.
+    backs.read(seen("discarded", "garbage", null), undefined);
+    backs.updated("discarded", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.take("discarded", { a: 0 })).toStrictEqual({
+      ...seen("discarded", "garbage", null),
+      updatedFields: ["a"],
+    });
+    backs.read(base("handed", '{"a":0}'), { a: 0 });
+    backs.updated("handed", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.latest("handed")).toBe('{"a":1}');
+    expect(backs.take("handed", { a: 2 })).toBeUndefined();
+    // No read of the key at all, and no read of it open any more.
+    backs.updated("never", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.latest("never")).toBe('{"a":1}');
+    expect(backs.take("never", { a: 2 })).toBeUndefined();
+    backs.read(base("closed", null), undefined);
+    expect(backs.take("closed", { a: 0 })).toStrictEqual(base("closed", null));
+    backs.updated("closed", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.take("closed", { a: 2 })).toBeUndefined();
+    backs.read(base("closed", '{"a":1}'), { a: 1 });
+    expect(backs.take("closed", { a: 2 })).toStrictEqual(base("closed", '{"a":1}'));
+  });
+
+  it("forgets the least recently used key beyond maxKeys; an operation of a key makes it the most recent", () => {
+    const backs = new WriteBacks({ maxKeys: 2 });
+    backs.read(base("a", "1"), 1);
+    backs.read(base("b", "2"), 2);
+    backs.saw("a", "3"); // a is now more recent than b
+    backs.read(base("c", "4"), 4);
+    expect(backs.latest("a")).toBe("3");
+    expect(backs.latest("b")).toBeUndefined();
+    expect(backs.take("b", 5)).toBeUndefined();
+    backs.updated("a", "5", "5", ["x"]);
+    backs.read(base("d", "6"), 6);
+    expect(backs.latest("c")).toBeUndefined();
+    expect(backs.latest("a")).toBe("5");
+    // latest() and take() do not count as use.
+    expect(backs.latest("a")).toBe("5");
+    expect(backs.take("a", 7)).toBeUndefined();
+    backs.wrote({}, base("e", "8"));
+    expect(backs.latest("a")).toBeUndefined();
+    expect(backs.latest("d")).toBe("6");
+    expect(backs.latest("e")).toBe("8");
+  });
+
+  it("latest() is what the row held after this storage's last operation of the key", () => {
+    const backs = new WriteBacks();
+    expect(backs.latest("k")).toBeUndefined();
+    backs.read(base("k", null), undefined);
+    expect(backs.latest("k")).toBeNull();
+    backs.updated("k", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.latest("k")).toBe('{"a":1}');
+    backs.saw("k", null); // deleted
+    expect(backs.latest("k")).toBeNull();
+    backs.saw("k", '{"a":2}');
+    expect(backs.latest("k")).toBe('{"a":2}');
+    backs.read(base("k", '{"a":3}'), { a: 3 });
+    expect(backs.latest("k")).toBe('{"a":3}');
+  });
+
+  it("once no read of a key is open, the key lets the base of its last read go", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const backs = new WriteBacks();
+    // Builds the base in a frame of its own, so that only the WeakRef (and the bookkeeping) can reach it.
+    const readTwice = (): WeakRef<Base> => {
+      const read = base("k", "x".repeat(1000));
+      backs.read(read, undefined);
+      backs.read(read, undefined);
+      return new WeakRef(read);
+    };
+    const isKept = async (ref: WeakRef<Base>): Promise<boolean> => {
+      await new Promise((resolve) => setTimeout(resolve, 0)); // a WeakRef holds its target until the job ends
+      gc();
+      return ref.deref() !== undefined;
+    };
+    const ref = readTwice();
+    expect(backs.take("k", { other: 1 })?.stored).toHaveLength(1000);
+    expect(await isKept(ref)).toBe(true); // one read still open: its write-back may still come
+    expect(backs.take("k", { other: 2 })?.stored).toHaveLength(1000);
+    expect(await isKept(ref)).toBe(false);
   });
 });
