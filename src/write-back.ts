@@ -143,7 +143,8 @@ export async function applyWriteBack<T>(
           // Nothing of ours to apply: the row stays as the other writer left it, once the guess is checked (the set
           // of the same text renews its expiry too). A guess of no row cannot be checked so: the row is read.
           const checkedAt = backs.now();
-          if (!guessed || (theirs.stored !== null && (await rows.replaceIf(at, theirs.stored, theirs.stored)))) {
+          const check = { expiredToo: true };
+          if (!guessed || (theirs.stored !== null && (await rows.replaceIf(at, theirs.stored, theirs.stored, check)))) {
             // A further write of this object applies its change onto the row as it is now, as after a merge.
             const merged = theirs.plain !== ours.plain;
             const quietUntil =
@@ -163,10 +164,10 @@ export async function applyWriteBack<T>(
         let stored = sealed(rules, at, target.plain);
         if (typeof stored !== "string") stored = await stored; // a promise only when the codec encrypts or compresses
         const sentAt = backs.now();
-        // Against the text read, a row that expired while the handler ran (and that prune() has not deleted) is the
-        // session read, not another writer's deletion: it is set, as an unchanged one is renewed.
+        // Against the text read, or the one this storage left, a row that expired meanwhile (and that prune() has not
+        // deleted) is the session read, not another writer's deletion: it is set, as an unchanged one is renewed.
         const expected = theirs === undefined ? base.stored : theirs.stored;
-        if (await rows.replaceIf(at, stored, expected, { doubt, expiredToo: theirs === undefined })) {
+        if (await rows.replaceIf(at, stored, expected, { doubt, expiredToo: theirs === undefined || guessed })) {
           const merged = target.plain !== ours.plain;
           backs.wrote(value, { key: at.key, stored, plain: ours.plain, quietUntil: sentAt + scope.quietMs, merged });
           outcome(at, theirs === undefined ? "set" : "merged");

@@ -62,6 +62,13 @@ interface KeyState {
   updatedFields: string[] | undefined;
   /** The plain text of the row those `update()`s left. */
   updatedPlain: string | undefined;
+  /**
+   * The base of the last read of the key that handed out no session, while reads are open: what grammY's `initial()`
+   * object builds on when the key's reads disagree (merged onto the row, it keeps what others stored since).
+   */
+  empty: Base | undefined;
+  /** When `empty` was read. */
+  emptyAt: number;
   /** When `base` was read. */
   readAt: number;
   /** The text the row held after this storage's last operation of the key; `null`: no row. A guess, checked by compare-and-set. */
@@ -123,15 +130,19 @@ export class WriteBacks {
     } else {
       state.open = 1;
       state.ambiguous = false;
+      // Fields an update() set after a read that found no row belong to that read's initial() object, while it is open.
+      state.empty = state.updatedFields = state.updatedPlain = undefined;
     }
     // A session too large to keep twice in memory is written back as a plain write.
     // (One text, when the plain text is the stored one, is kept once.)
     const chars = (base.stored?.length ?? 0) + (base.plain === base.stored ? 0 : (base.plain?.length ?? 0));
     state.base = chars > this.#maxGuessChars ? undefined : base;
+    if (state.base?.plain === null) {
+      state.empty = state.base;
+      state.emptyAt = now;
+    }
     state.readAt = now;
     state.touched = false;
-    state.updatedFields = undefined;
-    state.updatedPlain = undefined;
     this.#saw(state, base.stored);
   }
 
@@ -146,12 +157,16 @@ export class WriteBacks {
     const state = this.#keys.get(key);
     if (state === undefined || state.open === 0) return own;
     state.open -= 1;
-    const fallback = state.base;
-    // With no read open, the key's base serves nothing more: let its texts go.
-    if (state.open === 0) state.base = undefined;
+    const { base, empty, updatedFields } = state;
+    // With no read open, the key's bases serve nothing more: let their texts go.
+    if (state.open === 0) state.base = state.empty = undefined;
     if (own !== undefined) return own;
-    if (state.ambiguous || state.touched || this.now() - state.readAt >= this.#fallbackMs) return undefined;
-    const updatedFields = state.updatedFields;
+    const now = this.now();
+    let fallback: Base | undefined;
+    if (!(state.ambiguous || state.touched || now - state.readAt >= this.#fallbackMs)) fallback = base;
+    // Reads disagree, but one that found no row is open: this is most likely grammY's initial() object of that read,
+    // and merged onto the row with no base it keeps what others stored since, which a replace would drop.
+    else if (empty !== undefined && now - state.emptyAt < this.#fallbackMs) fallback = empty;
     return fallback === undefined || updatedFields === undefined ? fallback : { ...fallback, updatedFields };
   }
 
@@ -207,6 +222,8 @@ export class WriteBacks {
         touched: false,
         updatedFields: undefined,
         updatedPlain: undefined,
+        empty: undefined,
+        emptyAt: 0,
         readAt: 0,
         latest: undefined,
       };
