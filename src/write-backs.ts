@@ -193,10 +193,12 @@ export class WriteBacks {
    */
   updated(key: string, stored: string, plain: string, fields: readonly string[]): void {
     const state = this.#state(key);
-    if (state.open > 0 && state.base !== undefined && state.base.plain === null) {
+    // While a read that found no row is open, even beside reads of rows, its initial() object keeps the update.
+    if (state.open > 0 && state.empty !== undefined) {
       (state.updatedFields ??= []).push(...fields);
       state.updatedPlain = plain;
-    } else state.touched = true;
+    }
+    if (!(state.open > 0 && state.base?.plain === null)) state.touched = true;
     this.#saw(state, stored);
   }
 

@@ -195,6 +195,16 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("i", 3)).toStrictEqual(base("i", "1"));
   });
 
+  it("an update() while a read that found no row is open beside a read of a row stays with that read's initial() object", () => {
+    const backs = new WriteBacks();
+    backs.read(base("k", null), undefined);
+    const other = { b: true };
+    backs.read(base("k", '{"b":true}'), other);
+    backs.updated("k", '{"b":true,"plan":"pro"}', '{"b":true,"plan":"pro"}', ["plan"]);
+    expect(backs.take("k", other)).toStrictEqual(base("k", '{"b":true}'));
+    expect(backs.take("k", { plan: "free" })).toStrictEqual({ ...base("k", null), updatedFields: ["plan"] });
+  });
+
   it("open reads disagree when they handed out different plain texts, not when only their stored texts differ", () => {
     const backs = new WriteBacks();
     backs.read(seen("k", "sealed-1", '{"v":1}'), { v: 1 });
