@@ -338,3 +338,77 @@ describe("write-backs of sessions whose row expired or was renewed while the han
     });
   });
 });
+
+// A handler changes ctx.session in place and calls storage.update() of its chat (both acknowledged, nobody else writes
+// the key), and the row then expires before grammY writes the session back: the write-back builds on the row the
+// update() left, which the expiry does not make another writer's deletion.
+describe("a grammY handler that changes ctx.session, calls update(), and then outlives the row's TTL", () => {
+  const db = useFixture(2);
+  /** A pool of its own, as a separate isolate has. */
+  const isolate = useIsolates();
+
+  /** The session as a storage that never saw the key reads it: `undefined` when the row is expired or gone. */
+  const fresh = (tableName: string, key: string) =>
+    new PostgresStorage<Session>({ client: db.pool, tableName }).read(key);
+  /** The milliseconds the row has left on the database's clock. */
+  const msLeft = async (tableName: string, key: string) =>
+    Number(
+      (
+        await db.admin(
+          `SELECT extract(epoch FROM expires_at - now()) * 1000 AS left FROM "${tableName}" WHERE key = $1`,
+          [key],
+        )
+      )[0]?.left,
+    );
+
+  /** Chat 703 reads { step: "name" }; its handler sets step = "age", update()s plan = "pro", and runs past the TTL. */
+  const updateThenExpiry = async (label: string, onConflict: PostgresStorageOptions<Session>["onConflict"]) => {
+    const tableName = db.table(label);
+    const writes: unknown[] = [];
+    const storage = new PostgresStorage<Session>({
+      client: isolate(),
+      tableName,
+      millisecondsToLive: TTL,
+      onConflict,
+      onEvent: (event: StorageEvent) => {
+        if (event.kind === "operation" && event.operation === "write") writes.push(event.write ?? event.error);
+      },
+    });
+    await storage.write("703", { step: "name" });
+    writes.length = 0;
+    const bot = new Bot<Context & SessionFlavor<Session>>("123:offline", { botInfo });
+    bot.use(session({ initial: () => ({ step: "start" }), storage }));
+    bot.on("message", async (ctx) => {
+      ctx.session.step = "age";
+      await storage.update(String(ctx.chat.id), { plan: "pro" });
+      await rewindExpiries(db.admin, tableName, TTL + 30_000); // the handler ran past the row's expiry
+    });
+    // grammY wraps a failed write-back in a BotError: its error is the storage's.
+    const error = await bot.handleUpdate(textMessage(703, "36")).then(
+      () => undefined,
+      (failure: { error?: unknown }) => failure.error ?? failure,
+    );
+    return { tableName, error, writes };
+  };
+
+  it.each(["ours", "theirs", "throw"] as const)(
+    'onConflict "%s": the chat keeps both the step the handler set and the plan update() set, for a full TTL again',
+    async (onConflict) => {
+      const { tableName, error, writes } = await updateThenExpiry(`exp_update_expired_${onConflict}`, onConflict);
+      expect({ error, writes }).toStrictEqual({ error: undefined, writes: ["merged"] });
+      expect(await fresh(tableName, "703")).toStrictEqual({ step: "age", plan: "pro" });
+      expect(await msLeft(tableName, "703")).toBeGreaterThan(TTL - 10_000);
+    },
+  );
+
+  it("an onConflict function is not asked about a conflict: no other writer exists", async () => {
+    const asked: unknown[] = [];
+    const onConflict: ConflictResolver<Session> = (base, ours, theirs, conflict) => {
+      asked.push({ base, ours, theirs, conflict });
+      return ours;
+    };
+    const { tableName, error } = await updateThenExpiry("exp_update_expired_function", onConflict);
+    expect({ error, asked }).toStrictEqual({ error: undefined, asked: [] });
+    expect(await fresh(tableName, "703")).toStrictEqual({ step: "age", plan: "pro" });
+  });
+});
