@@ -12,7 +12,7 @@ import {
   type StorageEvent,
   type WriteConflict,
 } from "../src/index.js";
-import { rewindExpiries, useFixture, useIsolates } from "./support/fixture.js";
+import { rewindExpiries, storedText, useFixture, useIsolates } from "./support/fixture.js";
 
 type Session = Record<string, unknown>;
 
@@ -36,11 +36,7 @@ describe("reads and their write-backs: repairs, re-encryption, expiry, update() 
   const db = useFixture(2);
   /** A pool of its own, as a separate isolate has. */
   const isolate = useIsolates();
-  /** The row's text as the database holds it, expired or not. */
-  const stored = async (tableName: string, key: string) =>
-    (await db.admin(`SELECT value::text AS value FROM "${tableName}" WHERE key = $1`, [key]))[0]?.value as
-      | string
-      | undefined;
+  const stored = (tableName: string, key: string) => storedText(db.admin, tableName, key);
   /** The operations an observed storage reports. */
   const operations = () => {
     const events: OperationEvent[] = [];

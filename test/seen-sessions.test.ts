@@ -13,7 +13,7 @@ import {
   type WriteConflict,
   type WriteOutcome,
 } from "../src/index.js";
-import { useFixture, useIsolates } from "./support/fixture.js";
+import { storedText, useFixture, useIsolates } from "./support/fixture.js";
 
 type Session = Record<string, unknown>;
 
@@ -25,11 +25,7 @@ describe("write-backs compared with the session the read handed out", () => {
   const db = useFixture(2);
   /** A pool of its own, as a separate isolate has. */
   const isolate = useIsolates();
-  /** The row's text as the database holds it. */
-  const stored = async (tableName: string, key: string) =>
-    (await db.admin(`SELECT value::text AS value FROM "${tableName}" WHERE key = $1`, [key]))[0]?.value as
-      | string
-      | undefined;
+  const stored = (tableName: string, key: string) => storedText(db.admin, tableName, key);
   /** Writes a row as a storage without a schema does (and creates the table): a row from another version of the bot. */
   const seed = (tableName: string, key: string, value: unknown) =>
     new PostgresStorage<unknown>({ client: db.pool, tableName }).write(key, value);

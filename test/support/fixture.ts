@@ -68,6 +68,13 @@ export function useIsolates(): () => pg.Pool {
   };
 }
 
+/** The row's value as the database holds its text, expired or not; `undefined` without a row. */
+export async function storedText(admin: Admin, table: string, key: string): Promise<string | undefined> {
+  return (await admin(`SELECT value::text AS value FROM "${table}" WHERE key = $1`, [key]))[0]?.value as
+    | string
+    | undefined;
+}
+
 /**
  * Moves every expiry in `table` `ms` milliseconds into the past. The storage
  * judges expiry by the database's `now()`, so to it this is as if `ms` had
