@@ -64,7 +64,9 @@ const ms = (value: number | undefined) =>
 const ratio = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
-const times = (value: number) => (Number.isNaN(value) ? "–" : `${value.toFixed(2)}×`);
+// A ratio within half a hundredth of parity gets a third decimal: "1.00×" would hide which side of a 1.0× target it is.
+const times = (value: number) =>
+  Number.isNaN(value) ? "–" : `${value.toFixed(value !== 1 && Math.abs(value - 1) < 0.005 ? 3 : 2)}×`;
 /** A ratio over rounds: the median, then the smallest and largest round. */
 const spread = (r: RatioSpread) =>
   r.rounds === 0 ? "–" : `${times(r.median)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}×)`;
