@@ -363,4 +363,100 @@ describe("WriteBacks: which write is the write-back of which read", () => {
     expect(backs.take("k", { other: 2 })?.stored).toHaveLength(1000);
     expect(await isKept(ref)).toBe(false);
   });
+
+  it("the base of a read that handed out none serves only within fallbackMs of that read: at fallbackMs it does not", () => {
+    let now = 10_000;
+    const backs = new WriteBacks({ now: () => now, fallbackMs: 1000 });
+    backs.read(base("k", null), undefined);
+    now = 10_500;
+    backs.read(base("k", '{"v":1}'), { v: 1 }); // disagrees: only the read that found none can serve
+    backs.read(base("k", '{"v":1}'), { v: 1 });
+    now = 10_999;
+    expect(backs.take("k", { v: 2 })).toStrictEqual(base("k", null));
+    now = 11_000; // the row reads' window is still open, the empty read's is not
+    expect(backs.take("k", { v: 3 })).toBeUndefined();
+    // With fields an update() set, an expired fallback is still none: no base with the fields alone.
+    now = 20_000;
+    backs.read(base("j", null), undefined);
+    backs.updated("j", '{"a":1}', '{"a":1}', ["a"]);
+    now = 21_000;
+    expect(backs.take("j", { a: 0 })).toBeUndefined();
+  });
+
+  it("the base of a read that handed out none serves when reads disagree or this storage wrote the key, until no read is open", () => {
+    const backs = new WriteBacks();
+    backs.read(base("k", '{"v":1}'), { v: 1 });
+    backs.read(base("k", null), undefined);
+    backs.saw("k", '{"v":2}'); // touched, and the reads disagree
+    expect(backs.take("k", { v: 3 })).toStrictEqual(base("k", null));
+    expect(backs.take("k", { v: 4 })).toStrictEqual(base("k", null));
+    expect(backs.take("k", { v: 5 })).toBeUndefined(); // open 0: nothing serves
+    // Touched alone (reads that agree) also falls back to it.
+    backs.read(base("j", null), undefined);
+    backs.read(base("j", null), undefined);
+    backs.saw("j", '{"v":1}');
+    expect(backs.take("j", { v: 1 })).toStrictEqual(base("j", null));
+  });
+
+  it("a read that starts afresh forgets the empty read and the update()'s fields; a read over the bound sets none", () => {
+    let now = 0;
+    const backs = new WriteBacks({ now: () => now, fallbackMs: 1000, maxGuessChars: 3 });
+    backs.read(base("k", null), undefined);
+    backs.updated("k", '{"a":1}', '{"a":1}', ["a"]);
+    now = 1000;
+    backs.read(base("k", "1"), 1); // the window lapsed: afresh
+    backs.saw("k", "2");
+    expect(backs.take("k", 3)).toBeUndefined();
+    // A read that found a row too large to keep hands out none but keeps no base to fall back to.
+    backs.read(seen("j", "1234", null), undefined);
+    backs.read(base("j", "1"), 1);
+    expect(backs.take("j", 2)).toBeUndefined();
+    expect(backs.take("j", 2)).toBeUndefined();
+  });
+
+  it("update() fields are recorded only while a read that handed out none is open, and survive a counting read of another row", () => {
+    const backs = new WriteBacks();
+    // Updated before the read that found none: not that read's initial() object's.
+    backs.read(base("k", '{"v":1}'), { v: 1 });
+    backs.updated("k", '{"v":1,"a":1}', '{"v":1,"a":1}', ["a"]);
+    backs.read(base("k", null), undefined);
+    expect(backs.take("k", { b: 0 })).toStrictEqual(base("k", null));
+    // Updated while it is open beside a read of a row: recorded, and the fallback is that read's with the fields.
+    backs.read(base("j", '{"v":1}'), { v: 1 });
+    backs.read(base("j", null), undefined);
+    backs.updated("j", '{"v":1,"a":1}', '{"v":1,"a":1}', ["a"]);
+    backs.read(base("j", '{"v":9}'), { v: 9 }); // another row, within the window: counts, keeps the fields
+    expect(backs.take("j", { a: 0 })).toStrictEqual({ ...base("j", null), updatedFields: ["a"] });
+    // Updated with only the read that found none open: not touched, and a replaced object builds on it, with the fields.
+    backs.read(base("i", null), undefined);
+    backs.read(base("i", null), undefined);
+    backs.updated("i", '{"a":1}', '{"a":1}', ["a"]);
+    expect(backs.take("i", { a: 0 })).toStrictEqual({ ...base("i", null), updatedFields: ["a"] });
+    expect(backs.take("i", { a: 0 })).toStrictEqual({ ...base("i", null), updatedFields: ["a"] });
+  });
+
+  it("a read of the row an update() left counts without restarting the window, matched by its stored or by its plain text", () => {
+    for (const [key, read] of [
+      ["stored", seen("stored", '{"plan":"pro"}', '{"plan":"pro","n":0}')],
+      ["plain", seen("plain", "sealed-2", '{"plan":"pro"}')],
+    ] as const) {
+      let now = 0;
+      const backs = new WriteBacks({ now: () => now, fallbackMs: 1000 });
+      backs.read(base(key, null), undefined);
+      backs.updated(key, '{"plan":"pro"}', '{"plan":"pro"}', ["plan"]);
+      now = 900;
+      backs.read(read, {});
+      // 1500 ms after the read that found none: that window lapsed, so this read starts afresh.
+      now = 1500;
+      backs.read(base(key, '{"other":1}'), { other: 1 });
+      expect(backs.take(key, { fresh: true })).toStrictEqual(base(key, '{"other":1}'));
+    }
+  });
 });
+
+// Mutants of src/write-backs.ts left standing are equivalent:
+// - take(): `empty !== undefined` forced true assigns `empty` (undefined) to an undefined fallback.
+// - updated(): `state.open > 0` forced true (or `>= 0`) in the fields check: with no read open, take() cleared `empty`.
+// - updated(): the touched check (any mutant): a key whose last base handed out none while a read is open has that
+//   base as `empty`, read at the same time, so take() falls back to the same base whether touched or not.
+// - (not a mutant) take() never sees an expired window with a fresh `empty`, because `emptyAt <= readAt` always (both set by one read).
